@@ -1,0 +1,7 @@
+"""``python -m blockqnn`` runs the command line."""
+
+import sys
+
+from blockqnn.cli import main
+
+sys.exit(main())

@@ -1,0 +1,167 @@
+"""Search spaces as decision processes.
+
+An agent builds an architecture by walking a finite decision process: from the initial
+state it picks one of the legal actions, moves to the next state, and so on until a
+terminal state. :class:`Space` is the contract every space implements (the NSC block
+space here, the NAS-Bench-201 cell space in :mod:`blockqnn.nb201`). States and actions are
+hashable plain data, so Q tables and run stores never need to know the space.
+
+This module is pure Python: it never imports torch.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Hashable, Sequence
+from functools import lru_cache
+from typing import Protocol, runtime_checkable
+
+from blockqnn import nsc
+from blockqnn.nsc import KERNELS, TWO_INPUT, Layer, LayerType
+
+
+@runtime_checkable
+class Space(Protocol):
+    """A finite decision process whose complete trajectories are architectures.
+
+    Contract: every sequence of actions taken from :meth:`actions` starting at
+    :meth:`initial_state` reaches a terminal state in a bounded number of steps, and
+    :meth:`architecture` of that sequence is valid (``parse(format(a)) == a``).
+    """
+
+    name: str
+
+    def initial_state(self) -> Hashable:
+        """The state before any decision."""
+
+    def actions(self, state: Hashable) -> Sequence[Hashable]:
+        """The legal actions from ``state`` (empty only for terminal states)."""
+
+    def step(self, state: Hashable, action: Hashable) -> Hashable:
+        """The state reached by taking ``action`` in ``state``."""
+
+    def is_terminal(self, state: Hashable) -> bool:
+        """Whether ``state`` ends a trajectory."""
+
+    def architecture(self, actions: Sequence[Hashable]) -> Hashable:
+        """The architecture a complete trajectory describes."""
+
+    def trajectory(self, arch: Hashable) -> list[Hashable]:
+        """The actions that build ``arch`` (inverse of :meth:`architecture`)."""
+
+    def key(self, arch: Hashable) -> str:
+        """A canonical key: equal for architectures that are the same network."""
+
+    def format(self, arch: Hashable) -> str:
+        """Text form of ``arch``; :meth:`parse` reads it back."""
+
+    def parse(self, text: str) -> Hashable:
+        """Read an architecture from its text form (raises ``ValueError``)."""
+
+    def mutate(self, arch: Hashable, rng: random.Random) -> Hashable:
+        """A different valid architecture one legal change away from ``arch``."""
+
+
+def walk(space: Space, choose) -> list[Hashable]:
+    """Run one trajectory, calling ``choose(state, actions)`` to pick each action."""
+    state, taken = space.initial_state(), []
+    while not space.is_terminal(state):
+        action = choose(state, space.actions(state))
+        taken.append(action)
+        state = space.step(state, action)
+    return taken
+
+
+INPUT_STATE = Layer(0, 0, 0, 0, 0)
+
+
+class NSCSpace:
+    """The BlockQNN block space (DESIGN.md section 3).
+
+    State: the code of the current layer (the block input is ``(0,0,0,0,0)``). Action: the
+    code of the next layer, index + 1. Predecessors range over 0..index; add and concat
+    take two different ones (offered once, pred1 > pred2); no terminal directly after the
+    input; at ``max_index`` only the terminal is legal. ``types`` restricts the layer types
+    offered (the terminal is always offered).
+    """
+
+    name = "nsc"
+
+    def __init__(
+        self,
+        max_index: int = nsc.DEFAULT_MAX_INDEX,
+        types: Sequence[int] = tuple(LayerType),
+    ) -> None:
+        if max_index < 2:
+            raise ValueError(f"max_index must be at least 2, got {max_index}")
+        self.max_index = max_index
+        self.types = tuple(sorted({LayerType(t) for t in types} | {LayerType.TERMINAL}))
+        self._actions = lru_cache(maxsize=None)(self._actions_at)
+
+    def initial_state(self) -> Layer:
+        return INPUT_STATE
+
+    def actions(self, state: Layer) -> tuple[Layer, ...]:
+        if self.is_terminal(state):
+            return ()
+        return self._actions(state.index + 1)
+
+    def _actions_at(self, j: int) -> tuple[Layer, ...]:
+        terminal = Layer(j, LayerType.TERMINAL, 0, 0, 0)
+        if j >= self.max_index:
+            return (terminal,)
+        out = []
+        for t in self.types:
+            if t == LayerType.TERMINAL:
+                continue
+            if t in TWO_INPUT:
+                out += [Layer(j, t, 0, a, b) for a in range(j) for b in range(a)]
+            else:
+                out += [Layer(j, t, k, p, 0) for k in KERNELS[t] for p in range(j)]
+        return tuple(out) + ((terminal,) if j > 1 else ())
+
+    def step(self, state: Layer, action: Layer) -> Layer:
+        return action
+
+    def is_terminal(self, state: Layer) -> bool:
+        return state.type == LayerType.TERMINAL
+
+    def architecture(self, actions: Sequence[Layer]) -> nsc.Block:
+        block = tuple(Layer(*a) for a in actions)
+        nsc.validate(block, self.max_index)
+        return block
+
+    def trajectory(self, arch: nsc.Block) -> list[Layer]:
+        return list(arch)
+
+    def key(self, arch: nsc.Block) -> str:
+        return nsc.canonical_key(arch)
+
+    def format(self, arch: nsc.Block) -> str:
+        return nsc.format_block(arch)
+
+    def parse(self, text: str) -> nsc.Block:
+        return nsc.parse(text, self.max_index)
+
+    def mutate(self, arch: nsc.Block, rng: random.Random) -> nsc.Block:
+        """Replace one layer by another legal layer, append one, or drop the last one."""
+        body = list(nsc.body(arch))
+        moves = ["replace"]
+        if len(body) + 1 < self.max_index:
+            moves.append("append")
+        if len(body) > 1:
+            moves.append("drop")
+        while True:
+            move = rng.choice(moves)
+            if move == "replace":
+                i = rng.randrange(len(body))
+                options = [a for a in self._actions(i + 1) if a != body[i] and a.type != 7]
+                new = body[:i] + [rng.choice(options)] + body[i + 1 :]
+            elif move == "append":
+                j = len(body) + 1
+                new = body + [rng.choice([a for a in self._actions(j) if a.type != 7])]
+            else:
+                new = body[:-1]
+            block = tuple(new) + (Layer(len(new) + 1, LayerType.TERMINAL, 0, 0, 0),)
+            if self.key(block) != self.key(arch):
+                return block

@@ -1,0 +1,30 @@
+"""Shared test set-up: one torch thread (one process per core), shared data location."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def shared_file(*parts: str) -> Path:
+    """A file under ../shared/data; fails (never skips) with a clear message if missing."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.fail(
+            f"{path} is missing: these tests need the shared data folder ../shared/data "
+            "beside the project root (CI always has it)."
+        )
+    return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    try:
+        import torch
+    except ImportError:  # the search core's tests run without torch too
+        return
+    torch.set_num_threads(1)
