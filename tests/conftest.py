@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,12 @@ def shared_file(*parts: str) -> Path:
             "beside the project root (CI always has it)."
         )
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_dataset_cache(tmp_path_factory):
+    """Decoded datasets are cached for the session only, never in the user's home."""
+    os.environ["BLOCKQNN_CACHE"] = str(tmp_path_factory.mktemp("dataset-cache"))
 
 
 @pytest.fixture(autouse=True, scope="session")

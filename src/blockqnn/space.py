@@ -146,7 +146,7 @@ class NSCSpace:
     def mutate(self, arch: nsc.Block, rng: random.Random) -> nsc.Block:
         """Replace one layer by another legal layer, append one, or drop the last one."""
         body = list(nsc.body(arch))
-        moves = ["replace"]
+        parent_key, moves = self.key(arch), ["replace"]
         if len(body) + 1 < self.max_index:
             moves.append("append")
         if len(body) > 1:
@@ -163,5 +163,5 @@ class NSCSpace:
             else:
                 new = body[:-1]
             block = tuple(new) + (Layer(len(new) + 1, LayerType.TERMINAL, 0, 0, 0),)
-            if self.key(block) != self.key(arch):
+            if self.key(block) != parent_key:
                 return block

@@ -13,9 +13,10 @@ import sys
 from collections.abc import Sequence
 
 from blockqnn import __version__
-from blockqnn.cli import block
+from blockqnn.cli import block, search, show
+from blockqnn.store import StoreError
 
-COMMANDS = (block,)
+COMMANDS = (block, search, show)
 
 
 class UsageError(Exception):
@@ -41,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     try:
         return args.func(args)
-    except (UsageError, ValueError, KeyError, FileNotFoundError) as exc:
+    except (UsageError, ValueError, KeyError, FileNotFoundError, StoreError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"blockqnn {args.command}: error: {message}", file=sys.stderr)
         return 2

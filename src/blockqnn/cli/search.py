@@ -1,0 +1,148 @@
+"""``blockqnn search``: run (or ``--resume``) a search in a run directory."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from blockqnn import nsc
+from blockqnn.config import SearchConfig
+from blockqnn.search import Progress, Search, create_run, open_run
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("search", help="search for a block (or a NAS-Bench-201 cell)")
+    p.add_argument("--run-dir", required=True, type=Path, help="directory of the run's files")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    p.add_argument("--space", choices=("nsc", "nb201"), default="nsc")
+    p.add_argument("--strategy", choices=("qlearning", "random", "evolution"), default="qlearning")
+    p.add_argument("--evaluations", type=int, help="budget of candidates (default: 64 x 178)")
+    p.add_argument("--iterations", type=int, help="budget in iterations of --batch candidates")
+    p.add_argument("--batch", type=int, default=64, help="candidates per iteration")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mu", type=float, default=1.0, help="reward weight of ln(GFLOPs)")
+    p.add_argument("--rho", type=float, default=8.0, help="reward weight of ln(density)")
+    p.add_argument("--max-index", type=int, default=nsc.DEFAULT_MAX_INDEX)
+    p.add_argument("--no-dedupe", action="store_true", help="retrain isomorphic duplicates")
+    p.add_argument("--unshaped", action="store_true", help="Q-learning without r_t = r_T / T")
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        type=_option,
+        metavar="KEY=VALUE",
+        help="strategy option, e.g. alpha=0.5, replay=32, population_size=50 (repeatable)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    tab = p.add_argument_group("tabular evaluation (--space nb201)")
+    tab.add_argument("--table", help="CSV keyed by NAS-Bench-201 architecture strings")
+    tab.add_argument("--reward-column", help="column used as the search reward")
+    tab.add_argument("--test-column", help="column reported as final test accuracy")
+    tab.add_argument("--cost-column", help="column of evaluation cost in seconds")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace) -> SearchConfig:
+    """The run configuration the command-line options describe."""
+    if args.evaluations and args.iterations:
+        raise ValueError("give --evaluations or --iterations, not both")
+    budget = args.evaluations or (args.iterations or 178) * args.batch
+    options = dict(args.option)
+    if args.unshaped:
+        options["shaped"] = False
+    return SearchConfig(
+        space=args.space,
+        max_index=args.max_index,
+        strategy=args.strategy,
+        strategy_options=options,
+        evaluations=budget,
+        batch=args.batch,
+        seed=args.seed,
+        mu=args.mu,
+        rho=args.rho,
+        dedupe=not args.no_dedupe,
+        evaluator=evaluator_from_args(args),
+    )
+
+
+def _option(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def evaluator_from_args(args: argparse.Namespace) -> dict:
+    if args.space == "nb201":
+        if not (args.table and args.reward_column):
+            raise ValueError("--space nb201 needs --table and --reward-column")
+        return {
+            "kind": "tabular",
+            "table": str(Path(args.table).resolve()),
+            "reward_column": args.reward_column,
+            "test_column": args.test_column,
+            "cost_column": args.cost_column,
+        }
+    raise ValueError("the NSC space needs a dataset to train on (--dataset)")
+
+
+def make_executor(args: argparse.Namespace, config: SearchConfig):
+    from blockqnn.config import make_evaluator
+    from blockqnn.execution import InlineExecutor
+
+    return InlineExecutor(make_evaluator(config))
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.resume:
+        store, config = open_run(args.run_dir)
+    else:
+        config = config_from_args(args)
+        store = create_run(args.run_dir, config)
+    with store, ProgressBar(config, disabled=args.no_progress) as bar:
+        search = Search(store, config, make_executor(args, config), progress=bar.update)
+        try:
+            counts = search.run()
+        except KeyboardInterrupt:
+            logger.warning("interrupted: everything finished is saved; continue with --resume")
+            return 130
+        best = store.top(1)
+    print(f"run {args.run_dir}: {counts}")
+    if best:
+        print(f"best reward {best[0].reward:.3f} (accuracy {best[0].accuracy:.2f}): {best[0].arch}")
+    return 0
+
+
+class ProgressBar:
+    """A tqdm bar on stderr: evaluated/total, iteration, epsilon, best reward, ETA."""
+
+    def __init__(self, config: SearchConfig, disabled: bool) -> None:
+        self.config, self.disabled, self.bar = config, disabled, None
+
+    def __enter__(self) -> ProgressBar:
+        if not self.disabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=self.config.evaluations, unit="cand", dynamic_ncols=True, mininterval=0.5
+            )
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def update(self, p: Progress) -> None:
+        if self.bar is None:
+            return
+        eps = "-" if p.epsilon is None else f"{p.epsilon:.1f}"
+        best = "-" if p.best_reward is None else f"{p.best_reward:.2f}"
+        self.bar.set_postfix_str(f"it {p.iteration} eps {eps} best {best}", refresh=False)
+        self.bar.update(p.done - self.bar.n)

@@ -1,0 +1,110 @@
+"""The resolved configuration of a search run, and the objects it describes.
+
+A run's configuration is stored in its database when the run starts; ``--resume`` reads
+it back, so a resumed run always continues with the settings it began with. Evaluators
+that need torch are imported only when built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from blockqnn import nsc
+from blockqnn.evaluation import Evaluator
+from blockqnn.reward import RewardConfig
+from blockqnn.space import NSCSpace, Space
+
+#: The paper's budget: 178 iterations of 64 blocks.
+PAPER_EVALUATIONS = 178 * 64
+
+
+class ConfigError(ValueError):
+    """An invalid run configuration; the message names the field."""
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything that defines a search run (JSON-compatible)."""
+
+    space: str = "nsc"  #: "nsc" (BlockQNN blocks) or "nb201" (NAS-Bench-201 cells)
+    max_index: int = nsc.DEFAULT_MAX_INDEX  #: NSC space: largest layer index (terminal incl.)
+    strategy: str = "qlearning"  #: "qlearning", "random" or "evolution"
+    strategy_options: dict[str, Any] = field(default_factory=dict)  #: e.g. {"shaped": False}
+    evaluations: int = PAPER_EVALUATIONS  #: budget: candidates proposed in all
+    batch: int = 64  #: candidates per iteration (epsilon schedule, replay)
+    seed: int = 0  #: seeds the strategy (and evaluators that train)
+    mu: float = 1.0  #: reward weight of ln(GFLOPs)
+    rho: float = 8.0  #: reward weight of ln(density)
+    dedupe: bool = True  #: reuse the stored result of an isomorphic, completed candidate
+    max_attempts: int = 3  #: tries per candidate when its worker dies
+    evaluator: dict[str, Any] = field(default_factory=dict)  #: {"kind": ..., options}
+
+    def __post_init__(self) -> None:
+        checks = {
+            "space": self.space in SPACES,
+            "evaluations": self.evaluations >= 1,
+            "batch": self.batch >= 1,
+            "max_attempts": self.max_attempts >= 1,
+            "max_index": self.max_index >= 2,
+            "evaluator": self.evaluator.get("kind") in EVALUATORS,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ConfigError(f"invalid {name}: {getattr(self, name)!r}")
+        RewardConfig(self.mu, self.rho)
+
+    @property
+    def reward(self) -> RewardConfig:
+        return RewardConfig(self.mu, self.rho)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchConfig:
+        """Inverse of :meth:`to_dict`; unknown fields raise :class:`ConfigError`."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown configuration field(s): {', '.join(unknown)}")
+        return cls(**data)
+
+
+def _nb201_space(config: SearchConfig) -> Space:
+    from blockqnn.nb201 import NB201Space
+
+    return NB201Space()
+
+
+SPACES = {
+    "nsc": lambda config: NSCSpace(max_index=config.max_index),
+    "nb201": _nb201_space,
+}
+
+
+def _tabular(options: dict[str, Any]) -> Evaluator:
+    from blockqnn.tabular import TabularEvaluator
+
+    return TabularEvaluator(**options)
+
+
+def _training(options: dict[str, Any]) -> Evaluator:
+    from blockqnn.train.evaluator import TrainingEvaluator
+
+    return TrainingEvaluator.from_dict(options)
+
+
+EVALUATORS = {"tabular": _tabular, "train": _training}
+
+
+def make_space(config: SearchConfig) -> Space:
+    """The search space a configuration describes."""
+    return SPACES[config.space](config)
+
+
+def make_evaluator(config: SearchConfig) -> Evaluator:
+    """The evaluator a configuration describes."""
+    options = {k: v for k, v in config.evaluator.items() if k != "kind"}
+    return EVALUATORS[config.evaluator["kind"]](options)

@@ -1,0 +1,145 @@
+"""Tar archives read without extraction and refused when unsafe; checked downloads.
+
+Nothing here writes an archive member to disk: members are streamed into memory. Every
+member is still checked as if it were about to be extracted, so an archive holding an
+absolute path, a ``..`` component, a link that points outside, or a device node is refused
+with :class:`DatasetError` naming the archive and the member.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import lzma
+import os
+import posixpath
+import tarfile
+import tempfile
+import urllib.request
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from blockqnn.data.errors import DatasetError
+
+logger = logging.getLogger(__name__)
+
+_CHUNK = 1 << 20
+_READ_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError)
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A downloadable file: where it is, its published md5, the name to save it as."""
+
+    url: str
+    md5: str
+    filename: str
+
+
+def check_member(archive: Path, member: tarfile.TarInfo) -> None:
+    """Raise DatasetError if extracting ``member`` could write outside the target folder."""
+    name = member.name
+    if _escapes(name):
+        raise DatasetError(f"{archive}: unsafe member {name!r} (absolute path or '..')")
+    if member.issym() or member.islnk():
+        base = posixpath.dirname(name) if member.issym() else ""
+        if _escapes(member.linkname) or _escapes(posixpath.join(base, member.linkname)):
+            raise DatasetError(
+                f"{archive}: member {name!r} links outside the archive ({member.linkname!r})"
+            )
+    elif not (member.isfile() or member.isdir()):
+        raise DatasetError(f"{archive}: member {name!r} is not a file, folder or link")
+
+
+def _escapes(name: str) -> bool:
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return True
+    return posixpath.normpath(name).split("/")[0] == ".."
+
+
+@contextmanager
+def _open_stream(archive: Path) -> Iterator[tarfile.TarFile]:
+    try:
+        with tarfile.open(archive, mode="r|*") as tar:
+            yield tar
+    except _READ_ERRORS as exc:
+        raise DatasetError(f"{archive}: not a readable tar archive ({exc})") from exc
+
+
+def scan_files(
+    archive: Path, wanted: Callable[[str], bool], budget: int
+) -> tuple[list[str], dict[str, bytes] | None]:
+    """Names of the wanted regular files in archive order, with their bytes if they fit.
+
+    The bytes come back only when all wanted files together take at most ``budget`` bytes
+    (else None, and :func:`read_files` reads the ones needed in a second pass). Every
+    member is checked (see :func:`check_member`).
+    """
+    names: list[str] = []
+    contents: dict[str, bytes] | None = {}
+    kept = 0
+    with _open_stream(archive) as tar:
+        for member in tar:
+            check_member(archive, member)
+            if not (member.isfile() and wanted(member.name)):
+                continue
+            names.append(member.name)
+            kept += member.size
+            if contents is not None and kept <= budget:
+                contents[member.name] = tar.extractfile(member).read()
+            else:
+                contents = None
+    return names, contents
+
+
+def read_files(archive: Path, wanted: Callable[[str], bool]) -> dict[str, bytes]:
+    """The bytes of every regular file whose name ``wanted`` accepts, in one streaming pass.
+
+    Every member is checked (see :func:`check_member`), wanted or not.
+    """
+    found: dict[str, bytes] = {}
+    with _open_stream(archive) as tar:
+        for member in tar:
+            check_member(archive, member)
+            if member.isfile() and wanted(member.name):
+                found[member.name] = tar.extractfile(member).read()
+    return found
+
+
+def download(remote: Remote, folder: Path) -> Path:
+    """Fetch ``remote`` into ``folder`` and return its path, verifying the md5.
+
+    The file is written to a temporary name and renamed only once the checksum matches, so
+    a failed or corrupt download leaves no file behind (DatasetError is raised).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    dest = folder / remote.filename
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{remote.filename}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            digest = _fetch(remote.url, out)
+        if digest != remote.md5.lower():
+            raise DatasetError(
+                f"{remote.url}: md5 {digest} does not match the published {remote.md5}"
+            )
+        os.replace(tmp, dest)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    logger.info("downloaded %s to %s", remote.url, dest)
+    return dest
+
+
+def _fetch(url: str, out) -> str:
+    logger.info("downloading %s", url)
+    md5 = hashlib.md5(usedforsecurity=False)
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            while chunk := response.read(_CHUNK):
+                md5.update(chunk)
+                out.write(chunk)
+    except OSError as exc:
+        raise DatasetError(f"{url}: download failed ({exc})") from exc
+    return md5.hexdigest()

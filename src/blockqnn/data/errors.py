@@ -1,0 +1,10 @@
+"""The one exception the data package raises for bad input."""
+
+from __future__ import annotations
+
+
+class DatasetError(ValueError):
+    """A dataset spec, file, archive or option is unusable.
+
+    The message names the spec or file and says what is wrong with it.
+    """

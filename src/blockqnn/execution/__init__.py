@@ -1,0 +1,10 @@
+"""Where evaluations run: in-process, a local process pool, or a Dask cluster.
+
+All executors implement :class:`blockqnn.execution.base.Executor`; the search loop does not
+know which one it drives.
+"""
+
+from blockqnn.execution.base import Executor, ExecutorLost, Outcome
+from blockqnn.execution.inline import InlineExecutor
+
+__all__ = ["Executor", "ExecutorLost", "InlineExecutor", "Outcome"]

@@ -1,0 +1,57 @@
+"""The executor contract and the plain-data outcome of one evaluation."""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from typing import Protocol
+
+from blockqnn.evaluation import Evaluator, Result
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one submitted evaluation ended.
+
+    Exactly one of ``result`` / ``error`` is set. ``lost`` marks an evaluation whose worker
+    died (killed, out of memory): the candidate itself may be fine and is worth retrying.
+    """
+
+    cid: int
+    result: Result | None = None
+    error: str | None = None
+    lost: bool = False
+    worker: str | None = None
+
+
+class ExecutorLost(RuntimeError):
+    """The executor itself is gone (e.g. the cluster's scheduler): nothing more can run."""
+
+
+class Executor(Protocol):
+    """Runs evaluations asynchronously.
+
+    Contract: ``submit`` returns at once; every submitted ``cid`` later appears in exactly
+    one :class:`Outcome` from ``wait`` (unless the executor is closed first or raises
+    :class:`ExecutorLost`). ``slots`` is how many evaluations may usefully be in flight.
+    Used from one thread (the search loop's).
+    """
+
+    slots: int
+
+    def submit(self, cid: int, arch: str) -> None: ...
+
+    def wait(self, timeout: float | None = None) -> list[Outcome]:
+        """Block until at least one outcome is ready (or ``timeout`` seconds pass)."""
+
+    def close(self) -> None:
+        """Stop all work; outcomes not yet collected are dropped."""
+
+
+def evaluate_safely(evaluator: Evaluator, cid: int, arch: str, worker: str | None) -> Outcome:
+    """Run one evaluation, turning any exception into a failed :class:`Outcome`."""
+    try:
+        return Outcome(cid, result=evaluator.evaluate(arch), worker=worker)
+    except Exception as exc:  # the search must survive any candidate's failure
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        return Outcome(cid, error=detail, worker=worker)

@@ -1,0 +1,212 @@
+"""The search loop: ask -> submit -> collect -> tell -> persist.
+
+Only this module knows the strategy, the run store and the executor together. The loop is
+asynchronous as DESIGN.md section 3 describes: whenever an executor slot is free and
+budget remains, the strategy proposes a new candidate; results are told to the strategy
+as they arrive. Every change of the strategy's state is saved in the same transaction as
+the candidate row it concerns, so a run killed at any instant resumes exactly: completed
+evaluations are kept, candidates that were in flight are evaluated again, and the run ends
+with exactly ``evaluations`` candidates.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from pathlib import Path
+
+from blockqnn.config import ConfigError, SearchConfig, make_space
+from blockqnn.execution.base import Executor, Outcome
+from blockqnn.reward import reward_of
+from blockqnn.space import Space
+from blockqnn.store import CandidateState, RunStore
+from blockqnn.strategies import Strategy, make_strategy
+
+logger = logging.getLogger(__name__)
+
+DB_NAME = "run.db"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot of a running search, for progress bars and logs."""
+
+    iteration: int  #: completed iterations (``done // batch``)
+    epsilon: float | None  #: exploration rate of the next proposal
+    done: int  #: candidates finished (complete, reused or failed)
+    total: int  #: the budget
+    running: int  #: evaluations in flight
+    best_reward: float | None  #: best reward so far
+    elapsed_s: float  #: wall time of this session of the run
+    eta_s: float | None  #: estimated time to finish, from this session's rate
+
+
+def create_run(run_dir: str | Path, config: SearchConfig) -> RunStore:
+    """Create the run directory's database holding ``config`` (refuses an existing run).
+
+    The configuration is checked first (space, strategy and its options), so a bad option
+    never leaves a run directory behind.
+    """
+    new_strategy(config, make_space(config))
+    store = RunStore.create(Path(run_dir) / DB_NAME, config.to_dict())
+    store.set_meta("status", "created")
+    return store
+
+
+def open_run(run_dir: str | Path) -> tuple[RunStore, SearchConfig]:
+    """Open an existing run and its stored configuration (StoreError / ConfigError)."""
+    store = RunStore.open(Path(run_dir) / DB_NAME)
+    return store, SearchConfig.from_dict(store.config)
+
+
+def new_strategy(config: SearchConfig, space: Space) -> Strategy:
+    """A fresh strategy as ``config`` describes it (ConfigError for bad options)."""
+    try:
+        return make_strategy(
+            config.strategy,
+            space,
+            seed=config.seed,
+            budget=config.evaluations,
+            batch=config.batch,
+            **config.strategy_options,
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"strategy {config.strategy!r}: {exc}") from None
+
+
+def make_run_strategy(config: SearchConfig, space: Space, store: RunStore) -> Strategy:
+    """The run's strategy, restored from the store's saved state when there is one."""
+    strategy = new_strategy(config, space)
+    state = store.agent_state()
+    if state is not None:
+        strategy.load_state_dict(state)
+    return strategy
+
+
+class Search:
+    """Drives one run to its budget. Not thread-safe; one instance per run at a time."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        config: SearchConfig,
+        executor: Executor,
+        progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        self.store, self.config, self.executor = store, config, executor
+        self.space = make_space(config)
+        self.strategy = make_run_strategy(config, self.space, store)
+        self.progress = progress
+        self._inflight: dict[int, Hashable] = {}
+        self._started = time.monotonic()
+        self._done_at_start = 0
+
+    def run(self) -> dict[str, int]:
+        """Run until every budgeted candidate is complete or failed; returns the counts.
+
+        Exceptions (Ctrl-C, a lost cluster) propagate after the executor is closed; the
+        store already holds everything finished, so ``--resume`` continues the run.
+        """
+        self.store.set_meta("status", "running")
+        self._done_at_start = self._done()
+        try:
+            for candidate in self.store.requeue_unfinished():
+                self._submit(candidate.id, candidate.arch)
+            while self._fill() or self._inflight:
+                for outcome in self.executor.wait(timeout=1.0):
+                    self._collect(outcome)
+                self._report()
+            self._report()
+        except BaseException:
+            self.store.set_meta("status", "interrupted")
+            raise
+        finally:
+            self.executor.close()
+        self.store.set_meta("status", "finished")
+        return self.store.counts()
+
+    def _done(self) -> int:
+        counts = self.store.counts()
+        return counts.get(CandidateState.COMPLETE.value, 0) + counts.get(
+            CandidateState.FAILED.value, 0
+        )
+
+    def _fill(self) -> bool:
+        """Propose candidates while a slot is free and budget remains; False when the
+        budget is fully proposed."""
+        while len(self._inflight) < self.executor.slots:
+            if sum(self.store.counts().values()) >= self.config.evaluations:
+                return False
+            self._propose()
+        return True
+
+    def _propose(self) -> None:
+        arch = self.strategy.ask()
+        text, key = self.space.format(arch), self.space.key(arch)
+        iteration, epsilon = self.strategy.iteration, self.strategy.epsilon
+        source = self.store.find_by_key(key) if self.config.dedupe else None
+        if source is not None and source.reward is not None:
+            self.strategy.tell(arch, source.reward)
+            self.store.add_reused(
+                text, key, iteration, epsilon, source.id, source.reward, self.strategy.state_dict()
+            )
+            logger.info("candidate reuses #%d (isomorphic): reward %.3f", source.id, source.reward)
+            return
+        cid = self.store.add_candidate(text, key, iteration, epsilon, self.strategy.state_dict())
+        self._submit(cid, text)
+
+    def _submit(self, cid: int, text: str) -> None:
+        self._inflight[cid] = self.space.parse(text)
+        self.store.mark_running(cid)
+        self.executor.submit(cid, text)
+
+    def _collect(self, outcome: Outcome) -> None:
+        arch = self._inflight.pop(outcome.cid)
+        if outcome.result is not None:
+            self._complete(outcome, arch)
+        elif outcome.lost and self.store.get(outcome.cid).attempts < self.config.max_attempts:
+            logger.warning("candidate #%d lost its worker; retrying", outcome.cid)
+            self._submit(outcome.cid, self.space.format(arch))
+        else:
+            logger.warning("candidate #%d failed: %s", outcome.cid, outcome.error)
+            self.store.fail(outcome.cid, outcome.error or "failed")
+
+    def _complete(self, outcome: Outcome, arch: Hashable) -> None:
+        result = outcome.result
+        try:
+            value = reward_of(result, self.config.reward)
+        except ValueError as exc:
+            self.store.fail(outcome.cid, f"no reward: {exc}")
+            return
+        if not math.isfinite(value):
+            self.store.fail(outcome.cid, f"non-finite reward {value}")
+            return
+        self.strategy.tell(arch, value)
+        self.store.complete(outcome.cid, result, value, self.strategy.state_dict())
+        logger.info("candidate #%d: accuracy %.2f reward %.3f", outcome.cid, result.accuracy, value)
+
+    def _report(self) -> None:
+        if self.progress is None:
+            return
+        self.progress(self.snapshot())
+
+    def snapshot(self) -> Progress:
+        """The run's progress now."""
+        done = self._done()
+        elapsed = time.monotonic() - self._started
+        rate = (done - self._done_at_start) / elapsed if elapsed > 0 else 0.0
+        remaining = self.config.evaluations - done
+        best = self.store.top(1)
+        return Progress(
+            iteration=done // self.config.batch,
+            epsilon=self.strategy.epsilon,
+            done=done,
+            total=self.config.evaluations,
+            running=len(self._inflight),
+            best_reward=best[0].reward if best else None,
+            elapsed_s=elapsed,
+            eta_s=remaining / rate if rate > 0 else None,
+        )

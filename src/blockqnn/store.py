@@ -1,0 +1,670 @@
+"""The run store: one SQLite database per search run, safe against a crash at any instant.
+
+A run directory holds ``run.db``. It records the resolved configuration, every candidate
+the agent proposed (its architecture, state, metrics and reward) and the agent's state.
+Each change to a candidate and the agent state that goes with it are written in **one**
+transaction, so after a crash (even ``SIGKILL``) the agent state always matches the
+candidate table: a result is never lost, never counted twice.
+
+Candidate lifecycle (the master, the single writer, drives it)::
+
+    add_candidate -> PENDING -> mark_running -> RUNNING -> complete -> COMPLETE
+                                                        \\-> fail     -> FAILED
+    add_reused -> COMPLETE (an isomorphic duplicate reusing a stored result)
+    requeue_unfinished: RUNNING -> PENDING (on resume; each is evaluated again)
+
+The database uses WAL journaling with ``synchronous=NORMAL``: a process crash loses no
+committed transaction; a power loss may roll back the last few, but never corrupts the
+file or splits a transaction.
+
+This module is pure Python (stdlib ``sqlite3``): it never imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from blockqnn.evaluation import Result
+
+logger = logging.getLogger(__name__)
+
+#: File name of the database inside a run directory.
+DB_FILENAME = "run.db"
+#: ``PRAGMA application_id`` of every run database (ASCII "BQNN").
+APPLICATION_ID = 0x42514E4E
+#: Value of the ``app`` meta entry.
+APP_NAME = "blockqnn-run"
+#: ``PRAGMA user_version``: the schema this module writes and reads.
+SCHEMA_VERSION = 1
+#: Seconds a write waits for another connection's lock before failing.
+BUSY_TIMEOUT_S = 30.0
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_RESERVED_META = frozenset({"app", "schema_version", "config", "created"})
+_TOP_METRICS = frozenset({"reward", "accuracy", "test_accuracy"})
+
+_SCHEMA = (
+    """CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL  -- JSON
+    ) WITHOUT ROWID""",
+    """CREATE TABLE candidates (
+        id INTEGER PRIMARY KEY,
+        arch TEXT NOT NULL,
+        key TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'complete', 'failed')),
+        iteration INTEGER NOT NULL,
+        epsilon REAL,
+        accuracy REAL,
+        flops REAL,
+        params INTEGER,
+        density REAL,
+        test_accuracy REAL,
+        reward REAL,
+        cost_s REAL,
+        created REAL NOT NULL,
+        started REAL,
+        finished REAL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        reused_from INTEGER REFERENCES candidates (id),
+        worker TEXT,
+        extra TEXT NOT NULL DEFAULT '{}'  -- JSON
+    )""",
+    "CREATE INDEX candidates_by_state ON candidates (state)",
+    "CREATE INDEX candidates_by_key ON candidates (key)",
+    """CREATE TABLE agent (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        state TEXT NOT NULL,  -- JSON
+        updated REAL NOT NULL
+    )""",
+    f"PRAGMA application_id = {APPLICATION_ID}",
+    f"PRAGMA user_version = {SCHEMA_VERSION}",
+)
+
+
+class StoreError(RuntimeError):
+    """A run database that is missing, foreign, corrupt or too new, or a refused change."""
+
+
+class CandidateState(str, Enum):
+    """Where a candidate is in its lifecycle. COMPLETE and FAILED are final."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETE = "complete"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One proposed architecture and what is known about it (an immutable snapshot)."""
+
+    id: int  #: unique, increasing in proposal order
+    arch: str  #: the architecture in its space's text form
+    key: str  #: canonical (isomorphism) key
+    state: CandidateState
+    iteration: int  #: the agent's iteration when it was proposed
+    epsilon: float | None  #: exploration rate when it was proposed
+    accuracy: float | None  #: validation accuracy, percent
+    flops: float | None  #: GFLOPs
+    params: int | None
+    density: float | None
+    test_accuracy: float | None  #: percent
+    reward: float | None  #: percent points
+    cost_s: float | None  #: seconds the evaluation took (0 for a reused result)
+    created: float  #: unix time of the proposal
+    started: float | None  #: unix time of the last start
+    finished: float | None  #: unix time of the result or failure
+    attempts: int  #: how many times it was started
+    error: str | None  #: the failure message
+    reused_from: int | None  #: id of the candidate whose result this one reuses
+    worker: str | None  #: who ran the last attempt
+    extra: dict[str, Any]  #: evaluator-specific details
+
+
+_COLUMNS = ", ".join(f.name for f in fields(Candidate))
+
+
+class RunStore:
+    """The database of one search run.
+
+    Contract: the search loop (the master) is the only writer; every public method that
+    changes the database is one transaction, so it either happens whole or not at all.
+    Other processes may open the same run to read it (e.g. a status report) while the
+    master writes; WAL mode lets them read a consistent snapshot without blocking it.
+
+    Not thread-safe: use a store only from the thread that opened it (``sqlite3``'s
+    ``check_same_thread`` guard raises otherwise). Open one store per process.
+
+    ``path`` is the database file, or an existing run directory (meaning its ``run.db``).
+    """
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, config_text: str) -> None:
+        """Internal: use :meth:`create` or :meth:`open`."""
+        self._path = path
+        self._conn: sqlite3.Connection | None = conn
+        self._config_text = config_text
+
+    # -- opening and closing -------------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: str | Path, config: dict[str, Any]) -> RunStore:
+        """Create a new run database holding ``config`` (any JSON-compatible dict).
+
+        Parent directories are created. Raises :class:`StoreError` if the file (or a
+        leftover ``-wal``/``-shm``/``-journal`` file beside it) exists: a run is never
+        overwritten. A crash during creation leaves no file that :meth:`open` accepts.
+        """
+        db = _resolve(path)
+        config_text = _dumps(config, "config")
+        _refuse_existing(db)
+        db.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db.open("x").close()  # atomic: two creators cannot both succeed
+        except FileExistsError:
+            raise StoreError(f"{db} already exists; refusing to overwrite a run") from None
+        conn = _init_database(db, config_text)
+        logger.info("created run database %s", db)
+        return cls(db, conn, config_text)
+
+    @classmethod
+    def open(cls, path: str | Path) -> RunStore:
+        """Open an existing run database after checking it is one, intact and readable.
+
+        Raises :class:`StoreError` naming the file if it does not exist, is not a blockqnn
+        run database (not SQLite, or another application's), is corrupt, or was written
+        by a newer schema version. A rejected file is left as it is (beyond SQLite's own
+        recovery of an interrupted transaction).
+        """
+        db = _resolve(path)
+        _check_header(db)
+        try:
+            conn = _connect(db)
+        except sqlite3.OperationalError as exc:  # cannot open, locked, I/O error
+            raise StoreError(f"{db} cannot be opened ({exc})") from exc
+        except sqlite3.Error as exc:  # an SQLite header, but unreadable content
+            raise StoreError(f"{db} is corrupt ({exc})") from exc
+        try:
+            config_text = _validate(conn, db)
+        except BaseException:
+            conn.close()
+            raise
+        logger.info("opened run database %s", db)
+        return cls(db, conn, config_text)
+
+    def close(self) -> None:
+        """Close the database; later calls raise :class:`StoreError`. Idempotent."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self._path
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The configuration stored at creation (a fresh copy on every access)."""
+        return json.loads(self._config_text)
+
+    # -- candidate changes (each one transaction) ----------------------------------------
+
+    def add_candidate(
+        self,
+        arch: str,
+        key: str,
+        iteration: int,
+        epsilon: float | None,
+        agent_state: dict[str, Any] | None,
+    ) -> int:
+        """Record a proposed candidate as PENDING and return its id.
+
+        ``agent_state`` (the agent after proposing it) is saved in the same transaction;
+        ``None`` leaves the stored agent state unchanged. The same holds for every method
+        below that takes an ``agent_state``.
+        """
+        state_text = _dumps_optional(agent_state, "agent_state")
+        with self._write() as conn:
+            cursor = conn.execute(
+                "INSERT INTO candidates (arch, key, state, iteration, epsilon, created)"
+                " VALUES (?, ?, 'pending', ?, ?, ?)",
+                (arch, key, int(iteration), _opt_float(epsilon), time.time()),
+            )
+            _save_agent(conn, state_text)
+        return _rowid(cursor)
+
+    def mark_running(self, cid: int, worker: str | None = None) -> None:
+        """Mark a PENDING (or already RUNNING) candidate as started: RUNNING, one more attempt.
+
+        Raises :class:`StoreError` if the candidate does not exist or is final.
+        """
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE candidates SET state = 'running', attempts = attempts + 1,"
+                " started = ?, worker = ? WHERE id = ? AND state IN ('pending', 'running')",
+                (time.time(), worker, cid),
+            )
+            self._check_changed(conn, cursor, cid, "start")
+
+    def complete(
+        self, cid: int, result: Result, reward: float, agent_state: dict[str, Any] | None
+    ) -> None:
+        """Store an evaluation's ``result`` and ``reward``; the candidate becomes COMPLETE.
+
+        ``agent_state`` is the agent after learning from this reward. Raises
+        :class:`StoreError` if the candidate does not exist or is not PENDING/RUNNING (so
+        a result is never counted twice); then nothing is written.
+        """
+        extra_text = _dumps(result.extra, "result.extra")
+        state_text = _dumps_optional(agent_state, "agent_state")
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE candidates SET state = 'complete', accuracy = ?, flops = ?, params = ?,"
+                " density = ?, test_accuracy = ?, cost_s = ?, reward = ?, extra = ?,"
+                " finished = ? WHERE id = ? AND state IN ('pending', 'running')",
+                (*_result_values(result), float(reward), extra_text, time.time(), cid),
+            )
+            self._check_changed(conn, cursor, cid, "complete")
+            _save_agent(conn, state_text)
+
+    def fail(self, cid: int, error: str, agent_state: dict[str, Any] | None = None) -> None:
+        """Mark a PENDING/RUNNING candidate FAILED with ``error``.
+
+        Raises :class:`StoreError` if it does not exist or is already final.
+        """
+        state_text = _dumps_optional(agent_state, "agent_state")
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE candidates SET state = 'failed', error = ?, finished = ?"
+                " WHERE id = ? AND state IN ('pending', 'running')",
+                (error, time.time(), cid),
+            )
+            self._check_changed(conn, cursor, cid, "fail")
+            _save_agent(conn, state_text)
+
+    def add_reused(
+        self,
+        arch: str,
+        key: str,
+        iteration: int,
+        epsilon: float | None,
+        source_id: int,
+        reward: float,
+        agent_state: dict[str, Any] | None,
+    ) -> int:
+        """Record a duplicate that reuses a stored result; return its id.
+
+        The new candidate is COMPLETE with the source's metrics, the given ``reward``,
+        ``cost_s = 0`` and ``reused_from`` naming the original evaluation (the source's
+        own source, if the source is itself reused). Raises :class:`StoreError` unless
+        ``source_id`` is a COMPLETE candidate.
+        """
+        state_text = _dumps_optional(agent_state, "agent_state")
+        now = time.time()
+        with self._write() as conn:
+            cursor = conn.execute(
+                "INSERT INTO candidates (arch, key, state, iteration, epsilon, accuracy, flops,"
+                " params, density, test_accuracy, reward, cost_s, created, started, finished,"
+                " reused_from, extra)"
+                " SELECT ?, ?, 'complete', ?, ?, accuracy, flops, params, density,"
+                " test_accuracy, ?, 0.0, ?, ?, ?, COALESCE(reused_from, id), extra"
+                " FROM candidates WHERE id = ? AND state = 'complete'",
+                (
+                    arch,
+                    key,
+                    int(iteration),
+                    _opt_float(epsilon),
+                    float(reward),
+                    now,
+                    now,
+                    now,
+                    source_id,
+                ),
+            )
+            if cursor.rowcount != 1:
+                found = self._describe(conn, source_id)
+                raise StoreError(
+                    f"{self._path}: cannot reuse candidate {source_id}: {found}, not complete"
+                )
+            _save_agent(conn, state_text)
+        return _rowid(cursor)
+
+    def requeue_unfinished(self) -> list[Candidate]:
+        """On resume: set RUNNING candidates back to PENDING; return all PENDING in id order.
+
+        Attempts are kept (they count starts); ``started`` and ``worker`` are cleared.
+        """
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE candidates SET state = 'pending', started = NULL, worker = NULL"
+                " WHERE state = 'running'"
+            )
+            pending = self._select(conn, "WHERE state = 'pending' ORDER BY id")
+        if cursor.rowcount:
+            logger.info("requeued %d interrupted candidates", cursor.rowcount)
+        return pending
+
+    # -- queries -------------------------------------------------------------------------
+
+    def get(self, cid: int) -> Candidate:
+        """The candidate with id ``cid``; :class:`StoreError` if there is none."""
+        with self._read() as conn:
+            found = self._select(conn, "WHERE id = ?", (cid,))
+        if not found:
+            raise StoreError(f"{self._path}: no candidate {cid}")
+        return found[0]
+
+    def candidates(self, states: Iterable[CandidateState] | None = None) -> list[Candidate]:
+        """All candidates (or those in ``states``), in id order."""
+        with self._read() as conn:
+            if states is None:
+                return self._select(conn, "ORDER BY id")
+            values = [CandidateState(s).value for s in states]
+            marks = ", ".join("?" * len(values))
+            return self._select(conn, f"WHERE state IN ({marks}) ORDER BY id", values)
+
+    def find_by_key(self, key: str) -> Candidate | None:
+        """The first COMPLETE, non-reused candidate with canonical ``key``, or None."""
+        with self._read() as conn:
+            found = self._select(
+                conn,
+                "WHERE key = ? AND state = 'complete' AND reused_from IS NULL ORDER BY id LIMIT 1",
+                (key,),
+            )
+        return found[0] if found else None
+
+    def agent_state(self) -> dict[str, Any] | None:
+        """The agent state saved last, or None if none was ever saved."""
+        with self._read() as conn:
+            row = conn.execute("SELECT state FROM agent WHERE id = 1").fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def counts(self) -> dict[str, int]:
+        """Number of candidates per state value (every state present, zeros included)."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT state, COUNT(*) FROM candidates GROUP BY state")
+            found = dict(rows.fetchall())
+        return {state.value: found.get(state.value, 0) for state in CandidateState}
+
+    def top(self, k: int, by: str = "reward") -> list[Candidate]:
+        """The ``k`` best COMPLETE candidates by ``by`` (higher is better), best first.
+
+        ``by`` is ``"reward"``, ``"accuracy"`` or ``"test_accuracy"``. Reused duplicates
+        and candidates lacking the metric are left out; ties go to the earlier id.
+        """
+        if by not in _TOP_METRICS:
+            raise ValueError(f"cannot rank by {by!r}; choose one of {sorted(_TOP_METRICS)}")
+        if k < 0:
+            raise ValueError(f"k must be non-negative, got {k}")
+        with self._read() as conn:
+            return self._select(
+                conn,
+                f"WHERE state = 'complete' AND reused_from IS NULL AND {by} IS NOT NULL"
+                f" ORDER BY {by} DESC, id LIMIT ?",
+                (k,),
+            )
+
+    # -- metadata ------------------------------------------------------------------------
+
+    def set_meta(self, key: str, value: Any) -> None:
+        """Store a JSON-compatible ``value`` under ``key`` (e.g. run status, timings).
+
+        The keys the store itself uses (``app``, ``schema_version``, ``config``,
+        ``created``) are refused with ValueError.
+        """
+        if key in _RESERVED_META:
+            raise ValueError(f"meta key {key!r} is reserved by the run store")
+        text = _dumps(value, f"meta {key!r}")
+        with self._write() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, text))
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        """The value stored under ``key``, or ``default``."""
+        text = self._read_meta_text(key)
+        return default if text is None else json.loads(text)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"run store {self._path} is closed")
+        return self._conn
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """Run reads, turning SQLite errors into :class:`StoreError`."""
+        try:
+            yield self._connection()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self._path}: read failed ({exc})") from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: committed whole, or rolled back on error."""
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self._path}: write failed ({exc})") from exc
+
+    def _read_meta_text(self, key: str) -> str | None:
+        with self._read() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    @staticmethod
+    def _select(
+        conn: sqlite3.Connection, clause: str, params: Iterable[Any] = ()
+    ) -> list[Candidate]:
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM candidates {clause}", tuple(params))
+        return [_to_candidate(row) for row in rows]
+
+    def _check_changed(
+        self, conn: sqlite3.Connection, cursor: sqlite3.Cursor, cid: int, action: str
+    ) -> None:
+        """Raise :class:`StoreError` if an update guarded by the state matched no row."""
+        if cursor.rowcount != 1:
+            raise StoreError(
+                f"{self._path}: cannot {action} candidate {cid}: {self._describe(conn, cid)}"
+            )
+
+    @staticmethod
+    def _describe(conn: sqlite3.Connection, cid: int) -> str:
+        row = conn.execute("SELECT state FROM candidates WHERE id = ?", (cid,)).fetchone()
+        return "no such candidate" if row is None else f"it is {row[0]}"
+
+
+# -- module helpers ----------------------------------------------------------------------
+
+
+def _resolve(path: str | Path) -> Path:
+    """The database file: ``path`` itself, or ``path/run.db`` if it is a directory."""
+    path = Path(path)
+    return path / DB_FILENAME if path.is_dir() else path
+
+
+def _connect(db: Path) -> sqlite3.Connection:
+    """Connect to an existing file (never creating one) in autocommit mode."""
+    uri = f"{db.resolve().as_uri()}?mode=rw"
+    conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except sqlite3.Error:
+        conn.close()
+        raise
+    return conn
+
+
+def _refuse_existing(db: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        other = db.with_name(db.name + suffix)
+        if other.exists():
+            raise StoreError(f"{other} already exists; refusing to overwrite a run")
+
+
+def _remove_database(db: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        db.with_name(db.name + suffix).unlink(missing_ok=True)
+
+
+def _init_database(db: Path, config_text: str) -> sqlite3.Connection:
+    """Fill the freshly created empty file ``db``; on any failure remove it and raise."""
+    try:
+        conn = _connect(db)
+    except sqlite3.Error as exc:
+        _remove_database(db)
+        raise StoreError(f"{db} cannot be created ({exc})") from exc
+    try:
+        _init_schema(conn, config_text)
+    except BaseException as exc:
+        conn.close()
+        _remove_database(db)
+        if isinstance(exc, sqlite3.Error):
+            raise StoreError(f"{db} cannot be created ({exc})") from exc
+        raise
+    return conn
+
+
+def _init_schema(conn: sqlite3.Connection, config_text: str) -> None:
+    """Switch to WAL, then write schema, identity and config in one transaction."""
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("BEGIN IMMEDIATE")
+    for statement in _SCHEMA:
+        conn.execute(statement)
+    meta = {
+        "app": json.dumps(APP_NAME),
+        "schema_version": json.dumps(SCHEMA_VERSION),
+        "created": json.dumps(time.time()),
+        "config": config_text,
+    }
+    conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.items())
+    conn.execute("COMMIT")
+
+
+def _check_header(db: Path) -> None:
+    """Reject missing files and files that are not SQLite before SQLite sees them."""
+    if not db.exists():
+        raise StoreError(f"{db} does not exist (no run database there)")
+    try:
+        with db.open("rb") as handle:
+            header = handle.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        raise StoreError(f"{db} cannot be read ({exc})") from exc
+    if not header:
+        raise StoreError(f"{db} is not a blockqnn run database (empty file)")
+    if header != _SQLITE_MAGIC:
+        raise StoreError(f"{db} is not a blockqnn run database (not an SQLite file)")
+
+
+def _validate(conn: sqlite3.Connection, db: Path) -> str:
+    """Check identity, schema version and integrity of an open SQLite file; return the config."""
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if app_id != APPLICATION_ID:
+            raise StoreError(
+                f"{db} is not a blockqnn run database (application_id {app_id:#x},"
+                f" expected {APPLICATION_ID:#x})"
+            )
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{db} was written by a newer schema version {version}; this blockqnn"
+                f" reads version {SCHEMA_VERSION}: upgrade blockqnn to open it"
+            )
+        if version != SCHEMA_VERSION:
+            raise StoreError(f"{db} is corrupt (unknown schema version {version})")
+        config_text = _check_meta(conn, db)
+        problems = [row[0] for row in conn.execute("PRAGMA quick_check(5)")]
+    except sqlite3.Error as exc:
+        raise StoreError(f"{db} is corrupt ({exc})") from exc
+    if problems != ["ok"]:
+        raise StoreError(f"{db} is corrupt ({'; '.join(problems)})")
+    return config_text
+
+
+def _check_meta(conn: sqlite3.Connection, db: Path) -> str:
+    """Check the ``app`` entry names us; return the config text."""
+    has_meta = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+    ).fetchone()
+    if not has_meta:
+        raise StoreError(f"{db} is not a blockqnn run database (no meta table)")
+    rows = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('app', 'config')"))
+    if rows.get("app") != json.dumps(APP_NAME):
+        raise StoreError(f"{db} is not a blockqnn run database (meta app is {rows.get('app')})")
+    if "config" not in rows:
+        raise StoreError(f"{db} is corrupt (no config entry)")
+    return rows["config"]
+
+
+def _save_agent(conn: sqlite3.Connection, state_text: str | None) -> None:
+    if state_text is not None:
+        conn.execute(
+            "INSERT OR REPLACE INTO agent (id, state, updated) VALUES (1, ?, ?)",
+            (state_text, time.time()),
+        )
+
+
+def _dumps(value: Any, what: str) -> str:
+    try:
+        return json.dumps(value, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{what} is not JSON-serialisable ({exc})") from exc
+
+
+def _dumps_optional(value: Any, what: str) -> str | None:
+    return None if value is None else _dumps(value, what)
+
+
+def _opt_float(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _result_values(result: Result) -> tuple[Any, ...]:
+    """The metric columns of a result, coerced to plain Python numbers (numpy-safe)."""
+    return (
+        float(result.accuracy),
+        _opt_float(result.flops),
+        None if result.params is None else int(result.params),
+        _opt_float(result.density),
+        _opt_float(result.test_accuracy),
+        float(result.cost_s),
+    )
+
+
+def _rowid(cursor: sqlite3.Cursor) -> int:
+    rowid = cursor.lastrowid
+    assert rowid is not None, "an INSERT always sets lastrowid"
+    return rowid
+
+
+def _to_candidate(row: tuple[Any, ...]) -> Candidate:
+    values = dict(zip((f.name for f in fields(Candidate)), row, strict=True))
+    values["state"] = CandidateState(values["state"])
+    values["extra"] = json.loads(values["extra"])
+    return Candidate(**values)

@@ -1,0 +1,214 @@
+"""Tabular Q-learning over a space's decision process (paper sections 3.2 and 4.2).
+
+The agent learns on reward / 100 (a 0..1 scale, as MetaQNN) with Q initialised to 0.5
+(DESIGN.md section 3). A complete trajectory ``s_0, a_1, s_1, ..., a_T, s_T`` is updated
+in reverse order (as MetaQNN does) with the paper's rules (3)-(5)::
+
+    Q(s_T, .) = 0
+    Q(s_{T-1}, a_T) <- (1 - alpha) Q(s_{T-1}, a_T) + alpha r_T
+    Q(s_t, a_{t+1}) <- (1 - alpha) Q(s_t, a_{t+1}) + alpha [r_t + gamma max_a' Q(s_{t+1}, a')]
+
+for t = T-2 down to 0, with the shaped intermediate reward r_t = r_T / T (rule 6), or
+r_t = 0 when ``shaped=False`` (the ablation of Fig. 5). The max runs over the legal actions
+of s_{t+1}, unseen ones counting as ``q_init``.
+
+Pure Python: never imports torch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+from blockqnn.space import Space, walk
+from blockqnn.strategies.base import Result, Strategy, decode_results, encode_results
+from blockqnn.strategies.schedule import EpsilonSchedule, iterations_for
+
+logger = logging.getLogger(__name__)
+
+
+class QLearningStrategy(Strategy):
+    """BlockQNN's agent: epsilon-greedy Q-learning with experience replay.
+
+    - :meth:`ask` walks the space choosing, at each state, a uniformly random legal action
+      with probability epsilon, else a legal action of maximal Q (ties uniformly at random).
+      Only legal actions are ever offered (masking). Epsilon comes from ``schedule`` (the
+      paper's by default) scaled to ``ceil(budget / batch)`` iterations, at the current
+      :attr:`iteration`.
+    - :meth:`tell` applies the update above to the told trajectory and stores the result
+      in the replay memory. After every ``batch`` tells, ``replay`` remembered results are
+      drawn uniformly with replacement and each is applied again (experience replay).
+
+    Q is stored sparsely, ``state -> {action: value}``, holding only updated entries, so a
+    greedy choice looks at the stored entries plus ``q_init`` for the rest.
+    """
+
+    kind = "qlearning"
+
+    def __init__(
+        self,
+        space: Space,
+        *,
+        seed: int,
+        budget: int,
+        batch: int,
+        alpha: float = 0.01,
+        gamma: float = 1.0,
+        q_init: float = 0.5,
+        shaped: bool = True,
+        replay: int = 64,
+        schedule: EpsilonSchedule | None = None,
+    ) -> None:
+        super().__init__(space, seed=seed, budget=budget, batch=batch)
+        if not 0.0 < alpha <= 1.0 or not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"need 0 < alpha <= 1 and 0 <= gamma <= 1, got {alpha}, {gamma}")
+        if replay < 0:
+            raise ValueError(f"replay must be >= 0, got {replay}")
+        self.alpha = alpha
+        self.gamma = gamma
+        self.q_init = q_init
+        self.shaped = shaped
+        self.replay = replay
+        template = EpsilonSchedule() if schedule is None else schedule
+        self.schedule = template.scaled(iterations_for(budget, batch))
+        self._q: dict[Hashable, dict[Hashable, float]] = {}
+        self._memory: list[Result] = []
+        self._memory_rows: list[list[Any]] = []  # encoded memory[:len], extended lazily
+        # (state, action) -> (memory index, step) of its first occurrence; names Q entries
+        # in state_dict without needing states to be JSON-able.
+        self._origin: dict[tuple[Hashable, Hashable], tuple[int, int]] = {}
+
+    @property
+    def epsilon(self) -> float:
+        return self.schedule.epsilon(self.iteration)
+
+    @property
+    def memory(self) -> tuple[Result, ...]:
+        """The replay memory: every told ``(arch, reward in percent)``, in tell order."""
+        return tuple(self._memory)
+
+    def q(self, state: Hashable, action: Hashable) -> float:
+        """Q(state, action), ``q_init`` where never updated."""
+        return self._q.get(state, {}).get(action, self.q_init)
+
+    def ask(self) -> Hashable:
+        epsilon = self.epsilon
+        actions = walk(self.space, lambda state, legal: self._choose(state, legal, epsilon))
+        return self.space.architecture(actions)
+
+    def _choose(self, state: Hashable, actions: Sequence[Hashable], epsilon: float) -> Hashable:
+        if self._rng.random() < epsilon:
+            return self._rng.choice(actions)
+        return self._greedy(state, actions)
+
+    def _greedy(self, state: Hashable, actions: Sequence[Hashable]) -> Hashable:
+        """A legal action of maximal Q, uniformly among ties (unseen ones are worth q_init)."""
+        row = self._q.get(state, {})
+        best = self._row_max(row, len(actions))
+        tied = [a for a, v in row.items() if v == best]
+        unseen = len(actions) - len(row) if best == self.q_init else 0
+        k = self._rng.randrange(len(tied) + unseen)
+        return tied[k] if k < len(tied) else self._unseen(row, actions)
+
+    def _unseen(self, row: dict[Hashable, float], actions: Sequence[Hashable]) -> Hashable:
+        """A uniformly random legal action without a stored Q value."""
+        if 2 * len(row) > len(actions):
+            return self._rng.choice([a for a in actions if a not in row])
+        while True:
+            action = self._rng.choice(actions)
+            if action not in row:
+                return action
+
+    def _row_max(self, row: dict[Hashable, float], n_actions: int) -> float:
+        """max over ``n_actions`` legal actions of which ``row`` holds the updated ones."""
+        best = max(row.values(), default=self.q_init)
+        return best if len(row) >= n_actions else max(best, self.q_init)
+
+    def _value(self, state: Hashable) -> float:
+        """max_a' Q(state, a'); 0 for a terminal state (rule 3)."""
+        if self.space.is_terminal(state):
+            return 0.0
+        return self._row_max(self._q.get(state, {}), len(self.space.actions(state)))
+
+    def _observe(self, arch: Hashable, reward: float) -> None:
+        states, actions = self._remember(arch, reward)
+        self._update(states, actions, reward)
+
+    def _end_iteration(self) -> None:
+        for _ in range(self.replay):
+            arch, reward = self._rng.choice(self._memory)
+            self._update(*self._path(arch), reward)
+        logger.debug("replayed %d of %d results", self.replay, len(self._memory))
+        super()._end_iteration()
+
+    def _remember(self, arch: Hashable, reward: float) -> tuple[list, list]:
+        """Append to the replay memory; returns the trajectory's states and actions."""
+        states, actions = self._path(arch)
+        index = len(self._memory)
+        for step, pair in enumerate(zip(states[:-1], actions, strict=True)):
+            self._origin.setdefault(pair, (index, step))
+        self._memory.append((arch, reward))
+        return states, actions
+
+    def _path(self, arch: Hashable) -> tuple[list, list]:
+        """States s_0..s_T and actions a_1..a_T of ``arch``'s trajectory."""
+        actions = self.space.trajectory(arch)
+        states = [self.space.initial_state()]
+        for action in actions:
+            states.append(self.space.step(states[-1], action))
+        return states, actions
+
+    def _update(self, states: list, actions: list, reward: float) -> None:
+        """Rules (3)-(5) on one trajectory, last step first; ``reward`` in percent."""
+        final = reward / 100.0
+        steps = len(actions)
+        intermediate = final / steps if self.shaped else 0.0
+        for t in reversed(range(steps)):
+            r = final if t == steps - 1 else intermediate
+            target = r + self.gamma * self._value(states[t + 1])
+            row = self._q.setdefault(states[t], {})
+            old = row.get(actions[t], self.q_init)
+            row[actions[t]] = (1.0 - self.alpha) * old + self.alpha * target
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {
+            **super().config,
+            "alpha": self.alpha,
+            "gamma": self.gamma,
+            "q_init": self.q_init,
+            "shaped": self.shaped,
+            "replay": self.replay,
+            "schedule": self.schedule.as_dict(),
+        }
+
+    def _state(self) -> dict[str, Any]:
+        """``memory`` (``[arch text, reward]`` rows in tell order) and ``q``
+        (``[memory index, step, value]`` rows: the entry for the state and action at that
+        step of that remembered trajectory, in table order)."""
+        self._memory_rows += encode_results(self.space, self._memory[len(self._memory_rows) :])
+        memory = [list(row) for row in self._memory_rows]
+        rows = [[*self._origin[s, a], v] for s, row in self._q.items() for a, v in row.items()]
+        return {"memory": memory, "q": rows}
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        memory = decode_results(self.space, state["memory"])
+        self._memory, self._memory_rows, self._origin = [], [], {}
+        for arch, reward in memory:
+            self._remember(arch, reward)
+        at = {origin: pair for pair, origin in self._origin.items()}
+        self._q = {}
+        for index, step, value in state["q"]:
+            s, a = at[index, step]
+            self._q.setdefault(s, {})[a] = float(value)
+
+
+def random_search(
+    space: Space, *, seed: int, budget: int, batch: int, **options: Any
+) -> QLearningStrategy:
+    """The paper's random-search baseline (Appendix A): the same pipeline, epsilon = 1."""
+    schedule = EpsilonSchedule.constant(1.0)
+    return QLearningStrategy(
+        space, seed=seed, budget=budget, batch=batch, schedule=schedule, **options
+    )

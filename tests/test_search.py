@@ -1,0 +1,254 @@
+"""The search loop on the NAS-Bench-201 table: budget, dedupe, failures, determinism,
+resume after SIGKILL of a real process, and the show/export commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import pytest
+
+from blockqnn.config import SearchConfig
+from blockqnn.evaluation import Result
+from blockqnn.execution import InlineExecutor, Outcome
+from blockqnn.search import Search, create_run, open_run
+from blockqnn.store import CandidateState, StoreError
+from blockqnn.tabular import TabularEvaluator
+
+from .conftest import shared_file
+
+TABLE = shared_file("nb201", "cifar10_valid.csv")
+
+
+def nb201_config(**changes) -> SearchConfig:
+    base = SearchConfig(
+        space="nb201",
+        evaluations=120,
+        batch=20,
+        seed=3,
+        evaluator={
+            "kind": "tabular",
+            "table": str(TABLE),
+            "reward_column": "valid-accuracy",
+            "test_column": "test-accuracy",
+        },
+    )
+    return replace(base, **changes)
+
+
+def run_search(tmp_path, config, name="run", executor=None):
+    store = create_run(tmp_path / name, config)
+    evaluator = TabularEvaluator(**{k: v for k, v in config.evaluator.items() if k != "kind"})
+    with store:
+        Search(store, config, executor or InlineExecutor(evaluator)).run()
+        return store.candidates()
+
+
+def sequence(candidates):
+    return [(c.arch, c.state.value, c.reward, c.reused_from) for c in candidates]
+
+
+@pytest.mark.parametrize("strategy", ["qlearning", "random", "evolution"])
+def test_run_ends_with_exactly_the_budget(tmp_path, strategy):
+    cands = run_search(tmp_path, nb201_config(strategy=strategy))
+    assert len(cands) == 120
+    assert all(c.state == CandidateState.COMPLETE for c in cands)
+    row = TabularEvaluator(str(TABLE), "valid-accuracy", "test-accuracy").evaluate(cands[0].arch)
+    assert cands[0].accuracy == row.accuracy and cands[0].test_accuracy == row.test_accuracy
+    assert cands[0].reward == pytest.approx(row.accuracy)  # no FLOPs/density in the table
+
+
+def test_duplicates_reuse_stored_results(tmp_path):
+    # a greedy agent late in its schedule repeats itself: those repeats are not re-evaluated
+    cands = run_search(tmp_path, nb201_config(evaluations=200))
+    reused = [c for c in cands if c.reused_from is not None]
+    assert reused, "expected the converging agent to propose duplicates"
+    trained = [c.key for c in cands if c.reused_from is None]
+    assert len(trained) == len(set(trained))
+    for c in reused:
+        source = next(s for s in cands if s.id == c.reused_from)
+        assert (c.key, c.reward, c.accuracy) == (source.key, source.reward, source.accuracy)
+        assert c.cost_s == 0
+
+
+def test_dedupe_off_evaluates_again(tmp_path):
+    cands = run_search(tmp_path, nb201_config(evaluations=200, dedupe=False))
+    assert all(c.reused_from is None for c in cands)
+    assert len({c.key for c in cands}) < len(cands)
+
+
+def test_same_seed_same_search(tmp_path):
+    a = run_search(tmp_path, nb201_config(), "a")
+    b = run_search(tmp_path, nb201_config(), "b")
+    c = run_search(tmp_path, nb201_config(seed=4), "c")
+    assert sequence(a) == sequence(b)
+    assert sequence(a) != sequence(c)
+
+
+class FlakyEvaluator:
+    """Fails for every architecture whose first edge is 'none'."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def evaluate(self, arch: str) -> Result:
+        if arch.startswith("|none~0|"):
+            raise RuntimeError("diverged: loss is NaN")
+        return self.inner.evaluate(arch)
+
+
+def test_failures_are_recorded_and_never_stop_the_search(tmp_path):
+    config = nb201_config(evaluations=60, strategy="random")
+    inner = TabularEvaluator(str(TABLE), "valid-accuracy")
+    cands = run_search(tmp_path, config, executor=InlineExecutor(FlakyEvaluator(inner)))
+    failed = [c for c in cands if c.state == CandidateState.FAILED]
+    assert failed and len(cands) == 60
+    assert all("diverged: loss is NaN" in c.error for c in failed)
+    assert all(c.arch.startswith("|none~0|") for c in failed)
+
+
+class LosingExecutor(InlineExecutor):
+    """Reports the first ``losses`` outcomes of candidate 2 as lost workers."""
+
+    def __init__(self, evaluator, losses):
+        super().__init__(evaluator)
+        self.losses = losses
+
+    def wait(self, timeout=None):
+        outcomes = super().wait(timeout)
+        if outcomes and outcomes[0].cid == 2 and self.losses > 0:
+            self.losses -= 1
+            return [Outcome(2, error="worker died", lost=True)]
+        return outcomes
+
+
+@pytest.mark.parametrize(("losses", "state"), [(2, "complete"), (3, "failed")])
+def test_lost_workers_are_retried_up_to_max_attempts(tmp_path, losses, state):
+    config = nb201_config(evaluations=5, max_attempts=3)
+    inner = TabularEvaluator(str(TABLE), "valid-accuracy")
+    cands = run_search(tmp_path, config, executor=LosingExecutor(inner, losses))
+    second = cands[1]
+    assert second.state.value == state
+    assert second.attempts == min(losses + 1, 3)
+    assert len(cands) == 5
+
+
+CLI = [sys.executable, "-m", "blockqnn"]
+
+
+def search_args(run_dir, evaluations=400):
+    return [
+        *CLI, "search", "--space", "nb201", "--table", str(TABLE),
+        "--reward-column", "valid-accuracy", "--test-column", "test-accuracy",
+        "--evaluations", str(evaluations), "--batch", "50", "--seed", "7",
+        "--run-dir", str(run_dir), "--no-progress",
+    ]  # fmt: skip
+
+
+def completed(run_dir) -> int:
+    """Complete candidates in a run's database, read directly (0 before it exists)."""
+    try:
+        with sqlite3.connect(f"file:{run_dir / 'run.db'}?mode=ro", uri=True, timeout=5) as db:
+            return db.execute("SELECT count(*) FROM candidates WHERE state='complete'").fetchone()[
+                0
+            ]
+    except sqlite3.Error:
+        return 0
+
+
+def kill_when(proc, run_dir, threshold) -> bool:
+    """SIGKILL ``proc`` once the run has ``threshold`` complete candidates."""
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        if completed(run_dir) >= threshold:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
+    budget = 1500
+    reference = tmp_path / "reference"
+    subprocess.run(search_args(reference, budget), check=True, capture_output=True, timeout=120)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(search_args(killed, budget), stderr=subprocess.PIPE)
+    resume = [*CLI, "search", "--run-dir", str(killed), "--resume", "--no-progress"]
+    kills = 0
+    for threshold in (40, 300, 700, 1100):
+        kills += kill_when(proc, killed, threshold)
+        proc = subprocess.Popen(resume, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    assert kills == 4
+    ref_store, _ = open_run(reference)
+    got_store, _ = open_run(killed)
+    with ref_store, got_store:
+        ref, got = ref_store.candidates(), got_store.candidates()
+    assert len(got) == budget
+    assert sequence(got) == sequence(ref)
+
+
+def test_show_json_and_export(tmp_path):
+    run_dir = tmp_path / "run"
+    subprocess.run(search_args(run_dir, 60), check=True, capture_output=True, timeout=120)
+    out = subprocess.run([*CLI, "show", str(run_dir), "--json"], capture_output=True, text=True)
+    data = json.loads(out.stdout)
+    assert len(data["candidates"]) == 60
+    first = data["candidates"][0]
+    assert {"id", "codes", "arch", "state", "accuracy", "reward"} <= set(first)
+    rewards = [c["reward"] for c in data["candidates"]]
+    assert rewards == sorted(rewards, reverse=True)
+    text = subprocess.run([*CLI, "show", str(run_dir)], capture_output=True, text=True).stdout
+    assert first["arch"] in text
+    target = tmp_path / "best.json"
+    subprocess.run([*CLI, "export", str(run_dir), "--top", "3", "-o", str(target)], check=True)
+    exported = json.loads(target.read_text())
+    assert [b["arch"] for b in exported["blocks"]] == [c["arch"] for c in data["candidates"][:3]]
+
+
+def test_corrupt_and_foreign_runs_give_clear_errors(tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "run.db").write_bytes(os.urandom(4096))
+    proc = subprocess.run([*CLI, "show", str(bad)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert f"{bad / 'run.db'}" in proc.stderr and "not a blockqnn run database" in proc.stderr
+    with pytest.raises(StoreError, match=r"run\.db"):
+        open_run(tmp_path / "missing")
+
+
+def test_existing_run_is_never_overwritten(tmp_path):
+    create_run(tmp_path / "run", nb201_config()).close()
+    with pytest.raises(StoreError, match="already exists"):
+        create_run(tmp_path / "run", nb201_config())
+
+
+def test_unknown_config_field_is_refused():
+    with pytest.raises(ValueError, match="unknown configuration field"):
+        SearchConfig.from_dict({**nb201_config().to_dict(), "colour": "red"})
+
+
+def test_bad_strategy_option_leaves_no_run(tmp_path):
+    proc = subprocess.run(
+        [*search_args(tmp_path / "run", 10), "--option", "alpha=7"], capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert "alpha" in proc.stderr
+    assert not (tmp_path / "run" / "run.db").exists()
+
+
+def test_strategy_options_reach_the_agent(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [*search_args(run_dir, 30), "--option", "alpha=0.5", "--option", "replay=8"]
+    subprocess.run(args, check=True, capture_output=True, timeout=120)
+    store, config = open_run(run_dir)
+    with store:
+        assert config.strategy_options == {"alpha": 0.5, "replay": 8}
+        assert store.agent_state()["config"]["alpha"] == 0.5
