@@ -118,3 +118,24 @@ def test_bad_network_config():
         model.cifar(repeats=0)
     config = model.cifar(repeats=2)
     assert model.NetworkConfig.from_dict(config.to_dict()) == config
+
+
+def test_separate_components_space_builds_bare_convs():
+    block = nsc.parse("(1,8,0,0,0) (2,1,3,1,0) (3,9,0,2,0) (4,7,0,0,0)")
+    plain = model.build(block, model.cifar(widths=(4,), repeats=1, conv="plain"))
+    first = plain.features[1]
+    assert [type(m).__name__ for m in first.nodes] == ["ReLU", "Conv2d", "BatchNorm2d"]
+    assert plain(torch.randn(2, 3, 8, 8)).shape == (2, 10)
+    pcc_net = model.build(block, model.cifar(widths=(4,), repeats=1))
+    assert isinstance(pcc_net.features[1].nodes[1], torch.nn.Sequential)
+    with pytest.raises(ValueError, match="unknown conv"):
+        model.cifar(conv="depthwise")
+
+
+def test_separate_types_only_in_the_separate_space():
+    pcc_types = {a.type for a in NSCSpace().actions(nsc.Layer(2, 1, 3, 1, 0))}
+    sep_types = {
+        a.type for a in NSCSpace(types=nsc.SEPARATE_TYPES).actions(nsc.Layer(2, 1, 3, 1, 0))
+    }
+    assert 8 not in pcc_types and 9 not in pcc_types
+    assert {8, 9} <= sep_types

@@ -40,7 +40,7 @@ def test_json_round_trip():
 @pytest.mark.parametrize(
     ("text", "layer", "rule"),
     [
-        ("(1,8,0,0,0) (2,7,0,0,0)", 1, "unknown layer type 8"),
+        ("(1,10,0,0,0) (2,7,0,0,0)", 1, "unknown layer type 10"),
         ("(1,1,2,0,0) (2,7,0,0,0)", 1, "kernel 2 not allowed for CONV"),
         ("(1,2,5,0,0) (2,7,0,0,0)", 1, "kernel 5 not allowed for MAX_POOL"),
         ("(1,4,3,0,0) (2,7,0,0,0)", 1, "kernel 3 not allowed for IDENTITY"),

@@ -30,12 +30,22 @@ def pcc(in_channels: int, out_channels: int, kernel: int) -> nn.Sequential:
     )
 
 
-#: type -> factory(in_channels, width, kernel) -> (module, out_channels), for one-input ops.
+def plain_conv(in_channels: int, out_channels: int, kernel: int) -> nn.Conv2d:
+    """A bare convolution (stride 1, same padding): the Fig. 9 separate-components space."""
+    return nn.Conv2d(in_channels, out_channels, kernel, padding=kernel // 2, bias=False)
+
+
+#: How a convolution code is built: the paper's PCC, or a bare Conv (Fig. 9 ablation).
+CONVS: dict[str, Callable[[int, int, int], nn.Module]] = {"pcc": pcc, "plain": plain_conv}
+
+#: type -> factory(in_channels, width, kernel) -> (module, out_channels), for one-input
+#: ops other than convolution.
 OPS: dict[LayerType, Callable[[int, int, int], tuple[nn.Module, int]]] = {
-    LayerType.CONV: lambda c, w, k: (pcc(c, w, k), w),
     LayerType.MAX_POOL: lambda c, w, k: (nn.MaxPool2d(k, 1, k // 2), c),
     LayerType.AVG_POOL: lambda c, w, k: (nn.AvgPool2d(k, 1, k // 2, count_include_pad=False), c),
     LayerType.IDENTITY: lambda c, w, k: (nn.Identity(), c),
+    LayerType.RELU: lambda c, w, k: (nn.ReLU(), c),
+    LayerType.BATCH_NORM: lambda c, w, k: (nn.BatchNorm2d(c), c),
 }
 
 
@@ -69,16 +79,18 @@ class Concat(nn.Module):
 
 class BlockModule(nn.Module):
     """One block built from NSC codes; maps ``in_channels`` to ``width`` channels at the
-    same spatial size."""
+    same spatial size. ``conv`` names how convolution codes are built (see CONVS)."""
 
-    def __init__(self, codes: Sequence[Layer], in_channels: int, width: int) -> None:
+    def __init__(
+        self, codes: Sequence[Layer], in_channels: int, width: int, conv: str = "pcc"
+    ) -> None:
         super().__init__()
         layers = nsc.body(codes)
         channels = [in_channels]
         self.nodes = nn.ModuleList()
         self.preds: list[tuple[int, ...]] = []
         for layer in layers:
-            module, out = _make_node(layer, [channels[p] for p in layer.preds], width)
+            module, out = _make_node(layer, [channels[p] for p in layer.preds], width, conv)
             self.nodes.append(module)
             self.preds.append(layer.preds)
             channels.append(out)
@@ -92,8 +104,10 @@ class BlockModule(nn.Module):
         return self.output(*[outs[i] for i in self.leaves])
 
 
-def _make_node(layer: Layer, channels: list[int], width: int) -> tuple[nn.Module, int]:
+def _make_node(layer: Layer, channels: list[int], width: int, conv: str) -> tuple[nn.Module, int]:
     kind = LayerType(layer.type)
+    if kind == LayerType.CONV:
+        return CONVS[conv](channels[0], width, layer.kernel), width
     if kind == LayerType.ADD:
         module = Add(channels, width)
         return module, module.out_channels
@@ -112,10 +126,13 @@ class NetworkConfig:
     num_classes: int = 10  #: classifier outputs
     in_channels: int = 3  #: image channels
     image_size: int = 32  #: input height = width (used for profiling)
+    conv: str = "pcc"  #: convolution codes as "pcc" (paper) or "plain" (Fig. 9 ablation)
 
     def __post_init__(self) -> None:
         if self.preset not in STEMS:
             raise ValueError(f"unknown preset {self.preset!r}; presets: {', '.join(STEMS)}")
+        if self.conv not in CONVS:
+            raise ValueError(f"unknown conv {self.conv!r}; choices: {', '.join(CONVS)}")
         if self.repeats < 1 or not self.widths or min(self.widths) < 1:
             raise ValueError(f"need repeats >= 1 and positive widths, got {self}")
 
@@ -178,7 +195,7 @@ class Network(nn.Module):
             if s:
                 stages.append(nn.MaxPool2d(2))
             for _ in range(config.repeats):
-                stages.append(BlockModule(codes, channels, width))
+                stages.append(BlockModule(codes, channels, width, config.conv))
                 channels = width
         self.features = nn.Sequential(*stages)
         self.head = nn.Sequential(

@@ -21,7 +21,8 @@ DEFAULT_MAX_INDEX = 23
 
 
 class LayerType(IntEnum):
-    """The seven layer types of the paper's Table 1."""
+    """The seven layer types of the paper's Table 1, plus the separate ReLU and batch-norm
+    components of the paper's Fig. 9 ablation (where a convolution is a bare Conv)."""
 
     CONV = 1
     MAX_POOL = 2
@@ -30,6 +31,14 @@ class LayerType(IntEnum):
     ADD = 5
     CONCAT = 6
     TERMINAL = 7
+    RELU = 8
+    BATCH_NORM = 9
+
+
+#: The paper's code space (Table 1): convolutions are PCCs (ReLU -> Conv -> BN).
+PCC_TYPES = tuple(LayerType)[:7]
+#: The Fig. 9 ablation's code space: ReLU, BN and Conv chosen separately.
+SEPARATE_TYPES = tuple(LayerType)
 
 
 #: Kernel sizes each layer type may take.
@@ -41,6 +50,8 @@ KERNELS: dict[LayerType, tuple[int, ...]] = {
     LayerType.ADD: (0,),
     LayerType.CONCAT: (0,),
     LayerType.TERMINAL: (0,),
+    LayerType.RELU: (0,),
+    LayerType.BATCH_NORM: (0,),
 }
 
 #: Layer types that merge two predecessors.
@@ -55,6 +66,8 @@ LABELS: dict[LayerType, str] = {
     LayerType.ADD: "Add",
     LayerType.CONCAT: "Concat",
     LayerType.TERMINAL: "Terminal",
+    LayerType.RELU: "ReLU",
+    LayerType.BATCH_NORM: "BN",
 }
 
 
@@ -166,7 +179,7 @@ def validate_layer(layer: Layer, max_index: int = DEFAULT_MAX_INDEX) -> None:
     try:
         kind = LayerType(layer.type)
     except ValueError:
-        raise NSCError(f"unknown layer type {layer.type} (types are 1..7)", i) from None
+        raise NSCError(f"unknown layer type {layer.type} (types are 1..9)", i) from None
     if layer.kernel not in KERNELS[kind]:
         allowed = ", ".join(map(str, KERNELS[kind]))
         raise NSCError(f"kernel {layer.kernel} not allowed for {kind.name} ({allowed})", i)

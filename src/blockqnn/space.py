@@ -81,8 +81,9 @@ class NSCSpace:
     State: the code of the current layer (the block input is ``(0,0,0,0,0)``). Action: the
     code of the next layer, index + 1. Predecessors range over 0..index; add and concat
     take two different ones (offered once, pred1 > pred2); no terminal directly after the
-    input; at ``max_index`` only the terminal is legal. ``types`` restricts the layer types
-    offered (the terminal is always offered).
+    input; at ``max_index`` only the terminal is legal. ``types`` are the layer types
+    offered (the terminal always is): the paper's PCC space by default, or
+    ``nsc.SEPARATE_TYPES`` for the Fig. 9 ablation with separate ReLU / BN / Conv codes.
     """
 
     name = "nsc"
@@ -90,7 +91,7 @@ class NSCSpace:
     def __init__(
         self,
         max_index: int = nsc.DEFAULT_MAX_INDEX,
-        types: Sequence[int] = tuple(LayerType),
+        types: Sequence[int] = nsc.PCC_TYPES,
     ) -> None:
         if max_index < 2:
             raise ValueError(f"max_index must be at least 2, got {max_index}")
