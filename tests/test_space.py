@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from blockqnn import blocks, nsc
 from blockqnn.nsc import Layer, LayerType
-from blockqnn.space import NSCSpace, Space, walk
+from blockqnn.space import NSCSpace, Space, random_walk, walk
 
 
 def test_nsc_space_implements_the_protocol():
@@ -92,3 +92,23 @@ def test_known_blocks_are_valid_states():
 def test_max_index_must_allow_a_layer():
     with pytest.raises(ValueError, match="max_index"):
         NSCSpace(max_index=1)
+
+
+def test_exploration_draws_the_type_first():
+    space, rng = NSCSpace(), random.Random(0)
+    state = Layer(5, LayerType.CONV, 3, 2, 0)
+    draws = [space.sample(state, space.actions(state), rng).type for _ in range(7000)]
+    # 7 legal types at index 6 -> each about 1/7, although add/concat have 15 actions each
+    # and the terminal only one
+    for t in LayerType:
+        if t in nsc.PCC_TYPES:
+            assert 800 < draws.count(t) < 1200, (t, draws.count(t))
+    lengths = [len(space.architecture(random_walk(space, rng))) for _ in range(300)]
+    assert 4 < sum(lengths) / len(lengths) < 12  # small blocks, as the paper's Fig. 12
+
+
+def test_sample_from_a_subset_stays_in_it():
+    space, rng = NSCSpace(), random.Random(1)
+    state = Layer(3, LayerType.CONV, 3, 2, 0)
+    subset = [a for a in space.actions(state) if a.type == LayerType.ADD][:3]
+    assert all(space.sample(state, subset, rng) in subset for _ in range(50))

@@ -49,6 +49,9 @@ class BitSpace:
     def is_terminal(self, state):
         return len(state) == self.depth
 
+    def sample(self, state, actions, rng):
+        return rng.choice(actions)
+
     def architecture(self, actions):
         arch = tuple(actions)
         assert len(arch) == self.depth and all(0 <= a < self.width for a in arch)

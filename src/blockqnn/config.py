@@ -30,6 +30,7 @@ class SearchConfig:
 
     space: str = "nsc"  #: "nsc" (BlockQNN blocks) or "nb201" (NAS-Bench-201 cells)
     max_index: int = nsc.DEFAULT_MAX_INDEX  #: NSC space: largest layer index (terminal incl.)
+    components: str = "pcc"  #: NSC space: "pcc" (paper) or "separate" ReLU/BN/Conv (Fig. 9)
     strategy: str = "qlearning"  #: "qlearning", "random" or "evolution"
     strategy_options: dict[str, Any] = field(default_factory=dict)  #: e.g. {"shaped": False}
     evaluations: int = PAPER_EVALUATIONS  #: budget: candidates proposed in all
@@ -48,6 +49,7 @@ class SearchConfig:
             "batch": self.batch >= 1,
             "max_attempts": self.max_attempts >= 1,
             "max_index": self.max_index >= 2,
+            "components": self.components in COMPONENTS,
             "evaluator": self.evaluator.get("kind") in EVALUATORS,
         }
         for name, ok in checks.items():
@@ -78,8 +80,11 @@ def _nb201_space(config: SearchConfig) -> Space:
     return NB201Space()
 
 
+#: NSC layer types offered per ``components`` setting.
+COMPONENTS = {"pcc": nsc.PCC_TYPES, "separate": nsc.SEPARATE_TYPES}
+
 SPACES = {
-    "nsc": lambda config: NSCSpace(max_index=config.max_index),
+    "nsc": lambda config: NSCSpace(config.max_index, COMPONENTS[config.components]),
     "nb201": _nb201_space,
 }
 

@@ -126,6 +126,10 @@ class NB201Space:
         t = state[0]
         return () if t >= NUM_EDGES else _ACTIONS[t]
 
+    def sample(self, state: State, actions: Sequence[Action], rng: random.Random) -> Action:
+        """Uniform among the legal actions (the five operations)."""
+        return rng.choice(actions)
+
     def step(self, state: State, action: Action) -> State:
         """The state after ``action``; raises :class:`NB201Error` if it is not legal here."""
         action = tuple(action)

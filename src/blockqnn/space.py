@@ -43,6 +43,10 @@ class Space(Protocol):
     def is_terminal(self, state: Hashable) -> bool:
         """Whether ``state`` ends a trajectory."""
 
+    def sample(self, state: Hashable, actions: Sequence[Hashable], rng: random.Random) -> Hashable:
+        """A random one of ``actions`` (legal in ``state``): the space's exploration
+        distribution, used whenever a strategy explores."""
+
     def architecture(self, actions: Sequence[Hashable]) -> Hashable:
         """The architecture a complete trajectory describes."""
 
@@ -60,6 +64,11 @@ class Space(Protocol):
 
     def mutate(self, arch: Hashable, rng: random.Random) -> Hashable:
         """A different valid architecture one legal change away from ``arch``."""
+
+
+def random_walk(space: Space, rng: random.Random) -> list[Hashable]:
+    """A trajectory of actions each drawn by ``space.sample``."""
+    return walk(space, lambda state, actions: space.sample(state, actions, rng))
 
 
 def walk(space: Space, choose) -> list[Hashable]:
@@ -98,6 +107,9 @@ class NSCSpace:
         self.max_index = max_index
         self.types = tuple(sorted({LayerType(t) for t in types} | {LayerType.TERMINAL}))
         self._actions = lru_cache(maxsize=None)(self._actions_at)
+        self._cached_groups = lru_cache(maxsize=None)(
+            lambda j: self._groups(list(self._actions(j)))
+        )
 
     def initial_state(self) -> Layer:
         return INPUT_STATE
@@ -120,6 +132,22 @@ class NSCSpace:
             else:
                 out += [Layer(j, t, k, p, 0) for k in KERNELS[t] for p in range(j)]
         return tuple(out) + ((terminal,) if j > 1 else ())
+
+    def sample(self, state: Layer, actions: Sequence[Layer], rng: random.Random) -> Layer:
+        """Type first, uniformly among the legal types, then uniformly among that type's
+        kernels and predecessors. (Uniform over all actions would pick the terminal once
+        in hundreds of choices and make almost every random block reach the maximum
+        index; the paper's random-exploration blocks are small.)"""
+        groups = self._groups(actions)
+        return rng.choice(groups[rng.choice(sorted(groups))])
+
+    def _groups(self, actions: Sequence[Layer]) -> dict[int, list[Layer]]:
+        if actions and actions is self._actions(actions[0].index):
+            return self._cached_groups(actions[0].index)
+        groups: dict[int, list[Layer]] = {}
+        for a in actions:
+            groups.setdefault(a.type, []).append(a)
+        return groups
 
     def step(self, state: Layer, action: Layer) -> Layer:
         return action

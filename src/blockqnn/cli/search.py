@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from blockqnn import nsc
+from blockqnn.cli.block import _ints
 from blockqnn.config import SearchConfig
 from blockqnn.search import Progress, Search, create_run, open_run
 
@@ -38,6 +39,13 @@ def register(subparsers) -> None:
         help="strategy option, e.g. alpha=0.5, replay=32, population_size=50 (repeatable)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--components",
+        choices=("pcc", "separate"),
+        default="pcc",
+        help="convolution codes as PCCs (paper) or separate ReLU/BN/Conv codes (Fig. 9)",
+    )
+    add_training_options(p)
     tab = p.add_argument_group("tabular evaluation (--space nb201)")
     tab.add_argument("--table", help="CSV keyed by NAS-Bench-201 architecture strings")
     tab.add_argument("--reward-column", help="column used as the search reward")
@@ -56,6 +64,7 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
         options["shaped"] = False
     return SearchConfig(
         space=args.space,
+        components=args.components,
         max_index=args.max_index,
         strategy=args.strategy,
         strategy_options=options,
@@ -79,7 +88,46 @@ def _option(text: str) -> tuple[str, object]:
         return key, value
 
 
+def add_training_options(p: argparse.ArgumentParser) -> None:
+    """Options of the early-stop training evaluator and of where evaluations run."""
+    g = p.add_argument_group("training evaluation (--space nsc)")
+    g.add_argument("--dataset", default="digits", help="digits, cifar10:PATH, imagefolder:PATH...")
+    g.add_argument("--subset", type=int, help="keep this many training images")
+    g.add_argument("--image-size", type=int, help="resize images to this size")
+    g.add_argument("--val-fraction", type=float, default=0.1)
+    g.add_argument(
+        "--fidelity",
+        choices=("paper", "proxy"),
+        default="proxy",
+        help="early-stop recipe: the paper's 12 epochs, or a CPU-sized proxy",
+    )
+    g.add_argument("--epochs", type=int, help="override the recipe's epochs")
+    g.add_argument("--preset", choices=("cifar", "imagenet"), default="cifar")
+    g.add_argument("--repeats", "-N", type=int, help="blocks per stage (preset default)")
+    g.add_argument("--widths", type=_ints, help="stage widths, e.g. 32,64,128")
+    g.add_argument("--param-limit", type=int, help="skip candidates over this many parameters")
+    g.add_argument(
+        "--adapt-repeats",
+        action="store_true",
+        help="over the limit, lower N until it fits (BlockQNN-L)",
+    )
+    g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    g.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
+    x = p.add_argument_group("execution")
+    x.add_argument(
+        "--workers", type=int, help="worker processes (default: 1; tabular runs in-process)"
+    )
+    x.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    x.add_argument("--gpus", type=_ints, help="GPU ids shared out among the workers")
+    x.add_argument(
+        "--executor",
+        default="local",
+        help="'local' (process pool) or dask://HOST:PORT (an existing scheduler)",
+    )
+
+
 def evaluator_from_args(args: argparse.Namespace) -> dict:
+    """The evaluator options the command line describes (plain data for the run config)."""
     if args.space == "nb201":
         if not (args.table and args.reward_column):
             raise ValueError("--space nb201 needs --table and --reward-column")
@@ -90,14 +138,52 @@ def evaluator_from_args(args: argparse.Namespace) -> dict:
             "test_column": args.test_column,
             "cost_column": args.cost_column,
         }
-    raise ValueError("the NSC space needs a dataset to train on (--dataset)")
+    from blockqnn.train.evaluator import TrainingEvaluator
+
+    evaluator = TrainingEvaluator(
+        dataset=_absolute_dataset(args.dataset),
+        subset=args.subset,
+        image_size=args.image_size,
+        val_fraction=args.val_fraction,
+        preset=args.preset,
+        widths=args.widths,
+        repeats=args.repeats,
+        conv="plain" if args.components == "separate" else "pcc",
+        recipe=args.fidelity,
+        recipe_overrides={"epochs": args.epochs} if args.epochs else {},
+        max_params=args.param_limit,
+        adapt_repeats=args.adapt_repeats,
+        seed=args.seed,
+        threads=args.threads,
+        amp=args.amp,
+        device=args.device,
+    )
+    return {"kind": "train", **evaluator.to_dict()}
+
+
+def _absolute_dataset(spec: str) -> str:
+    """The spec with a relative PATH made absolute, so workers elsewhere find it."""
+    name, sep, path = spec.partition(":")
+    return f"{name}:{Path(path).resolve()}" if sep and path else spec
 
 
 def make_executor(args: argparse.Namespace, config: SearchConfig):
+    """The executor the options ask for: in-process, a local process pool, or Dask."""
     from blockqnn.config import make_evaluator
-    from blockqnn.execution import InlineExecutor
 
-    return InlineExecutor(make_evaluator(config))
+    evaluator = make_evaluator(config)
+    if args.executor != "local":
+        from blockqnn.execution.dask_cluster import DaskExecutor
+
+        return DaskExecutor(args.executor, evaluator)
+    workers = args.workers if args.workers is not None else int(config.space == "nsc")
+    if workers < 1:
+        from blockqnn.execution import InlineExecutor
+
+        return InlineExecutor(evaluator)
+    from blockqnn.execution import ProcessExecutor
+
+    return ProcessExecutor(evaluator, workers, threads=args.threads, gpus=args.gpus)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,5 +6,6 @@ know which one it drives.
 
 from blockqnn.execution.base import Executor, ExecutorLost, Outcome
 from blockqnn.execution.inline import InlineExecutor
+from blockqnn.execution.local import ProcessExecutor
 
-__all__ = ["Executor", "ExecutorLost", "InlineExecutor", "Outcome"]
+__all__ = ["Executor", "ExecutorLost", "InlineExecutor", "Outcome", "ProcessExecutor"]

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Hashable, Iterable
 from typing import Any, ClassVar
 
-from blockqnn.space import Space, walk
+from blockqnn.space import Space, random_walk
 
 logger = logging.getLogger(__name__)
 
@@ -140,8 +140,8 @@ class Strategy(ABC):
 
 
 def random_architecture(space: Space, rng: random.Random) -> Hashable:
-    """An architecture built by a uniform random walk: each action uniform among the legal."""
-    return space.architecture(walk(space, lambda _state, actions: rng.choice(actions)))
+    """An architecture built by a random walk, each action drawn by ``space.sample``."""
+    return space.architecture(random_walk(space, rng))
 
 
 def encode_results(space: Space, results: Iterable[Result]) -> list[list[Any]]:

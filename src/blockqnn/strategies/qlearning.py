@@ -99,7 +99,7 @@ class QLearningStrategy(Strategy):
 
     def _choose(self, state: Hashable, actions: Sequence[Hashable], epsilon: float) -> Hashable:
         if self._rng.random() < epsilon:
-            return self._rng.choice(actions)
+            return self.space.sample(state, actions, self._rng)
         return self._greedy(state, actions)
 
     def _greedy(self, state: Hashable, actions: Sequence[Hashable]) -> Hashable:
@@ -109,14 +109,16 @@ class QLearningStrategy(Strategy):
         tied = [a for a, v in row.items() if v == best]
         unseen = len(actions) - len(row) if best == self.q_init else 0
         k = self._rng.randrange(len(tied) + unseen)
-        return tied[k] if k < len(tied) else self._unseen(row, actions)
+        return tied[k] if k < len(tied) else self._unseen(state, row, actions)
 
-    def _unseen(self, row: dict[Hashable, float], actions: Sequence[Hashable]) -> Hashable:
-        """A uniformly random legal action without a stored Q value."""
+    def _unseen(
+        self, state: Hashable, row: dict[Hashable, float], actions: Sequence[Hashable]
+    ) -> Hashable:
+        """A random legal action without a stored Q value (the space's distribution)."""
         if 2 * len(row) > len(actions):
-            return self._rng.choice([a for a in actions if a not in row])
+            return self.space.sample(state, [a for a in actions if a not in row], self._rng)
         while True:
-            action = self._rng.choice(actions)
+            action = self.space.sample(state, actions, self._rng)
             if action not in row:
                 return action
 

@@ -1,0 +1,338 @@
+"""Evaluations in a local pool of worker processes that survives the death of any worker.
+
+Each worker slot is one ``spawn`` process with its own pipe; the master gives an idle worker
+one task at a time and queues the rest (FIFO). A worker that dies (``os._exit``, SIGKILL,
+the OOM killer) costs only the candidate it was evaluating, reported as a *lost*
+:class:`~blockqnn.execution.base.Outcome` (the search loop retries it), and is replaced by a
+fresh process. ``concurrent.futures.ProcessPoolExecutor`` is not used because one dead
+worker breaks the whole pool and every task running in it.
+
+Messages are plain data: master -> worker ``(cid, arch)``; worker -> master
+``("ready",)`` once set up, ``("outcome", cid, result_dict | None, error | None)`` per task,
+or ``("broken", message)`` when the worker cannot set itself up (the evaluator cannot be
+unpickled there), which makes :meth:`ProcessExecutor.wait` raise
+:class:`~blockqnn.execution.base.ExecutorLost`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import pickle
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing import connection
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from types import TracebackType
+from typing import Any
+
+from blockqnn.evaluation import Evaluator, Result
+from blockqnn.execution.base import ExecutorLost, Outcome, evaluate_safely
+
+logger = logging.getLogger(__name__)
+
+#: Seconds :meth:`ProcessExecutor.close` waits for terminated workers before killing them.
+CLOSE_GRACE_S = 2.0
+
+
+# --- worker side -------------------------------------------------------------------------
+
+
+def _set_environment(threads: int, gpu: int | None) -> None:
+    """One BLAS/OpenMP thread pool of ``threads`` threads; the worker's GPU, if any."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ["MKL_NUM_THREADS"] = str(threads)
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+
+
+def _limit_torch_threads(threads: int) -> None:
+    """``torch.set_num_threads(threads)`` if the evaluator has imported torch (cheap)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+
+
+def _exit_with_master() -> None:
+    """Exit at once when the master process dies, so no orphan keeps evaluating."""
+    master = multiprocessing.parent_process()
+    if master is None:
+        return
+
+    def watch() -> None:
+        master.join()
+        os._exit(1)
+
+    threading.Thread(target=watch, name="master-watch", daemon=True).start()
+
+
+def _send_outcome(conn: Connection, outcome: Outcome) -> None:
+    """Send an outcome as plain data; a result that cannot be pickled fails its candidate."""
+    try:
+        result = outcome.result.to_dict() if outcome.result is not None else None
+        conn.send(("outcome", outcome.cid, result, outcome.error))
+    except (BrokenPipeError, EOFError):
+        raise
+    except Exception as exc:  # e.g. a lock or a lambda in ``extra``
+        conn.send(("outcome", outcome.cid, None, f"result could not be sent: {exc!r}"))
+
+
+def _worker_main(conn: Connection, index: int, blob: bytes, threads: int, gpu: int | None) -> None:
+    """A worker process: set up, then evaluate one ``(cid, arch)`` at a time until EOF.
+
+    The environment is set before the evaluator is unpickled, so whatever its module
+    imports (torch) starts with ``threads`` threads and the right GPU. The worker exits
+    when the master dies, even in the middle of an evaluation.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the master's to handle
+    _set_environment(threads, gpu)
+    name = f"local-{index}-pid{os.getpid()}"
+    try:
+        evaluator: Evaluator = pickle.loads(blob)
+        _limit_torch_threads(threads)
+    except Exception:
+        conn.send(("broken", f"{name} could not set up its evaluator:\n{traceback.format_exc()}"))
+        return
+    _exit_with_master()
+    with contextlib.suppress(EOFError, BrokenPipeError):  # the master closed the pipe
+        conn.send(("ready",))
+        while True:
+            cid, arch = conn.recv()
+            _limit_torch_threads(threads)
+            _send_outcome(conn, evaluate_safely(evaluator, cid, arch, name))
+
+
+# --- master side -------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Worker:
+    """The master's view of one worker slot's current process."""
+
+    index: int
+    process: BaseProcess
+    conn: Connection
+    ready: bool = False
+    task: tuple[int, str] | None = None
+
+    @property
+    def name(self) -> str:
+        return f"local-{self.index}-pid{self.process.pid}"
+
+
+def _exit_description(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "exit code unknown"
+    if exitcode < 0:
+        try:
+            return f"signal {-exitcode} ({signal.Signals(-exitcode).name})"
+        except ValueError:
+            return f"signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+class ProcessExecutor:
+    """Runs evaluations in ``workers`` local worker processes (one task per worker).
+
+    ``evaluator`` is pickled once and sent to every worker at its start. Each worker sets
+    ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` to ``threads`` and, when torch is loaded,
+    ``torch.set_num_threads(threads)``: use one thread per worker and one worker per core.
+    With ``gpus``, worker ``i`` sees only GPU ``gpus[i % len(gpus)]``
+    (``CUDA_VISIBLE_DEVICES``). Workers ignore SIGINT; they are daemonic, so an evaluator
+    cannot start processes of its own (e.g. DataLoader workers).
+
+    Contract (see :class:`~blockqnn.execution.base.Executor`): every submitted cid appears
+    in exactly one outcome; a worker's death yields a lost outcome for its candidate only
+    and a replacement worker; :meth:`wait` raises ``ExecutorLost`` when a worker cannot
+    start at all (its evaluator cannot be unpickled, or it dies before it is ready).
+    Used from one thread. A context manager; :meth:`close` is idempotent.
+    """
+
+    def __init__(
+        self,
+        evaluator: Evaluator,
+        workers: int,
+        threads: int = 1,
+        gpus: Sequence[int] | None = None,
+    ) -> None:
+        if workers < 1 or threads < 1:
+            raise ValueError(f"need workers >= 1 and threads >= 1, got {workers}, {threads}")
+        if gpus is not None and not gpus:
+            raise ValueError("gpus must be None or a non-empty sequence")
+        self.slots = workers
+        self.threads = threads
+        self.gpus = list(gpus) if gpus is not None else None
+        self._blob = pickle.dumps(evaluator)
+        self._context = multiprocessing.get_context("spawn")
+        self._queue: deque[tuple[int, str]] = deque()
+        self._closed = False
+        self._workers: list[_Worker] = []
+        try:
+            self._workers.extend(self._start(i) for i in range(workers))
+        except BaseException:
+            self.close()
+            raise
+
+    # -- public API ---------------------------------------------------------------------
+
+    def submit(self, cid: int, arch: str) -> None:
+        """Queue one evaluation; it starts as soon as a worker is idle."""
+        if self._closed:
+            raise RuntimeError("submit() on a closed ProcessExecutor")
+        self._queue.append((cid, arch))
+        self._dispatch()
+
+    def wait(self, timeout: float | None = None) -> list[Outcome]:
+        """Block until at least one outcome is ready or ``timeout`` seconds pass.
+
+        Returns ``[]`` at once when nothing is queued or running (or after :meth:`close`).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        outcomes: list[Outcome] = []
+        while not outcomes and not self._closed and self._pending():
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            outcomes.extend(self._poll(remaining))
+            self._dispatch()
+            if remaining == 0.0:
+                break
+        return outcomes
+
+    def close(self) -> None:
+        """Terminate every worker (kill those still alive after a grace period).
+
+        Queued and running evaluations are dropped. Safe to call more than once.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.clear()
+        for worker in self._workers:
+            worker.process.terminate()
+        deadline = time.monotonic() + CLOSE_GRACE_S
+        for worker in self._workers:
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+            worker.conn.close()
+            worker.process.close()
+        self._workers.clear()
+
+    def __enter__(self) -> ProcessExecutor:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def pids(self) -> list[int]:
+        """The current worker processes' pids, by slot (for monitoring and tests)."""
+        return [w.process.pid for w in self._workers if w.process.pid is not None]
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _start(self, index: int) -> _Worker:
+        gpu = self.gpus[index % len(self.gpus)] if self.gpus is not None else None
+        parent, child = self._context.Pipe()
+        process = self._context.Process(
+            target=_worker_main,
+            args=(child, index, self._blob, self.threads, gpu),
+            name=f"blockqnn-local-{index}",
+            daemon=True,
+        )
+        process.start()
+        child.close()  # the master keeps only its end, so a dead worker reads as EOF
+        return _Worker(index, process, parent)
+
+    def _pending(self) -> bool:
+        return bool(self._queue) or any(w.task is not None for w in self._workers)
+
+    def _dispatch(self) -> None:
+        for worker in self._workers:
+            if not self._queue:
+                return
+            if worker.task is None:
+                worker.task = self._queue.popleft()
+                with contextlib.suppress(OSError):  # it died: its sentinel reports the loss
+                    worker.conn.send(worker.task)
+
+    def _poll(self, timeout: float | None) -> list[Outcome]:
+        """Wait for messages or deaths; handle every ready worker once."""
+        by_handle: dict[Any, _Worker] = {}
+        for worker in self._workers:
+            by_handle[worker.conn] = worker
+            by_handle[worker.process.sentinel] = worker
+        ready = [by_handle[handle] for handle in connection.wait(list(by_handle), timeout)]
+        outcomes: list[Outcome] = []
+        for worker in dict.fromkeys(ready):  # each worker once, even if both handles fired
+            outcomes.extend(self._service(worker))
+        return outcomes
+
+    def _service(self, worker: _Worker) -> list[Outcome]:
+        """Read every message a worker has sent; then, if it is dead, replace it."""
+        outcomes: list[Outcome] = []
+        try:
+            while worker.conn.poll():
+                outcome = self._handle(worker, worker.conn.recv())
+                if outcome is not None:
+                    outcomes.append(outcome)
+        except (EOFError, OSError):
+            pass  # the pipe is closed: the worker is dead or dying
+        else:
+            if worker.process.is_alive():
+                return outcomes
+        lost = self._bury(worker)
+        if lost is not None:
+            outcomes.append(lost)
+        return outcomes
+
+    def _handle(self, worker: _Worker, message: tuple[Any, ...]) -> Outcome | None:
+        kind = message[0]
+        if kind == "ready":
+            worker.ready = True
+            return None
+        if kind == "broken":
+            raise ExecutorLost(message[1])
+        _, cid, result, error = message
+        worker.task = None
+        return Outcome(
+            cid,
+            result=Result.from_dict(result) if result is not None else None,
+            error=error,
+            worker=worker.name,
+        )
+
+    def _bury(self, worker: _Worker) -> Outcome | None:
+        """Replace a dead worker; the lost outcome of its task, if it had one."""
+        worker.process.join(CLOSE_GRACE_S)
+        if worker.process.is_alive():  # pipe closed but still running: make sure
+            worker.process.kill()
+            worker.process.join()
+        how = _exit_description(worker.process.exitcode)
+        pid = worker.process.pid
+        if not worker.ready:
+            raise ExecutorLost(f"worker {pid} ({worker.name}) died while starting ({how})")
+        task, name = worker.task, worker.name
+        worker.conn.close()
+        worker.process.close()
+        self._workers[self._workers.index(worker)] = self._start(worker.index)
+        if task is None:
+            logger.warning("worker %d died while idle (%s); replaced", pid, how)
+            return None
+        cid = task[0]
+        message = f"worker {pid} died ({how}) while evaluating candidate {cid}"
+        logger.warning("%s; replaced", message)
+        return Outcome(cid, error=message, lost=True, worker=name)

@@ -1,0 +1,191 @@
+"""Learning curves of search runs, as in the paper's Fig. 8a and Fig. 10.
+
+Per iteration: the mean reward of the candidates proposed in it, and the best (top-1) and
+the mean of the five best (top-5) rewards found so far; the first run's epsilon stages
+are shaded in the background. Several runs (e.g. Q-learning and random search) share one
+plot. The numbers are available as plain data (:func:`run_curves`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import io
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from itertools import groupby
+from pathlib import Path
+
+from blockqnn.config import SearchConfig
+from blockqnn.search import open_run
+from blockqnn.store import Candidate, CandidateState
+
+logger = logging.getLogger(__name__)
+
+METRICS = ("reward", "accuracy")
+TOP = 5
+
+
+@dataclass(frozen=True)
+class IterationStats:
+    """The numbers of one iteration of a run."""
+
+    iteration: int  #: the iteration (0-based, as stored) the candidates were proposed in
+    count: int  #: completed candidates of this iteration that have the metric
+    mean: float  #: their mean
+    top1: float  #: the best value of this and all earlier iterations
+    top5: float  #: mean of the ``TOP`` best distinct architectures so far (fewer if fewer)
+    epsilon: float | None  #: the exploration rate they were proposed with
+
+
+@dataclass(frozen=True)
+class RunCurves:
+    """A run's configuration and its per-iteration numbers."""
+
+    run_dir: Path
+    config: SearchConfig
+    stats: list[IterationStats]
+
+
+def iteration_stats(
+    candidates: Iterable[Candidate], metric: str = "reward"
+) -> list[IterationStats]:
+    """Per-iteration numbers of ``candidates`` (any order), in iteration order.
+
+    Only COMPLETE candidates with a value of ``metric`` (``"reward"`` or ``"accuracy"``)
+    count; reused duplicates count in the iteration's mean (the agent sampled them) but an
+    architecture (its canonical key) counts once in the top-k. Iterations without such
+    candidates are left out.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+    done = [c for c in candidates if c.state == CandidateState.COMPLETE]
+    valued = sorted((c for c in done if getattr(c, metric) is not None), key=_order)
+    best: dict[str, float] = defaultdict(lambda: float("-inf"))
+    stats = []
+    for iteration, group in groupby(valued, key=lambda c: c.iteration):
+        members = list(group)
+        stats.append(_iteration(iteration, members, metric, best))
+    return stats
+
+
+def _iteration(
+    iteration: int, members: list[Candidate], metric: str, best: dict[str, float]
+) -> IterationStats:
+    """The numbers of one iteration; updates ``best`` (key -> best value so far)."""
+    values = [getattr(c, metric) for c in members]
+    for c, value in zip(members, values, strict=True):
+        best[c.key] = max(best[c.key], value)
+    top = heapq.nlargest(TOP, best.values())
+    mean, top5 = sum(values) / len(values), sum(top) / len(top)
+    return IterationStats(iteration, len(values), mean, top[0], top5, members[0].epsilon)
+
+
+def _order(candidate: Candidate) -> tuple[int, int]:
+    return (candidate.iteration, candidate.id)
+
+
+def run_curves(run_dir: str | Path, metric: str = "reward") -> RunCurves:
+    """The per-iteration numbers of the run in ``run_dir`` (StoreError if there is none)."""
+    store, config = open_run(run_dir)
+    with store:
+        candidates = store.candidates()
+    return RunCurves(Path(run_dir), config, iteration_stats(candidates, metric))
+
+
+def plot_runs(
+    run_dirs: Sequence[str | Path],
+    path: str | Path,
+    labels: Sequence[str] | None = None,
+    metric: str = "reward",
+) -> Path:
+    """Plot the curves of ``run_dirs`` into ``path`` (``.png`` or ``.svg``, by suffix).
+
+    ``labels`` name the runs in the legend (default: directory name and strategy); there
+    must be one per run. Raises ValueError for a bad suffix or label count.
+    """
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in ("png", "svg"):
+        raise ValueError(f"cannot plot to {path.name!r}: use a .png or .svg file")
+    runs = [run_curves(run_dir, metric) for run_dir in run_dirs]
+    path.write_bytes(render_curves(runs, labels, metric, fmt))
+    logger.info("plotted %d run(s) into %s", len(runs), path)
+    return path
+
+
+def render_curves(
+    runs: Sequence[RunCurves],
+    labels: Sequence[str] | None = None,
+    metric: str = "reward",
+    fmt: str = "png",
+) -> bytes:
+    """The plot of ``runs`` as ``fmt`` bytes (see :func:`plot_runs`)."""
+    from matplotlib.figure import Figure
+
+    if not runs:
+        raise ValueError("no runs to plot")
+    names = list(labels) if labels is not None else [_default_label(run) for run in runs]
+    if len(names) != len(runs):
+        raise ValueError(f"{len(names)} label(s) for {len(runs)} run(s)")
+    fig = Figure(figsize=(9, 4.8), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    _shade_epsilon(ax, runs[0].stats)
+    for index, (run, name) in enumerate(zip(runs, names, strict=True)):
+        _plot_run(ax, run.stats, name, f"C{index}")
+    _decorate(ax, runs, metric)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=fmt, dpi=100 if fmt == "svg" else 150)
+    return buffer.getvalue()
+
+
+def _default_label(run: RunCurves) -> str:
+    return f"{run.run_dir.name} ({run.config.strategy})"
+
+
+def _plot_run(ax, stats: list[IterationStats], name: str, colour: str) -> None:
+    x = [s.iteration + 1 for s in stats]
+    ax.plot(x, [s.mean for s in stats], color=colour, alpha=0.45, lw=1, label=f"{name} mean")
+    ax.plot(x, [s.top1 for s in stats], color=colour, lw=2, label=f"{name} top-1")
+    ax.plot(x, [s.top5 for s in stats], color=colour, lw=1.5, ls="--", label=f"{name} top-{TOP}")
+
+
+def epsilon_bands(stats: Sequence[IterationStats]) -> list[tuple[int, int, float]]:
+    """Runs of consecutive iterations with one epsilon: ``(first, last, epsilon)``, with
+    iterations 0-based; iterations without an epsilon are left out."""
+    bands: list[tuple[int, int, float]] = []
+    for s in stats:
+        if s.epsilon is None:
+            continue
+        if bands and bands[-1][2] == s.epsilon:
+            bands[-1] = (bands[-1][0], s.iteration, s.epsilon)
+        else:
+            bands.append((s.iteration, s.iteration, s.epsilon))
+    return bands
+
+
+def _shade_epsilon(ax, stats: list[IterationStats]) -> None:
+    """Grey bands, darker for more exploration, each labelled with its epsilon."""
+    for index, (first, last, epsilon) in enumerate(epsilon_bands(stats)):
+        ax.axvspan(first + 0.5, last + 1.5, color="0.5", alpha=0.04 + 0.16 * epsilon, lw=0)
+        ax.text(
+            (first + last) / 2 + 1,
+            1.0,
+            f"ε={epsilon:.1f}" if index == 0 else f"{epsilon:.1f}",
+            transform=ax.get_xaxis_transform(),
+            ha="center",
+            va="bottom",
+            fontsize=7,
+            color="0.35",
+        )
+
+
+def _decorate(ax, runs: Sequence[RunCurves], metric: str) -> None:
+    ax.set_xlabel(f"Iteration (batch of {runs[0].config.batch})")
+    ax.set_ylabel("Reward" if metric == "reward" else "Accuracy (%)")
+    ax.grid(alpha=0.3)
+    if any(run.stats for run in runs):
+        ax.legend(fontsize=8, loc="lower right", ncol=len(runs))
+    else:
+        ax.text(0.5, 0.5, "no completed candidates yet", transform=ax.transAxes, ha="center")

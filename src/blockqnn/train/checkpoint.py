@@ -1,0 +1,136 @@
+"""Files: atomic saves, checked loads, and the trained-model file format.
+
+Every file is a ``torch.save`` of a dict of tensors and plain data, tagged with a
+``format`` name and a ``version``; it is read back with ``torch.load(weights_only=True)``,
+so opening a file never runs code from it. A model file holds the block's codes, the
+network configuration, the class names, the normalisation mean/std and the
+``state_dict``; :func:`load` rebuilds the network from them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import torch
+
+from blockqnn.model import Network, NetworkConfig, build
+
+MODEL_FORMAT = "blockqnn-model"
+CHECKPOINT_FORMAT = "blockqnn-checkpoint"
+VERSION = 1
+
+PathLike = str | os.PathLike[str]
+
+
+class ModelFileError(ValueError):
+    """A file that is not a usable blockqnn model or checkpoint; the message names it."""
+
+
+def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> None:
+    """Call ``write`` on a temporary file beside ``path``, then ``os.replace`` it, so
+    ``path`` is always either the old file or the complete new one."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_save(obj: dict[str, Any], path: PathLike) -> None:
+    """``torch.save(obj)`` to ``path`` atomically (see :func:`atomic_write`)."""
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def tagged(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` with the ``format``/``version`` tags :func:`load_tagged` checks."""
+    return {"format": kind, "version": VERSION, **payload}
+
+
+def load_tagged(path: PathLike, kind: str) -> dict[str, Any]:
+    """The dict saved in ``path`` by ``atomic_save(tagged(kind, ...))``.
+
+    Raises FileNotFoundError for a missing file and :class:`ModelFileError` naming the file
+    for anything else: not a torch file, corrupt, holding arbitrary Python objects (never
+    unpickled), another format, or another version.
+    """
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise ModelFileError(f"{path}: not a {kind} file ({_reason(exc)})") from exc
+    found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
+    if found != kind:
+        raise ModelFileError(f"{path}: not a {kind} file (it holds {found!r})")
+    if obj.get("version") != VERSION:
+        raise ModelFileError(
+            f"{path}: {kind} version {obj.get('version')!r}; this blockqnn reads {VERSION}"
+        )
+    return obj
+
+
+def _reason(exc: BaseException) -> str:
+    """A short reason from a ``torch.load`` failure (its messages run to paragraphs)."""
+    text = str(exc)
+    found = re.search(r"WeightsUnpickler error:\s*(.+)", text)
+    if found:
+        detail = found.group(1).split(" was not an allowed global")[0].strip()
+        return f"refused to unpickle it: {detail}"
+    lines = text.strip().splitlines()
+    return lines[0] if lines else f"{type(exc).__name__}: truncated or empty"
+
+
+def save_model(
+    path: PathLike,
+    network: Network,
+    *,
+    classes: Sequence[str],
+    mean: Sequence[float],
+    std: Sequence[float],
+) -> None:
+    """Write ``network`` (built by :func:`blockqnn.model.build`) as a model file, atomically.
+
+    ``classes`` names the outputs; ``mean``/``std`` are the per-channel statistics its
+    inputs were normalised with (``(x / 255 - mean) / std``).
+    """
+    record = {
+        "codes": network.codes,
+        "network": network.config.to_dict(),
+        "classes": list(classes),
+        "mean": [float(m) for m in mean],
+        "std": [float(s) for s in std],
+        "state_dict": {k: v.detach().cpu() for k, v in network.state_dict().items()},
+    }
+    atomic_save(tagged(MODEL_FORMAT, record), path)
+
+
+def load(path: PathLike) -> Network:
+    """The network saved in a model file, on the CPU in eval mode.
+
+    The returned module has ``codes`` (the block's text) and ``config`` as built, plus
+    ``classes``, ``mean`` and ``std`` from the file. Raises :class:`ModelFileError` naming
+    the file when it is not a readable blockqnn model file.
+    """
+    record = load_tagged(path, MODEL_FORMAT)
+    try:
+        network = build(record["codes"], NetworkConfig.from_dict(record["network"]))
+        network.load_state_dict(record["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(f"{path}: model file does not match its network ({exc})") from exc
+    network.classes = tuple(record["classes"])
+    network.mean, network.std = tuple(record["mean"]), tuple(record["std"])
+    return network.eval()

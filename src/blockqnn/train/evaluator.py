@@ -1,0 +1,216 @@
+"""Early-stop evaluation of a block: build the network, profile it, train it briefly.
+
+:class:`TrainingEvaluator` is the evaluator of the NSC space (the contract is in
+:mod:`blockqnn.evaluation`): a small picklable configuration of plain options. Each worker
+process loads the dataset once (cached at module level, keyed by the loader options) and
+evaluates many candidates with it.
+
+Restart rule (paper section 4.2): when the validation accuracy after the first epoch is at
+or below chance (100 / classes percent), the learning rate is multiplied by
+``restart_factor`` and training restarts from a fresh initialisation, at most
+``max_restarts`` times. A loss that turns NaN/inf in the first epoch counts as such a
+failure; one later, or after the last restart, fails the candidate (``"diverged: ..."``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from blockqnn import nsc
+from blockqnn.data import Dataset, load_dataset
+from blockqnn.evaluation import EvaluationError, Result
+from blockqnn.model import NetworkConfig, build, cifar, imagenet
+from blockqnn.profile import count_params, profile_network
+from blockqnn.train.loop import Diverged, Loop, configure_cpu
+from blockqnn.train.recipes import EarlyStopRecipe, early_stop_recipe
+
+logger = logging.getLogger(__name__)
+
+_PRESETS = {"cifar": cifar, "imagenet": imagenet}
+_DATASETS: dict[tuple, Dataset] = {}
+
+
+@dataclass(frozen=True)
+class TrainingEvaluator:
+    """Trains each candidate with an early-stop recipe; its validation accuracy is the signal.
+
+    Plain, picklable options; :meth:`to_dict`/:meth:`from_dict` give the JSON form a run's
+    configuration stores.
+    """
+
+    dataset: str = "digits"  #: dataset spec for :func:`blockqnn.data.load_dataset`
+    subset: int | None = None  #: keep this many training images (val/test shrink alike)
+    image_size: int | None = None  #: resize images to this size
+    val_fraction: float = 0.1  #: share of the training data held out for validation
+    cache_dir: str | None = None  #: dataset cache (default: $BLOCKQNN_CACHE or ~/.cache)
+    download: bool = False  #: download a missing CIFAR archive into the cache
+    preset: str = "cifar"  #: network stacking: "cifar" or "imagenet"
+    widths: tuple[int, ...] | None = None  #: stage widths (preset default when None)
+    repeats: int | None = None  #: N, blocks per stage (preset default when None)
+    conv: str = "pcc"  #: convolution codes as "pcc" (paper) or "plain" (Fig. 9 ablation)
+    recipe: str = "paper"  #: early-stop preset: "paper" or "proxy"
+    recipe_overrides: dict[str, Any] = field(default_factory=dict)  #: EarlyStopRecipe fields
+    max_params: int | None = None  #: parameter limit; None for none
+    adapt_repeats: bool = False  #: over the limit, lower N until it fits (BlockQNN-L)
+    seed: int = 0  #: with the codes, seeds initialisation and shuffling
+    threads: int = 1  #: torch CPU threads in the worker process
+    amp: bool = False  #: mixed precision on CUDA
+    device: str = "auto"  #: "auto", "cpu" or "cuda"
+
+    def __post_init__(self) -> None:
+        """Normalise ``widths`` to a tuple and fail fast (ValueError) on bad options, before
+        any worker runs: the recipe and the network options are built once here."""
+        if self.widths is not None:
+            object.__setattr__(self, "widths", tuple(self.widths))
+        self.early_stop_recipe()
+        self.network_config(num_classes=10, in_channels=3, image_size=32)  # any data shape
+        if self.max_params is not None and self.max_params < 1:
+            raise ValueError(f"max_params must be positive, got {self.max_params}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-compatible dict of the options."""
+        data = dataclasses.asdict(self)
+        data["widths"] = None if self.widths is None else list(self.widths)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainingEvaluator:
+        """Inverse of :meth:`to_dict`; an unknown option raises ValueError naming it."""
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown TrainingEvaluator option(s): {', '.join(unknown)}")
+        return cls(**data)
+
+    def early_stop_recipe(self) -> EarlyStopRecipe:
+        """The named preset with the overrides applied."""
+        return early_stop_recipe(self.recipe, self.recipe_overrides)
+
+    def network_config(self, **data_shape: int) -> NetworkConfig:
+        """The preset with the widths/repeats options and ``num_classes``, ``in_channels``
+        and ``image_size`` (from the dataset) applied."""
+        if self.preset not in _PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; choose one of {sorted(_PRESETS)}")
+        options = {"widths": self.widths, "repeats": self.repeats}
+        return _PRESETS[self.preset](
+            **{k: v for k, v in options.items() if v is not None}, conv=self.conv, **data_shape
+        )
+
+    def load_data(self) -> Dataset:
+        """The dataset, loaded once per process and options."""
+        options = {
+            "val_fraction": self.val_fraction,
+            "subset": self.subset,
+            "image_size": self.image_size,
+            "cache_dir": self.cache_dir,
+        }
+        key = (self.dataset, *options.values())
+        if key not in _DATASETS:
+            _DATASETS[key] = load_dataset(self.dataset, download=self.download, **options)
+        return _DATASETS[key]
+
+    def evaluate(self, arch: str) -> Result:
+        """Train the network of block ``arch`` (NSC text) and return its validation accuracy.
+
+        Raises NSCError for invalid codes and EvaluationError when the network is over the
+        parameter limit or training diverges.
+        """
+        start = time.perf_counter()
+        configure_cpu(self.threads)
+        block = nsc.as_block(arch, sys.maxsize)
+        data = self.load_data()
+        config = self._fit_limit(block, self.network_config(**_shape(data)))
+        network = build(block, config)
+        prof = profile_network(network, block, config)
+        loop, restarts = self._train(block, config, data)
+        last = loop.history[-1]
+        return Result(
+            accuracy=last.val_accuracy,
+            flops=prof.gflops,
+            params=prof.params,
+            density=prof.density,
+            cost_s=time.perf_counter() - start,
+            extra={
+                "epochs": loop.epoch,
+                "restarts": restarts,
+                "lr": loop.base_lr,
+                "repeats": config.repeats,
+                "train_accuracy": last.train_accuracy,
+                "images_per_s": _throughput(loop),
+            },
+        )
+
+    def _fit_limit(self, block: nsc.Block, config: NetworkConfig) -> NetworkConfig:
+        """``config``, or with a smaller N when adapting to the parameter limit."""
+        if self.max_params is None:
+            return config
+        lowest = 1 if self.adapt_repeats else config.repeats
+        for repeats in range(config.repeats, lowest - 1, -1):
+            params = count_params(build(block, dataclasses.replace(config, repeats=repeats)))
+            if params <= self.max_params:
+                return dataclasses.replace(config, repeats=repeats)
+        raise EvaluationError(f"over the parameter limit: {params} > {self.max_params}")
+
+    def _train(self, block: nsc.Block, config: NetworkConfig, data: Dataset) -> tuple[Loop, int]:
+        """The trained loop and the number of restarts it took (the restart rule)."""
+        recipe = self.early_stop_recipe()
+        chance = 100 / data.num_classes
+        lr = recipe.lr
+        for restart in range(recipe.max_restarts + 1):
+            seed = _seed(self.seed, block, restart)
+            torch.manual_seed(seed)
+            loop = Loop(
+                build(block, config),
+                data,
+                recipe,
+                recipe.epochs,
+                lr=lr,
+                seed=seed,
+                device=self.device,
+                amp=self.amp,
+            )
+            if _first_epoch_ok(loop, chance, last=restart == recipe.max_restarts):
+                break
+            lr *= recipe.restart_factor
+            logger.info("epoch 1 at or below chance: restart %d with lr %.3g", restart + 1, lr)
+        loop.run()
+        return loop, restart
+
+
+def _first_epoch_ok(loop: Loop, chance: float, last: bool) -> bool:
+    """Train epoch 1; True to go on with this loop: its validation accuracy beats
+    ``chance`` percent, or it is the ``last`` try (where a divergence is raised)."""
+    try:
+        stats = loop.run(until=1)[-1]
+    except Diverged:
+        if last:
+            raise
+        return False
+    return last or stats.val_accuracy > chance
+
+
+def _seed(seed: int, block: nsc.Block, restart: int) -> int:
+    """A 63-bit seed from the evaluator's seed, the codes and the restart number."""
+    text = f"{seed}|{nsc.format_block(block)}|{restart}".encode()
+    return int.from_bytes(hashlib.sha256(text).digest()[:8], "big") >> 1
+
+
+def _shape(data: Dataset) -> dict[str, int]:
+    return {
+        "num_classes": data.num_classes,
+        "in_channels": data.channels,
+        "image_size": data.image_size,
+    }
+
+
+def _throughput(loop: Loop) -> float:
+    """Training images per second over the whole (last) run."""
+    seconds = sum(s.seconds for s in loop.history)
+    return sum(s.images_per_s * s.seconds for s in loop.history) / seconds

@@ -1,0 +1,450 @@
+"""Reports: block drawings (both engines), layered layout, curves, the HTML report (checked
+in a real headless Chromium) and the ``draw`` / ``plot`` / ``report`` commands."""
+
+from __future__ import annotations
+
+import io
+import random
+import re
+import shutil
+import subprocess
+from collections import Counter
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from blockqnn import blocks, cli, nsc
+from blockqnn.config import SearchConfig
+from blockqnn.evaluation import Result
+from blockqnn.nb201 import NB201Error
+from blockqnn.report import draw, plot_runs, render, run_curves, write_report
+from blockqnn.report.curves import epsilon_bands, iteration_stats
+from blockqnn.report.graph import FILLS, block_graph, cell_graph, to_graph
+from blockqnn.report.layout import bezier, crossings, layout, order_rows
+from blockqnn.search import create_run, open_run
+from blockqnn.space import NSCSpace, walk
+from blockqnn.strategies.schedule import EpsilonSchedule, iterations_for
+from tests.conftest import shared_file
+
+CHROMIUM = Path("/usr/bin/chromium")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+CELL = "|nor_conv_3x3~0|+|none~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|"
+SCRIPT_ERROR = "worker crashed: <script>alert('x')</script> & \"more\""
+
+#: Node labels of the paper's Fig. 2 blocks, counted by hand from the figure.
+FIG2_LABELS = {
+    "multi_branch": {
+        "Input": 1, "Identity": 1, "Conv,1": 3, "Conv,3": 1, "Conv,5": 1, "MaxP,3": 1,
+        "Concat": 3, "Output": 1,
+    },
+    "shortcut": {"Input": 1, "Identity": 1, "Conv,3": 2, "Add": 1, "Concat": 1, "Output": 1},
+}  # fmt: skip
+
+
+def need_dot() -> None:
+    if shutil.which("dot") is None:
+        pytest.fail(
+            "Graphviz's dot is missing: the test setup installs it (apt-get install graphviz)"
+        )
+
+
+def svg_texts(svg: bytes) -> Counter:
+    """The text elements of an SVG (node and edge labels, title), counted."""
+    return Counter(t.strip() for t in re.findall(r"<text[^>]*>([^<]*)</text>", svg.decode()))
+
+
+# -- runs built for the tests ---------------------------------------------------------
+
+
+def build_nsc_run(run_dir: Path, evaluations: int = 40, batch: int = 8) -> None:
+    """An NSC run filled with random legal blocks (no training): a few fail."""
+    config = SearchConfig(
+        space="nsc", max_index=10, evaluations=evaluations, batch=batch,
+        evaluator={"kind": "tabular", "table": "x", "reward_column": "y"},
+    )  # fmt: skip
+    schedule = EpsilonSchedule().scaled(iterations_for(evaluations, batch))
+    space, rng = NSCSpace(max_index=10), random.Random(0)
+    with create_run(run_dir, config) as store:
+        for i in range(evaluations):
+            block = space.architecture(walk(space, lambda state, legal: rng.choice(legal)))
+            iteration = i // batch
+            cid = store.add_candidate(
+                nsc.format_block(block), space.key(block), iteration,
+                schedule.epsilon(iteration), None,
+            )  # fmt: skip
+            store.mark_running(cid)
+            if i % 13 == 5:
+                store.fail(cid, SCRIPT_ERROR)
+                continue
+            result = Result(
+                accuracy=rng.uniform(40, 70), flops=rng.uniform(0.05, 0.5),
+                params=rng.randrange(10**5, 10**6), density=nsc.density(block), cost_s=2.0,
+            )  # fmt: skip
+            store.complete(cid, result, result.accuracy - 5 * result.density, None)
+        store.set_meta("status", "finished")
+
+
+def search_tabular(run_dir: Path, strategy: str) -> None:
+    table = shared_file("nb201", "cifar10_valid.csv")
+    status = cli.main([
+        "search", "--space", "nb201", "--strategy", strategy, "--table", str(table),
+        "--reward-column", "valid-accuracy", "--test-column", "test-accuracy",
+        "--evaluations", "300", "--seed", "0", "--run-dir", str(run_dir), "--no-progress",
+    ])  # fmt: skip
+    assert status == 0
+
+
+@pytest.fixture(scope="module")
+def nsc_run(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("runs") / "nsc"
+    build_nsc_run(run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def tabular_runs(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("tabular")
+    search_tabular(root / "qlearning", "qlearning")
+    search_tabular(root / "random", "random")
+    return root / "qlearning", root / "random"
+
+
+# -- drawings -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(FIG2_LABELS))
+@pytest.mark.parametrize("engine", ["graphviz", "python"])
+def test_fig2_block_svg_has_every_label(name, engine, tmp_path):
+    if engine == "graphviz":
+        need_dot()
+    path = tmp_path / f"{name}.svg"
+    assert draw.draw_block(name, path, engine=engine) == engine
+    svg = path.read_bytes()
+    assert svg_texts(svg) == Counter(FIG2_LABELS[name])
+    assert b"<svg" in svg
+
+
+@pytest.mark.parametrize("arch", [blocks.KNOWN["multi_branch"], blocks.KNOWN["shortcut"], CELL])
+def test_engines_draw_the_same_labels(arch):
+    need_dot()
+    graphviz = svg_texts(render(arch, "svg", engine="graphviz", title="T"))
+    python = svg_texts(render(arch, "svg", engine="python", title="T"))
+    assert graphviz == python
+    assert graphviz["T"] == 1
+
+
+@pytest.mark.parametrize("engine", ["graphviz", "python"])
+def test_png_drawings_are_real_images(engine, tmp_path):
+    if engine == "graphviz":
+        need_dot()
+    for name in FIG2_LABELS:
+        path = tmp_path / f"{name}.png"
+        draw.draw_block(name, path, engine=engine, title=name)
+        data = path.read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5000
+        image = Image.open(io.BytesIO(data)).convert("RGB")
+        assert image.width > 100 and image.height > 300
+        assert len(image.getcolors(maxcolors=1 << 20)) > 20  # text, fills, edges
+
+
+def test_auto_engine_falls_back_to_python_without_graphviz(monkeypatch, tmp_path):
+    monkeypatch.setattr(draw.shutil, "which", lambda program: None)
+    assert draw.draw_block("shortcut", tmp_path / "s.svg") == "python"
+    assert draw.draw_block("shortcut", tmp_path / "s.png") == "python"
+    with pytest.raises(draw.DrawError, match="needs Graphviz's dot"):
+        draw.draw_block("shortcut", tmp_path / "s.svg", engine="graphviz")
+
+
+def test_bad_requests_give_clear_errors(tmp_path):
+    with pytest.raises(draw.DrawError, match=r"use a \.svg or \.png"):
+        draw.draw_block("shortcut", tmp_path / "s.pdf")
+    with pytest.raises(draw.DrawError, match="unknown engine"):
+        render("shortcut", engine="tikz")
+    with pytest.raises(NB201Error, match="unknown operation 'conv_7x7'"):
+        render(CELL.replace("nor_conv_1x1", "conv_7x7"))
+    with pytest.raises(nsc.NSCError, match="layer 2"):
+        render("(1,4,0,0,0) (2,1,4,1,0) (3,7,0,0,0)")
+
+
+def test_cell_graph_has_four_nodes_and_six_labelled_edges():
+    graph = cell_graph(CELL)
+    assert [n.label for n in graph.nodes] == ["Input", "1", "2", "Output"]
+    assert [e.label for e in graph.edges] == [
+        "nor_conv_3x3", "none", "nor_conv_1x1", "skip_connect", "nor_conv_3x3", "avg_pool_3x3"
+    ]  # fmt: skip
+    assert to_graph(CELL) == graph
+
+
+def test_block_graph_colours_nodes_by_kind():
+    graph = block_graph(blocks.get("multi_branch"))
+    kinds = {n.label: n.kind for n in graph.nodes}
+    assert kinds["Conv,5"] == "conv" and kinds["MaxP,3"] == "pool"
+    assert kinds["Identity"] == "identity" and kinds["Concat"] == "merge"
+    assert set(FILLS) >= {n.kind for n in graph.nodes}
+    leaves_in = [e.src for e in graph.edges if e.dst == "concat"]
+    assert leaves_in == ["l9"]  # the only leaf of the block feeds the output concat
+
+
+# -- layout ---------------------------------------------------------------------------
+
+
+def random_blocks(count: int, seed: int = 1) -> list[nsc.Block]:
+    space, rng = NSCSpace(max_index=12), random.Random(seed)
+    return [
+        space.architecture(walk(space, lambda state, legal: rng.choice(legal)))
+        for _ in range(count)
+    ]
+
+
+@pytest.mark.parametrize(
+    "graph",
+    [block_graph(blocks.get(n)) for n in sorted(FIG2_LABELS)]
+    + [cell_graph(CELL)]
+    + [block_graph(b) for b in random_blocks(20)],
+)
+def test_layout_input_first_output_last_every_edge_down(graph):
+    placed = layout(graph)
+    first, last = graph.nodes[0].id, graph.nodes[-1].id
+    assert placed.ranks[first] == 0
+    assert all(placed.ranks[n.id] > 0 for n in graph.nodes[1:])
+    assert all(placed.ranks[n.id] < placed.ranks[last] for n in graph.nodes[:-1])
+    for edge, route in zip(graph.edges, placed.routes, strict=True):
+        assert placed.ranks[edge.dst] > placed.ranks[edge.src]
+        ys = [y for _, y in route]
+        assert ys == sorted(set(ys)), "a route must go strictly downwards"
+        curve = [y for _, y in bezier(route)]
+        assert curve == sorted(curve)
+    for box in placed.boxes.values():
+        assert 0 < box.x - box.w / 2 < box.x + box.w / 2 < placed.width
+        assert 0 < box.y - box.h / 2 < box.y + box.h / 2 < placed.height
+
+
+def test_boxes_of_a_rank_do_not_overlap():
+    for block in random_blocks(20, seed=2):
+        placed = layout(block_graph(block))
+        by_rank: dict[int, list] = {}
+        for node_id, box in placed.boxes.items():
+            by_rank.setdefault(placed.ranks[node_id], []).append(box)
+        for boxes in by_rank.values():
+            boxes.sort(key=lambda b: b.x)
+            for left, right in pairwise(boxes):
+                assert left.x + left.w / 2 < right.x - right.w / 2
+
+
+def test_ordering_removes_an_avoidable_crossing():
+    rows = [["a", "b"], ["c", "d"]]
+    segments = [("a", "d"), ("b", "c")]
+    assert crossings(rows, segments) == 1
+    assert crossings(order_rows(rows, segments), segments) == 0
+
+
+# -- curves ---------------------------------------------------------------------------
+
+SINGLE_LAYER = ["(1,1,1,0,0)", "(1,1,3,0,0)", "(1,1,5,0,0)", "(1,2,1,0,0)", "(1,2,3,0,0)",
+                "(1,3,1,0,0)", "(1,3,3,0,0)", "(1,4,0,0,0)"]  # fmt: skip
+
+
+@pytest.fixture
+def tiny_run(tmp_path) -> Path:
+    """Iterations of 2 (batch 2): rewards [10, 20], [5, 30], [25, failed], [12, 8, reuse 30]."""
+    plan = [(0, 1.0, 10), (0, 1.0, 20), (1, 1.0, 5), (1, 1.0, 30), (2, 0.5, 25), (2, 0.5, None),
+            (3, 0.5, 12), (3, 0.5, 8)]  # fmt: skip
+    config = SearchConfig(
+        space="nsc",
+        evaluations=9,
+        batch=2,
+        evaluator={"kind": "tabular", "table": "x", "reward_column": "y"},
+    )
+    with create_run(tmp_path / "tiny", config) as store:
+        ids = []
+        for (iteration, epsilon, reward), code in zip(plan, SINGLE_LAYER, strict=True):
+            text = f"{code} (2,7,0,0,0)"
+            key = nsc.canonical_key(nsc.parse(text))
+            cid = store.add_candidate(text, key, iteration, epsilon, None)
+            ids.append(cid)
+            if reward is None:
+                store.fail(cid, "diverged")
+            else:
+                store.complete(cid, Result(accuracy=reward + 50.0), reward, None)
+        source = store.get(ids[3])
+        store.add_reused(source.arch, source.key, 3, 0.5, source.id, 30.0, None)
+    return tmp_path / "tiny"
+
+
+def test_curve_numbers_by_hand(tiny_run):
+    stats = run_curves(tiny_run).stats
+    table = [(s.iteration, s.count, s.mean, s.top1, s.top5, s.epsilon) for s in stats]
+    assert table == [
+        (0, 2, 15.0, 20.0, 15.0, 1.0),
+        (1, 2, 17.5, 30.0, 16.25, 1.0),
+        (2, 1, 25.0, 30.0, 18.0, 0.5),
+        # the reused duplicate counts in the mean but its architecture once in the top-5
+        (3, 3, pytest.approx(50 / 3), 30.0, pytest.approx(19.4), 0.5),
+    ]
+    assert epsilon_bands(stats) == [(0, 1, 1.0), (2, 3, 0.5)]
+    accuracy = run_curves(tiny_run, metric="accuracy").stats
+    assert [s.top1 for s in accuracy] == [70.0, 80.0, 80.0, 80.0]
+
+
+def test_curve_rejects_unknown_metric():
+    with pytest.raises(ValueError, match="unknown metric"):
+        iteration_stats([], metric="loss")
+
+
+def test_tabular_curves_are_monotone_and_match_the_store(tabular_runs):
+    for run_dir in tabular_runs:
+        stats = run_curves(run_dir).stats
+        store, config = open_run(run_dir)
+        with store:
+            best = store.top(5)
+        assert len(stats) == iterations_for(config.evaluations, config.batch)
+        assert sum(s.count for s in stats) == config.evaluations
+        top1 = [s.top1 for s in stats]
+        top5 = [s.top5 for s in stats]
+        assert top1 == sorted(top1) and top5 == sorted(top5)
+        assert top1[-1] == best[0].reward
+        assert top5[-1] == pytest.approx(sum(c.reward for c in best) / 5)
+        assert all(s.top5 <= s.top1 for s in stats)
+
+
+def test_plot_runs_png_and_svg(tabular_runs, tmp_path):
+    png = plot_runs(tabular_runs, tmp_path / "curves.png", labels=["Q-learning", "random"])
+    assert png.read_bytes().startswith(PNG_MAGIC)
+    image = Image.open(png).convert("RGB")
+    assert image.width > 800 and len(image.getcolors(maxcolors=1 << 20)) > 50
+    svg = plot_runs(tabular_runs, tmp_path / "curves.svg").read_text()
+    assert "<svg" in svg
+    with pytest.raises(ValueError, match="1 label"):
+        plot_runs(tabular_runs, tmp_path / "x.png", labels=["one"])
+    with pytest.raises(ValueError, match=r"use a \.png or \.svg"):
+        plot_runs(tabular_runs, tmp_path / "x.jpg")
+
+
+# -- HTML report ----------------------------------------------------------------------
+
+
+def table_rows(html: str, table_id: str) -> list[str]:
+    start = html.index(f'<table id="{table_id}">')
+    body = html[start : html.index("</table>", start)]
+    return re.findall(r"<tr>(.*?)</tr>", body, flags=re.S)[1:]  # without the header
+
+
+def assert_self_contained(html: str) -> None:
+    refs = re.findall(r"""(?:src|href)\s*=\s*["']?([^"' >]+)""", html, flags=re.I)
+    assert refs, "the report embeds its images"
+    assert all(ref.startswith("data:") for ref in refs), refs
+    assert "<script" not in html.lower() and "@import" not in html and "url(" not in html
+
+
+def test_nsc_report_is_self_contained_with_leaderboard_and_escaped_errors(nsc_run, tmp_path):
+    html = write_report(nsc_run, tmp_path / "report.html").read_text()
+    assert_self_contained(html)
+    store, _ = open_run(nsc_run)
+    with store:
+        best, failed = store.top(10), store.candidates(["failed"])
+    rows = table_rows(html, "leaderboard")
+    assert len(rows) == 10
+    for row, candidate in zip(rows, best, strict=True):
+        assert f"<td>{candidate.id}</td>" in row and candidate.arch in row
+        assert f"{candidate.reward:.3f}" in row and "data:image/svg+xml;base64," in row
+    assert len(table_rows(html, "failed")) == len(failed) > 0
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &quot;more&quot;" in html
+    assert f"<td>candidates failed</td><td>{len(failed)}</td>" in html
+
+
+def test_nb201_report(tabular_runs, tmp_path):
+    html = write_report(tabular_runs[0], tmp_path / "report.html").read_text()
+    assert_self_contained(html)
+    assert len(table_rows(html, "leaderboard")) == 10
+    assert "No failed candidates." in html and "300 of 300 finished" in html
+
+
+def test_report_of_an_empty_run(tmp_path):
+    config = SearchConfig(
+        space="nsc",
+        evaluations=4,
+        batch=2,
+        evaluator={"kind": "tabular", "table": "x", "reward_column": "y"},
+    )
+    create_run(tmp_path / "empty", config).close()
+    html = write_report(tmp_path / "empty", tmp_path / "r.html").read_text()
+    assert "No completed candidates yet." in html and "0 of 4 finished" in html
+
+
+def chromium(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    """Run Debian's chromium headless; FAIL (never skip) if the test setup did not install it."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: the test setup installs Debian's chromium "
+            "(apt-get install -y chromium)"
+        )
+    command = [
+        str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+        "--no-first-run", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--enable-logging=stderr", "--v=0", *args,
+    ]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert not console, console
+    return proc
+
+
+def test_report_renders_in_headless_chromium(nsc_run, tmp_path):
+    report = write_report(nsc_run, tmp_path / "report.html")
+    url = report.resolve().as_uri()
+    dom = chromium("--dump-dom", url, tmp_path=tmp_path).stdout
+    assert '<table id="leaderboard">' in dom
+    assert len(table_rows(dom, "leaderboard")) == 10
+    assert "&lt;script&gt;" in dom and "<script>alert" not in dom
+    shot = tmp_path / "report.png"
+    chromium(f"--screenshot={shot}", "--window-size=1280,2000", url, tmp_path=tmp_path)
+    image = Image.open(shot).convert("RGB")
+    assert image.size == (1280, 2000)
+    colours = image.getcolors(maxcolors=1 << 22)
+    assert len(colours) > 200, "the page looks blank"
+    lower = image.crop((0, 1000, 1280, 2000))  # the leaderboard's drawings are down here
+    conv_fill = tuple(int(FILLS["conv"][i : i + 2], 16) for i in (1, 3, 5))
+    conv_pixels = sum(n for n, rgb in lower.getcolors(maxcolors=1 << 22) if rgb == conv_fill)
+    assert conv_pixels > 500, "no block drawings (convolution boxes) in the leaderboard"
+
+
+# -- commands -------------------------------------------------------------------------
+
+
+def test_draw_command(nsc_run, tmp_path, capsys):
+    assert cli.main(["draw", "shortcut", "-o", str(tmp_path / "s.svg")]) == 0
+    assert svg_texts((tmp_path / "s.svg").read_bytes()) == Counter(FIG2_LABELS["shortcut"])
+    top = tmp_path / "top1.png"
+    assert cli.main(["draw", f"{nsc_run}:top1", "-o", str(top), "--engine", "python"]) == 0
+    assert top.read_bytes().startswith(PNG_MAGIC)
+    assert cli.main(["draw", CELL, "-o", str(tmp_path / "c.svg"), "--title", "cell"]) == 0
+    assert "skip_connect" in (tmp_path / "c.svg").read_text()
+    capsys.readouterr()
+    assert cli.main(["draw", "shortcut", "-o", str(tmp_path / "s.gif")]) == 2
+    assert "use a .svg or .png file" in capsys.readouterr().err
+    assert cli.main(["draw", f"{nsc_run}:top99", "-o", str(tmp_path / "x.svg")]) == 2
+    assert "cannot take top99" in capsys.readouterr().err
+
+
+def test_plot_command(tabular_runs, tmp_path, capsys):
+    out = tmp_path / "curves.png"
+    runs = [str(run) for run in tabular_runs]
+    assert cli.main(["plot", *runs, "-o", str(out), "--labels", "Q-learning,random"]) == 0
+    assert out.read_bytes().startswith(PNG_MAGIC)
+    assert cli.main(["plot", *runs, "-o", str(out), "--labels", "only-one"]) == 2
+    assert "1 label(s) for 2 run(s)" in capsys.readouterr().err
+
+
+def test_report_command(nsc_run, tabular_runs, tmp_path, capsys):
+    out = tmp_path / "nsc.html"
+    assert cli.main(["report", str(nsc_run), "-o", str(out)]) == 0
+    assert len(table_rows(out.read_text(), "leaderboard")) == 10
+    assert cli.main(["report", str(tabular_runs[1])]) == 0
+    assert (tabular_runs[1] / "report.html").exists()
+    capsys.readouterr()
+    assert cli.main(["report", str(tmp_path / "nothing")]) == 2
+    assert "no run database there" in capsys.readouterr().err
