@@ -121,7 +121,8 @@ def test_evaluator_learns_digits_and_profiles(cache: str) -> None:
     assert 0 < result.flops < 1e-2  # GFLOPs
     assert result.density == pytest.approx(nsc.density(nsc.parse(SHORTCUT)))
     assert result.cost_s > 0
-    assert result.extra["epochs"] == 3 and result.extra["restarts"] == 0
+    assert result.extra["epochs"] == evaluator.early_stop_recipe().epochs == 4
+    assert result.extra["restarts"] == 0
     assert result.extra["lr"] == 0.01 and result.extra["repeats"] == 1
     assert result.extra["images_per_s"] > 0 and 0 <= result.extra["train_accuracy"] <= 100
     assert evaluator.evaluate(SHORTCUT).accuracy == result.accuracy  # seeded by the codes
