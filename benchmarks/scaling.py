@@ -13,6 +13,8 @@ a fixed result; the budget is ``--per-worker`` x W evaluations. Reported per W:
 - master ms/result = time the loop spent outside ``executor.wait`` per result, and the part
   of it spent in the executor (``slots``, ``submit``: talking to the scheduler).
 
+``--prefetch 0,1`` repeats the whole series with ``DaskExecutor(prefetch=...)``.
+
 Prints a table, then one JSON line. ``--profile`` prints the master thread's cProfile (by
 internal time) of the largest W to stderr.
 
@@ -133,11 +135,12 @@ def cluster_process(workers: int) -> Iterator[str]:
             process.kill()
 
 
-def measure(workers: int, seconds: float, per_worker: int, profile: bool) -> dict:
+def measure(workers: int, seconds: float, per_worker: int, prefetch: int, profile: bool) -> dict:
     """One search on ``workers`` workers; its utilisation and master cost."""
     evaluations = workers * per_worker
     with cluster_process(workers) as address, tempfile.TemporaryDirectory() as tmp:
-        executor = TimedExecutor(DaskExecutor(address, SleepingEvaluator(seconds)))
+        dask = DaskExecutor(address, SleepingEvaluator(seconds), prefetch=prefetch)
+        executor = TimedExecutor(dask)
         config = run_config(evaluations)
         with create_run(Path(tmp) / "run", config) as store:
             search = Search(store, config, executor, progress=lambda progress: None)
@@ -155,6 +158,7 @@ def measure(workers: int, seconds: float, per_worker: int, profile: bool) -> dic
     busy = sum(o.result.cost_s for o in executor.outcomes)
     return {
         "workers": workers,
+        "prefetch": prefetch,
         "evaluations": evaluations,
         "wall_s": wall,
         "utilisation": busy / (workers * wall),
@@ -182,12 +186,14 @@ def idle_shares(outcomes: list[Outcome], start: float, end: float, workers: int)
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"{'workers':>7} {'evals':>6} {'wall s':>7} {'util %':>7} {'ramp %':>7} "
-          f"{'gaps %':>7} {'tail %':>7} {'master ms/res':>14} {'(executor)':>10}")  # fmt: skip
+    print(f"{'workers':>7} {'prefetch':>8} {'evals':>6} {'wall s':>7} {'util %':>7} "
+          f"{'ramp %':>7} {'gaps %':>7} {'tail %':>7} {'master ms/res':>14} "
+          f"{'(executor)':>10}")  # fmt: skip
     for r in rows:
         shares = " ".join(f"{100 * r[k]:>7.2f}" for k in ("utilisation", "ramp", "gaps", "tail"))
         print(
-            f"{r['workers']:>7} {r['evaluations']:>6} {r['wall_s']:>7.2f} {shares} "
+            f"{r['workers']:>7} {r['prefetch']:>8} {r['evaluations']:>6} {r['wall_s']:>7.2f} "
+            f"{shares} "
             f"{r['master_ms_per_result']:>14.2f} {r['executor_ms_per_result']:>10.2f}"
         )
 
@@ -197,12 +203,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", default="1,8,32,64", help="comma-separated worker counts")
     parser.add_argument("--seconds", type=float, default=2.0, help="seconds per evaluation")
     parser.add_argument("--per-worker", type=int, default=4, help="evaluations per worker")
+    parser.add_argument("--prefetch", default="0", help="comma-separated DaskExecutor prefetch")
     parser.add_argument("--profile", action="store_true", help="cProfile the largest run")
     args = parser.parse_args(argv)
     logging.getLogger("distributed").setLevel(logging.WARNING)
     counts = [int(w) for w in args.workers.split(",")]
     rows = [
-        measure(w, args.seconds, args.per_worker, args.profile and w == max(counts)) for w in counts
+        measure(w, args.seconds, args.per_worker, int(p), args.profile and w == max(counts))
+        for p in args.prefetch.split(",")
+        for w in counts
     ]
     print_table(rows)
     print(json.dumps({"seconds": args.seconds, "per_worker": args.per_worker, "runs": rows}))

@@ -60,6 +60,19 @@ class ThreadsEvaluator:
         return Result(accuracy=1.0, extra=extra)
 
 
+class Unloadable:
+    """An evaluator that pickles but cannot be unpickled (as if its module were missing)."""
+
+    def __init__(self) -> None:
+        self.state = 1  # pickle calls __setstate__ only for a non-empty state
+
+    def __setstate__(self, state: dict) -> None:
+        raise ImportError("no module named 'elsewhere'")
+
+    def evaluate(self, arch: str) -> Result:
+        return Result(accuracy=0.0)
+
+
 def evaluator_for(config: SearchConfig, sleep: float = 0.0) -> Evaluator:
     """The run's evaluator, delayed by ``sleep`` seconds per evaluation if > 0."""
     evaluator = make_evaluator(config)
@@ -68,11 +81,13 @@ def evaluator_for(config: SearchConfig, sleep: float = 0.0) -> Evaluator:
 
 @dataclass
 class RecordingExecutor:
-    """Passes everything to ``inner``; keeps every outcome and every ``slots`` reading."""
+    """Passes everything to ``inner``; keeps every outcome, every ``slots`` reading and the
+    (monotonic) time of each candidate's last submission."""
 
     inner: Executor
     outcomes: list[Outcome] = field(default_factory=list)
     slot_readings: list[int] = field(default_factory=list)
+    submitted: dict[int, float] = field(default_factory=dict)
 
     @property
     def slots(self) -> int:
@@ -81,6 +96,7 @@ class RecordingExecutor:
         return slots
 
     def submit(self, cid: int, arch: str) -> None:
+        self.submitted[cid] = time.monotonic()
         self.inner.submit(cid, arch)
 
     def wait(self, timeout: float | None = None) -> list[Outcome]:
@@ -112,26 +128,13 @@ def local_cluster(n_workers: int = 2, allowed_failures: int = 3) -> Iterator[Loc
         yield cluster
 
 
-def worker_pid(client: Client, address: str) -> int:
-    """The process id of the worker at ``address``."""
-    return client.run(os.getpid, workers=[address])[address]
-
-
-def busy_worker(client: Client) -> tuple[str, int]:
-    """The worker running the newest evaluation (the one furthest from its end) and that
-    evaluation's candidate id; waits up to 30 s for one."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        running = [
-            (int(key.split("-")[2]), worker)
-            for worker, keys in client.processing().items()
-            for key in keys
-        ]
-        if running:
-            cid, worker = max(running)
-            return worker, cid
-        time.sleep(0.01)
-    raise AssertionError("no worker is processing a task")
+def running_on(client: Client) -> dict[int, str]:
+    """Candidate id -> address of the worker running its evaluation, for those running."""
+    return {
+        int(key.split("-")[2]): worker
+        for worker, keys in client.processing().items()
+        for key in keys
+    }
 
 
 def spawn(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:

@@ -13,9 +13,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import pytest
@@ -36,14 +38,14 @@ from .conftest import ROOT, shared_file
 from .helpers_dask import (
     RecordingExecutor,
     ThreadsEvaluator,
-    busy_worker,
+    Unloadable,
     completed,
     evaluator_for,
     kill_group,
     local_cluster,
+    running_on,
     start_scheduler,
     start_workers,
-    worker_pid,
 )
 
 TABLE = shared_file("nb201", "cifar10_valid.csv")
@@ -100,10 +102,24 @@ def test_search_over_two_workers_ends_with_exactly_the_budget(tmp_path, cluster)
         assert_each_candidate_once(store, 40)
         evaluated = [c for c in store.candidates() if c.reused_from is None]
     assert set(executor.slot_readings) == {2}
-    assert len({o.worker for o in executor.outcomes}) == 2
+    assert {o.worker for o in executor.outcomes} <= set(cluster.scheduler_info["workers"])
     assert len(executor.outcomes) == len(evaluated)
     table = evaluator_for(cfg)
     assert all(c.accuracy == table.evaluate(c.arch).accuracy for c in evaluated)
+    with DaskExecutor(cluster.scheduler_address, table, prefetch=1) as queued:
+        assert queued.slots == 4  # one more queued per slot
+
+
+def kill_a_fresh_evaluation(client, executor, pids, stop) -> tuple[int, str] | None:
+    """Once a result is in, SIGKILL the worker of an evaluation submitted less than
+    SLEEP / 3 ago (so mid-evaluation, not ending); its candidate id and worker."""
+    while not stop.wait(0.01):
+        recent = time.monotonic() - SLEEP / 3
+        for cid, worker in running_on(client).items():
+            if executor.outcomes and executor.submitted.get(cid, 0) > recent:
+                os.kill(pids[worker], signal.SIGKILL)
+                return cid, worker
+    return None
 
 
 @pytest.mark.parametrize(("allowed_failures", "victim_attempts"), [(3, 1), (0, 2)])
@@ -111,33 +127,32 @@ def test_worker_killed_mid_evaluation(tmp_path, allowed_failures, victim_attempt
     """Dask reruns the victim's task by itself (allowed-failures 3), or reports it lost
     (KilledWorker, allowed-failures 0) and the search retries it."""
     cfg = config()
-    victims: list[tuple[str, int]] = []
-
-    def kill_a_busy_worker(progress: Progress) -> bool:
-        if progress.done < 1:
-            return False
-        worker, cid = busy_worker(client)
-        os.kill(worker_pid(client, worker), signal.SIGKILL)
-        victims.append((worker, cid))
-        return True
-
     with (
         local_cluster(2, allowed_failures) as cluster,
         Client(cluster, set_as_default=False) as client,
+        ThreadPoolExecutor(1) as killer,
     ):
         executor = RecordingExecutor(
             DaskExecutor(cluster.scheduler_address, evaluator_for(cfg, SLEEP))
         )
+        stop = threading.Event()
+        kill = killer.submit(kill_a_fresh_evaluation, client, executor, client.run(os.getpid), stop)
         with create_run(tmp_path / "run", cfg) as store:
-            search(store, cfg, executor, once(kill_a_busy_worker))
+            try:
+                search(store, cfg, executor)
+            finally:
+                stop.set()
             assert_each_candidate_once(store, cfg.evaluations)
             attempts = {c.id: c.attempts for c in store.candidates() if c.reused_from is None}
-    [(worker, cid)] = victims
+    victim = kill.result()
+    assert victim is not None, "no evaluation was caught running"
+    cid, worker = victim
     assert attempts[cid] == victim_attempts
-    lost = [o.cid for o in executor.outcomes if o.lost]
-    assert sum(attempts.values()) == len(attempts) + len(lost)
-    assert all(o.worker != worker for o in executor.outcomes if o.result is not None)
-    assert (allowed_failures == 0) == (cid in lost)
+    outcomes = [o for o in executor.outcomes if o.cid == cid]
+    assert [o.lost for o in outcomes] == [True] * (victim_attempts - 1) + [False]
+    assert outcomes[-1].result is not None and outcomes[-1].worker != worker
+    others = sum(attempts.values()) - attempts[cid]
+    assert others == len(attempts) - 1  # no other evaluation was lost
 
 
 def driver(run_dir, address, log, cfg: SearchConfig | None = None) -> subprocess.Popen:
@@ -226,7 +241,7 @@ def test_a_worker_joining_mid_run_gets_work(tmp_path):
     assert len(by_worker) == 2 and by_worker[first] < len(executor.outcomes)
 
 
-def test_torch_runs_one_thread_in_workers(tmp_path):
+def test_torch_runs_one_thread_in_workers():
     reports = []
     with (
         local_cluster(n_workers=1) as cluster,
@@ -237,6 +252,13 @@ def test_torch_runs_one_thread_in_workers(tmp_path):
             while len(reports) < cid:
                 reports += [o.result.extra for o in executor.wait(timeout=60)]
     assert reports == [{"threads": 1, "omp": "1"}] * 2
+
+
+def test_workers_that_cannot_load_the_evaluator_stop_the_run(cluster):
+    with DaskExecutor(cluster.scheduler_address, Unloadable()) as executor:
+        executor.submit(1, "x")
+        with pytest.raises(ExecutorLost, match="cannot load the evaluator: ImportError"):
+            executor.wait(timeout=60)
 
 
 def test_unreachable_scheduler_is_reported_at_once():
@@ -274,3 +296,31 @@ def test_slots_count_threads_or_resources():
     assert [worker_slots(w, {}) for w in (gpu2, cpu, paused)] == [4, 4, 0]
     assert [worker_slots(w, {"GPU": 1}) for w in (gpu2, cpu, paused)] == [2, 0, 0]
     assert worker_slots(gpu2, {"GPU": 0.5}) == 4
+
+
+def test_cli_digits_training_search_over_the_cluster(tmp_path, cluster):
+    """The real command: `blockqnn search --executor dask://...` trains on digits."""
+    address = cluster.scheduler_address.replace("tcp://", "dask://")
+    run_dir = tmp_path / "digits"
+    args = [
+        sys.executable, "-m", "blockqnn", "search", "--dataset", "digits", "-N", "1",
+        "--widths", "4,8", "--epochs", "1", "--iterations", "2", "--batch", "4",
+        "--executor", address, "--run-dir", str(run_dir), "--no-progress",
+    ]  # fmt: skip
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    store, _ = open_run(run_dir)
+    with store:
+        assert_each_candidate_once(store, 8)
+        assert all(c.flops > 0 and c.params > 0 for c in store.candidates())
+
+
+def test_cli_reports_a_missing_scheduler(tmp_path):
+    args = [
+        sys.executable, "-m", "blockqnn", "search", "--space", "nb201", "--table", str(TABLE),
+        "--reward-column", "valid-accuracy", "--evaluations", "4",
+        "--executor", "tcp://127.0.0.1:9", "--run-dir", str(tmp_path / "r"), "--no-progress",
+    ]  # fmt: skip
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3
+    assert "127.0.0.1:9" in proc.stderr and "--resume" in proc.stderr

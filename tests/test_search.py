@@ -251,4 +251,4 @@ def test_strategy_options_reach_the_agent(tmp_path):
     store, config = open_run(run_dir)
     with store:
         assert config.strategy_options == {"alpha": 0.5, "replay": 8}
-        assert store.agent_state()["config"]["alpha"] == 0.5
+        assert store.agent_state()["strategy"]["config"]["alpha"] == 0.5

@@ -7,6 +7,12 @@ as they arrive. Every change of the strategy's state is saved in the same transa
 the candidate row it concerns, so a run killed at any instant resumes exactly: completed
 evaluations are kept, candidates that were in flight are evaluated again, and the run ends
 with exactly ``evaluations`` candidates.
+
+Persistence: the strategy's state is saved with every result it learns from (one
+transaction with the candidate's row), together with the number of proposals made so far.
+Proposals change only the strategy's random state, so they are not saved each time: on
+resume, the proposals made after the last save are asked again, which reproduces them
+exactly (checked against the stored architectures).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from blockqnn.config import ConfigError, SearchConfig, make_space
 from blockqnn.execution.base import Executor, Outcome
 from blockqnn.reward import reward_of
 from blockqnn.space import Space
-from blockqnn.store import CandidateState, RunStore
+from blockqnn.store import CandidateState, RunStore, StoreError
 from blockqnn.strategies import Strategy, make_strategy
 
 logger = logging.getLogger(__name__)
@@ -78,11 +84,19 @@ def new_strategy(config: SearchConfig, space: Space) -> Strategy:
 
 
 def make_run_strategy(config: SearchConfig, space: Space, store: RunStore) -> Strategy:
-    """The run's strategy, restored from the store's saved state when there is one."""
+    """The run's strategy as it was after its last proposal: restored from the saved state,
+    then the proposals made since that save asked again (StoreError if one differs)."""
     strategy = new_strategy(config, space)
-    state = store.agent_state()
-    if state is not None:
-        strategy.load_state_dict(state)
+    saved = store.agent_state() or {"strategy": None, "proposals": 0}
+    if saved["strategy"] is not None:
+        strategy.load_state_dict(saved["strategy"])
+    for candidate in store.candidates()[saved["proposals"] :]:
+        again = space.format(strategy.ask())
+        if again != candidate.arch:
+            raise StoreError(
+                f"{store.path}: cannot resume exactly: candidate #{candidate.id} was "
+                f"{candidate.arch}, the restored strategy proposes {again}"
+            )
     return strategy
 
 
@@ -151,11 +165,11 @@ class Search:
         if source is not None and source.reward is not None:
             self.strategy.tell(arch, source.reward)
             self.store.add_reused(
-                text, key, iteration, epsilon, source.id, source.reward, self.strategy.state_dict()
+                text, key, iteration, epsilon, source.id, source.reward, self._state(1)
             )
             logger.info("candidate reuses #%d (isomorphic): reward %.3f", source.id, source.reward)
             return
-        cid = self.store.add_candidate(text, key, iteration, epsilon, self.strategy.state_dict())
+        cid = self.store.add_candidate(text, key, iteration, epsilon, None)
         self._submit(cid, text)
 
     def _submit(self, cid: int, text: str) -> None:
@@ -185,8 +199,14 @@ class Search:
             self.store.fail(outcome.cid, f"non-finite reward {value}")
             return
         self.strategy.tell(arch, value)
-        self.store.complete(outcome.cid, result, value, self.strategy.state_dict())
+        self.store.complete(outcome.cid, result, value, self._state())
         logger.info("candidate #%d: accuracy %.2f reward %.3f", outcome.cid, result.accuracy, value)
+
+    def _state(self, adding: int = 0) -> dict:
+        """What is saved with a result: the strategy and the proposals it has made
+        (``adding`` counts a candidate row written in the same transaction)."""
+        proposals = sum(self.store.counts().values()) + adding
+        return {"strategy": self.strategy.state_dict(), "proposals": proposals}
 
     def _report(self) -> None:
         if self.progress is None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
 
 from blockqnn import nsc
 from blockqnn.cli.block import _ints
 from blockqnn.config import SearchConfig
+from blockqnn.execution.base import ExecutorLost
 from blockqnn.search import Progress, Search, create_run, open_run
 
 logger = logging.getLogger(__name__)
@@ -120,6 +122,12 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     x.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     x.add_argument("--gpus", type=_ints, help="GPU ids shared out among the workers")
     x.add_argument(
+        "--prefetch",
+        type=int,
+        default=0,
+        help="Dask: evaluations queued ahead per worker slot (1 hides latency of short ones)",
+    )
+    x.add_argument(
         "--executor",
         default="local",
         help="'local' (process pool) or dask://HOST:PORT (an existing scheduler)",
@@ -175,7 +183,8 @@ def make_executor(args: argparse.Namespace, config: SearchConfig):
     if args.executor != "local":
         from blockqnn.execution.dask_cluster import DaskExecutor
 
-        return DaskExecutor(args.executor, evaluator)
+        gpu = {"GPU": 1} if args.device == "cuda" else None
+        return DaskExecutor(args.executor, evaluator, resources=gpu, prefetch=args.prefetch)
     workers = args.workers if args.workers is not None else int(config.space == "nsc")
     if workers < 1:
         from blockqnn.execution import InlineExecutor
@@ -193,12 +202,16 @@ def run(args: argparse.Namespace) -> int:
         config = config_from_args(args)
         store = create_run(args.run_dir, config)
     with store, ProgressBar(config, disabled=args.no_progress) as bar:
-        search = Search(store, config, make_executor(args, config), progress=bar.update)
         try:
+            search = Search(store, config, make_executor(args, config), progress=bar.update)
             counts = search.run()
         except KeyboardInterrupt:
             logger.warning("interrupted: everything finished is saved; continue with --resume")
             return 130
+        except ExecutorLost as exc:
+            print(f"blockqnn search: {exc}", file=sys.stderr)
+            print(f"(the run in {args.run_dir} is saved; --resume continues it)", file=sys.stderr)
+            return 3
         best = store.top(1)
     print(f"run {args.run_dir}: {counts}")
     if best:
