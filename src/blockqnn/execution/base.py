@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import traceback
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from blockqnn.evaluation import Evaluator, Result
 
@@ -46,6 +46,22 @@ class Executor(Protocol):
 
     def close(self) -> None:
         """Stop all work; outcomes not yet collected are dropped."""
+
+
+_E = TypeVar("_E", bound="ClosingExecutor")
+
+
+class ClosingExecutor:
+    """Shared by the executors: ``with executor:`` closes it on the way out."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _E) -> _E:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def evaluate_safely(evaluator: Evaluator, cid: int, arch: str, worker: str | None) -> Outcome:

@@ -44,7 +44,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from concurrent.futures import CancelledError
-from types import MappingProxyType, TracebackType
+from types import MappingProxyType
 from typing import Any
 
 import cloudpickle
@@ -52,7 +52,7 @@ import dask.config
 import distributed
 
 from blockqnn.evaluation import Evaluator, Result
-from blockqnn.execution.base import ExecutorLost, Outcome, evaluate_safely
+from blockqnn.execution.base import ClosingExecutor, ExecutorLost, Outcome, evaluate_safely
 
 logger = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ def _quiet(name: str) -> Iterator[None]:
         log.setLevel(level)
 
 
-class DaskExecutor:
+class DaskExecutor(ClosingExecutor):
     """Runs evaluations as tasks on the Dask cluster whose scheduler is at ``address``.
 
     ``evaluator`` must be a small picklable configuration (the evaluator contract); it is
@@ -340,17 +340,6 @@ class DaskExecutor:
                 self._client.close(timeout=CLOSE_TIMEOUT_S)
         except Exception as exc:  # closing must not hide the error that led here
             logger.warning("closing the Dask client failed: %r", exc)
-
-    def __enter__(self) -> DaskExecutor:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- internals ----------------------------------------------------------------------
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import deque
 
 from blockqnn.evaluation import Evaluator
-from blockqnn.execution.base import Outcome, evaluate_safely
+from blockqnn.execution.base import ClosingExecutor, Outcome, evaluate_safely
 
 
-class InlineExecutor:
+class InlineExecutor(ClosingExecutor):
     """Evaluates each candidate when :meth:`wait` is called, in submission order."""
 
     slots = 1

@@ -32,11 +32,10 @@ from dataclasses import dataclass
 from multiprocessing import connection
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from types import TracebackType
 from typing import Any
 
 from blockqnn.evaluation import Evaluator, Result
-from blockqnn.execution.base import ExecutorLost, Outcome, evaluate_safely
+from blockqnn.execution.base import ClosingExecutor, ExecutorLost, Outcome, evaluate_safely
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +139,7 @@ def _exit_description(exitcode: int | None) -> str:
     return f"exit code {exitcode}"
 
 
-class ProcessExecutor:
+class ProcessExecutor(ClosingExecutor):
     """Runs evaluations in ``workers`` local worker processes (one task per worker).
 
     ``evaluator`` is pickled once and sent to every worker at its start. Each worker sets
@@ -226,17 +225,6 @@ class ProcessExecutor:
             worker.conn.close()
             worker.process.close()
         self._workers.clear()
-
-    def __enter__(self) -> ProcessExecutor:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def pids(self) -> list[int]:
         """The current worker processes' pids, by slot (for monitoring and tests)."""
