@@ -11,7 +11,7 @@ from blockqnn import blocks
 
 def blockqnn(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "blockqnn", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "blockqnn", *args], capture_output=True, text=True, timeout=300
     )
 
 

@@ -1,0 +1,54 @@
+"""The same search with PCC codes (ReLU-Conv-BN as one code) vs separate ReLU / BN / Conv
+codes (paper Fig. 9), on the CPU proxy of CIFAR-10, same seed and budget.
+
+The separate space trains with bare convolutions (the evaluator's ``conv="plain"``): a
+convolution is only a Conv, and ReLU and BN are layers the agent must choose itself.
+
+    python experiments/pcc_vs_separate.py [--quick] [--out DIR] [--runs DIR] [--workers N]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import common
+
+from blockqnn.config import SearchConfig
+
+#: label -> (SearchConfig.components, TrainingEvaluator.conv)
+SPACES = {"PCC": ("pcc", "pcc"), "separate ReLU/BN/Conv": ("separate", "plain")}
+
+
+def run(args) -> dict[str, Any]:
+    """Both code spaces with the paper's Q-learning through the search loop."""
+    evaluations, batch = (8, 4) if args.quick else (128, 16)
+    configs = {
+        label: SearchConfig(
+            components=components,
+            evaluations=evaluations,
+            batch=batch,
+            seed=0,
+            evaluator=common.proxy_evaluator(args.quick, conv=conv),
+        )
+        for label, (components, conv) in SPACES.items()
+    }
+    print(f"CIFAR proxy: {evaluations} candidates, batch {batch}, {args.workers} worker(s)")
+    results = common.search_arms(configs, args.runs, "pcc_vs_separate", args.workers)
+    common.plot_runs(results, batch, args.out, "pcc_vs_separate")
+    for label, r in results.items():
+        print(common.summary_line(label, r["curves"]["accuracy"]), "(accuracy)")
+    return {
+        "machine": common.machine(),
+        "scale": {"evaluations": evaluations, "batch": batch, "workers": args.workers},
+        "evaluator": common.proxy_evaluator(args.quick),
+        "arms": common.drop_archs(results),
+    }
+
+
+def main() -> None:
+    args = common.parse_args(__doc__)
+    common.write_json(args.out, "pcc_vs_separate", run(args))
+
+
+if __name__ == "__main__":
+    main()
