@@ -266,6 +266,25 @@ def shared_prefix(a: Sequence[str], b: Sequence[str]) -> int:
 # --- searches that train ------------------------------------------------------------------
 
 
+def proxy_scale(quick: bool) -> tuple[int, int]:
+    """Candidates and batch of one proxy search (tiny in quick mode)."""
+    return (8, 4) if quick else (128, 16)
+
+
+def proxy_searches(
+    configs: dict[str, SearchConfig], args: argparse.Namespace, prefix: str, stem: str
+) -> dict[str, Any]:
+    """Run the labelled proxy searches (:func:`search_arms`) and plot them as ``stem``."""
+    first = next(iter(configs.values()))
+    print(
+        f"CIFAR proxy: {first.evaluations} candidates, batch {first.batch}, "
+        f"{args.workers} worker(s)"
+    )
+    results = search_arms(configs, args.runs, prefix, args.workers)
+    plot_runs(results, first.batch, args.out, stem)
+    return results
+
+
 def arm_configs(
     arms: Sequence[Arm], evaluations: int, batch: int, evaluator: dict[str, Any]
 ) -> dict[str, SearchConfig]:

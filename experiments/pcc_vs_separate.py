@@ -21,7 +21,7 @@ SPACES = {"PCC": ("pcc", "pcc"), "separate ReLU/BN/Conv": ("separate", "plain")}
 
 def run(args) -> dict[str, Any]:
     """Both code spaces with the paper's Q-learning through the search loop."""
-    evaluations, batch = (8, 4) if args.quick else (128, 16)
+    evaluations, batch = common.proxy_scale(args.quick)
     configs = {
         label: SearchConfig(
             components=components,
@@ -32,9 +32,7 @@ def run(args) -> dict[str, Any]:
         )
         for label, (components, conv) in SPACES.items()
     }
-    print(f"CIFAR proxy: {evaluations} candidates, batch {batch}, {args.workers} worker(s)")
-    results = common.search_arms(configs, args.runs, "pcc_vs_separate", args.workers)
-    common.plot_runs(results, batch, args.out, "pcc_vs_separate")
+    results = common.proxy_searches(configs, args, "pcc_vs_separate", "pcc_vs_separate")
     for label, r in results.items():
         print(common.summary_line(label, r["curves"]["accuracy"]), "(accuracy)")
     return {

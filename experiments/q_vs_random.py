@@ -41,12 +41,10 @@ def _test(arm: dict[str, Any]) -> float:
 
 def cifar_part(args) -> dict[str, Any]:
     """Every arm on the CPU proxy, same seed and budget, through the search loop."""
-    evaluations, batch = (8, 4) if args.quick else (128, 16)
+    evaluations, batch = common.proxy_scale(args.quick)
     evaluator = common.proxy_evaluator(args.quick)
     configs = common.arm_configs(ARMS, evaluations, batch, evaluator)
-    print(f"CIFAR proxy: {evaluations} candidates, batch {batch}, {args.workers} worker(s)")
-    results = common.search_arms(configs, args.runs, "q_vs_random", args.workers)
-    common.plot_runs(results, batch, args.out, "q_vs_random_cifar")
+    results = common.proxy_searches(configs, args, "q_vs_random", "q_vs_random_cifar")
     first = results[ARMS[0][0]]["archs"]
     shared = {label: common.shared_prefix(first, r["archs"]) for label, r in results.items()}
     print(f"proposals shared with {ARMS[0][0]}: {shared}")

@@ -51,12 +51,10 @@ def nb201_part(args) -> dict[str, Any]:
 
 def proxy_part(args) -> dict[str, Any]:
     """Both reward variants on the CPU proxy through the search loop."""
-    evaluations, batch = (8, 4) if args.quick else (128, 16)
+    evaluations, batch = common.proxy_scale(args.quick)
     evaluator = common.proxy_evaluator(args.quick)
     configs = common.arm_configs(PROXY_ARMS, evaluations, batch, evaluator)
-    print(f"CIFAR proxy: {evaluations} candidates, batch {batch}, {args.workers} worker(s)")
-    results = common.search_arms(configs, args.runs, "shaped_reward", args.workers)
-    common.plot_runs(results, batch, args.out, "shaped_reward_cifar")
+    results = common.proxy_searches(configs, args, "shaped_reward", "shaped_reward_cifar")
     plot_layers(results, batch, args.out / "shaped_reward_cifar_layers.png")
     for label, r in results.items():
         print(f"{label:>24}: mean layers per iteration", " ".join(f"{n:.1f}" for n in r["layers"]))
