@@ -1,0 +1,397 @@
+"""What the HTML report shows of a run, as plain JSON-compatible data.
+
+:func:`run_data` reads a run and returns everything the page's script renders: readable
+settings, progress, every candidate (one row each, every stored metric), a compact
+drawing graph per candidate, drawings of the best ones, the reward curves against
+candidate index and wall time, the accuracy/cost scatters with their Pareto fronts and
+the mean reward per layer choice. The static page embeds this data; ``--serve`` sends it
+again as ``/data.json`` whenever the page asks.
+
+The numbers are computed here (not in the page's script) so that they are tested.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from shlex import quote
+from typing import Any
+
+from blockqnn.config import SearchConfig, make_space
+from blockqnn.report.draw import render
+from blockqnn.report.graph import FILLS, STROKES, Graph, block_graph, cell_graph
+from blockqnn.search import open_run
+from blockqnn.store import Candidate, CandidateState
+
+#: Best candidates (by reward) drawn with the full drawing engine and inlined; the page's
+#: script draws every other candidate itself from its compact graph.
+DRAWN = 10
+#: Stored metrics shown first, in this order; others (evaluator extras) follow by name.
+METRIC_ORDER = ("accuracy", "test_accuracy", "flops", "params", "density")
+#: Metrics plotted as a cost against accuracy: FLOPs and any latency measured.
+COST_PREFIXES = ("flops", "latency")
+
+_SPACE_NAMES = {"nsc": "BlockQNN blocks (Network Structure Codes)", "nb201": "NAS-Bench-201 cells"}
+_NSC_ONLY = ("max_index", "components")
+_COLUMNS = ("id", "iteration", "epsilon", "state", "reward")
+_TAIL_COLUMNS = ("layers", "reused_from", "cost_s", "time_s", "worker", "attempts", "arch")
+
+
+def run_data(run_dir: str | Path) -> dict[str, Any]:
+    """Everything the report page shows of the run in ``run_dir`` (StoreError if none)."""
+    store, config = open_run(run_dir)
+    with store:
+        candidates, best = store.candidates(), store.top(DRAWN)
+        status = store.get_meta("status")
+    graphs = {c.id: candidate_graph(c.arch, config) for c in candidates}
+    metrics = metric_names(candidates)
+    start = min((c.created for c in candidates), default=0.0)
+    return {
+        "name": Path(run_dir).resolve().name,
+        "path": str(run_dir),
+        "space": config.space,
+        "strategy": config.strategy,
+        "status": status,
+        "settings": settings_rows(config, candidates),
+        "notes": notes(config, candidates),
+        "progress": progress_rows(status, config, candidates),
+        "metrics": metrics,
+        "columns": [*_COLUMNS, *metrics, *_TAIL_COLUMNS],
+        "rows": [candidate_row(c, metrics, graphs[c.id], start) for c in candidates],
+        "details": {c.id: candidate_details(c, candidates) for c in candidates},
+        "vocabulary": (vocabulary := _Vocabulary()).entries,
+        "graphs": {cid: vocabulary.encode(graph) for cid, graph in graphs.items()},
+        "fills": FILLS,
+        "strokes": STROKES,
+        "top": [c.id for c in best],
+        "drawings": {c.id: drawing(graphs[c.id]) for c in best},
+        "curves": {"index": reward_curve(candidates, "index"), "time": reward_curve(candidates)},
+        "scatters": cost_scatters(candidates, metrics),
+        "choices": choice_rewards(candidates, graphs),
+        "train_command": train_command(run_dir, config),
+        "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+# -- candidates -------------------------------------------------------------------------
+
+
+def candidate_graph(arch: str, config: SearchConfig) -> Graph:
+    """The drawing graph of a stored architecture in its run's space."""
+    parsed = make_space(config).parse(arch)
+    return block_graph(parsed) if config.space == "nsc" else cell_graph(parsed)
+
+
+def operations(graph: Graph) -> list[str]:
+    """The choices a drawing graph shows: NSC layer labels (``Conv,3``, ``Add``) and
+    NAS-Bench-201 edge operations (``none`` included); not the fixed input/output nodes."""
+    layers = [n.label for n in graph.nodes if n.id.startswith("l")]
+    return layers + [e.label for e in graph.edges if e.label]
+
+
+def layer_count(graph: Graph) -> int:
+    """Layers of a block, or operations other than ``none`` of a cell."""
+    return sum(1 for op in operations(graph) if op != "none")
+
+
+def candidate_metrics(candidate: Candidate) -> dict[str, float]:
+    """Every numeric metric stored for ``candidate``, by name (unmeasured ones left out)."""
+    named: dict[str, Any] = {name: getattr(candidate, name) for name in METRIC_ORDER}
+    named.update(candidate.extra)
+    return {k: v for k, v in named.items() if _is_number(v)}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def metric_names(candidates: Iterable[Candidate]) -> list[str]:
+    """The metrics stored for at least one candidate: :data:`METRIC_ORDER`, then by name."""
+    found = {name for c in candidates for name in candidate_metrics(c)}
+    known = [name for name in METRIC_ORDER if name in found]
+    return known + sorted(found - set(METRIC_ORDER))
+
+
+def candidate_row(c: Candidate, metrics: Sequence[str], graph: Graph, start: float) -> list[Any]:
+    """The candidate's cells in the order of ``run_data()["columns"]``."""
+    values = candidate_metrics(c)
+    finished = None if c.finished is None else round(c.finished - start, 3)
+    return [
+        c.id, c.iteration, c.epsilon, c.state.value, c.reward,
+        *(values.get(name) for name in metrics),
+        layer_count(graph), c.reused_from, c.cost_s, finished, c.worker, c.attempts, c.arch,
+    ]  # fmt: skip
+
+
+def candidate_details(c: Candidate, candidates: Sequence[Candidate]) -> dict[str, Any]:
+    """What only the detail view shows: timings, error, duplicates, non-numeric extras."""
+    return {
+        "created": _clock(c.created),
+        "started": _clock(c.started),
+        "finished": _clock(c.finished),
+        "error": c.error,
+        "duplicates": [o.id for o in candidates if o.key == c.key and o.id != c.id],
+        "extra": {k: v for k, v in c.extra.items() if not _is_number(v)},
+    }
+
+
+def _clock(stamp: float | None) -> str | None:
+    return None if stamp is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+
+
+class _Vocabulary:
+    """Distinct ``[label, kind]`` pairs of nodes and edges, so each graph is a few ints."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[str, str]] = []
+        self._index: dict[tuple[str, str], int] = {}
+
+    def _id(self, label: str, kind: str) -> int:
+        pair = (label, kind)
+        if pair not in self._index:
+            self._index[pair] = len(self.entries)
+            self.entries.append(pair)
+        return self._index[pair]
+
+    def encode(self, graph: Graph) -> list[list[int]]:
+        """``[node vocabulary ids, flat (source, target, vocabulary id) triples]``."""
+        position = {n.id: i for i, n in enumerate(graph.nodes)}
+        nodes = [self._id(n.label, n.kind) for n in graph.nodes]
+        edges = [
+            x
+            for e in graph.edges
+            for x in (position[e.src], position[e.dst], self._id(e.label, e.kind))
+        ]
+        return [nodes, edges]
+
+
+@functools.lru_cache(maxsize=1024)
+def drawing(graph: Graph) -> str:
+    """The full drawing of ``graph`` as an SVG ``data:`` URI (cached: ``--serve`` redraws)."""
+    svg = base64.b64encode(render(graph, "svg")).decode("ascii")
+    return f"data:image/svg+xml;base64,{svg}"
+
+
+# -- settings and progress --------------------------------------------------------------
+
+
+def settings_rows(config: SearchConfig, candidates: Sequence[Candidate]) -> list[list[str]]:
+    """``[setting, value]`` rows of what applies to the run's space, evaluator settings
+    one row each (``evaluator.dataset``, ...)."""
+    rows = [
+        ["space", _SPACE_NAMES.get(config.space, config.space)],
+        ["strategy", _strategy(config)],
+        ["budget", f"{config.evaluations} candidates, {config.batch} per iteration"],
+        ["seed", str(config.seed)],
+        ["reward", _reward(config, candidates)],
+        ["isomorphic duplicates", "reuse the stored result" if config.dedupe else "retrained"],
+        ["attempts per candidate", str(config.max_attempts)],
+    ]
+    if config.space == "nsc":
+        rows += [[name.replace("_", " "), _text(getattr(config, name))] for name in _NSC_ONLY]
+    rows += [
+        [f"evaluator {name.replace('_', ' ')}", _text(value)]
+        for name, value in config.evaluator.items()
+    ]
+    return rows
+
+
+def _strategy(config: SearchConfig) -> str:
+    options = ", ".join(f"{k}={_text(v)}" for k, v in sorted(config.strategy_options.items()))
+    return f"{config.strategy} ({options})" if options else config.strategy
+
+
+def _reward(config: SearchConfig, candidates: Sequence[Candidate]) -> str:
+    if any(c.flops is not None or c.density is not None for c in candidates):
+        return f"accuracy − {config.mu:g}·ln(GFLOPs) − {config.rho:g}·ln(density)"
+    return "accuracy (no FLOPs or density measured)"
+
+
+def _text(value: Any) -> str:
+    """A setting's value as short text: lists comma-joined, mappings as ``k=v``."""
+    if value is None:
+        return "–"
+    if isinstance(value, list | tuple):
+        return ",".join(_text(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_text(v)}" for k, v in value.items()) or "none"
+    return str(value)
+
+
+def notes(config: SearchConfig, candidates: Sequence[Candidate]) -> list[str]:
+    """Explanations of columns that are empty for a reason (the test accuracy)."""
+    if any(c.test_accuracy is not None for c in candidates):
+        return []
+    if config.evaluator.get("kind") == "train":
+        return [
+            "No test accuracy: the search trains briefly and rewards validation accuracy "
+            "only, never touching the test set. `blockqnn train --block RUN:ID` reports a "
+            "candidate's test accuracy after the final training."
+        ]
+    if config.evaluator.get("test_column") is None:
+        return ["No test accuracy: the search was not given the table's test column "
+                "(`--test-column`)."]  # fmt: skip
+    return ["No test accuracy yet: no candidate has completed."]
+
+
+def progress_rows(
+    status: Any, config: SearchConfig, candidates: Sequence[Candidate]
+) -> list[list[Any]]:
+    """``[quantity, value]`` rows: status, budget, counts per state, timings."""
+    counts = dict.fromkeys((s.value for s in CandidateState), 0)
+    for c in candidates:
+        counts[c.state.value] += 1
+    finished = counts["complete"] + counts["failed"]
+    costs = [c.cost_s for c in _evaluated(candidates) if c.cost_s is not None]
+    return [
+        ["status", status if status is not None else "–"],
+        ["budget", f"{finished} of {config.evaluations} finished"],
+        *([f"candidates {state}", count] for state, count in counts.items()),
+        ["reused duplicates", sum(1 for c in candidates if c.reused_from is not None)],
+        ["wall time (first proposed → last finished)", _wall_time(candidates)],
+        ["mean evaluation cost", seconds(sum(costs) / len(costs)) if costs else "–"],
+        ["total evaluation cost", seconds(sum(costs)) if costs else "–"],
+    ]
+
+
+def _evaluated(candidates: Iterable[Candidate]) -> list[Candidate]:
+    """Complete candidates that were evaluated (not reused duplicates)."""
+    return [c for c in candidates if c.state == CandidateState.COMPLETE and c.reused_from is None]
+
+
+def _wall_time(candidates: Sequence[Candidate]) -> str:
+    ends = [c.finished for c in candidates if c.finished is not None]
+    if not ends:
+        return "–"
+    return seconds(max(ends) - min(c.created for c in candidates))
+
+
+def seconds(value: float) -> str:
+    """A duration such as ``0.25 s``, ``12.0 s``, ``3 min 05 s`` or ``2 h 04 min``."""
+    if value < 60:
+        return f"{value:.2f} s" if value < 1 else f"{value:.1f} s"
+    minutes, secs = divmod(round(value), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+# -- charts -----------------------------------------------------------------------------
+
+
+def reward_curve(candidates: Sequence[Candidate], axis: str = "time") -> dict[str, list]:
+    """Rewards against candidate index (``axis="index"``: 1-based position in proposal
+    order) or wall time (seconds from the first proposal to each result).
+
+    ``points``: ``[x, reward, best so far, epsilon]`` per complete candidate in ``x``
+    order; ``means``: ``[x, mean reward]`` per iteration, at the iteration's last point;
+    ``bands``: ``[first x, last x, epsilon]`` of consecutive points with one epsilon.
+    """
+    start = min((c.created for c in candidates), default=0.0)
+    position: dict[int, float] = (
+        {c.id: i for i, c in enumerate(candidates, start=1)}
+        if axis == "index"
+        else {c.id: c.finished - start for c in candidates if c.finished is not None}
+    )
+    done = [c for c in candidates if c.state == CandidateState.COMPLETE and c.reward is not None]
+    done.sort(key=lambda c: (position[c.id], c.id))
+    points, best = [], float("-inf")
+    for c in done:
+        best = max(best, c.reward)
+        points.append([round(position[c.id], 3), c.reward, best, c.epsilon])
+    return {"points": points, "means": _iteration_means(done, position), "bands": _bands(points)}
+
+
+def _iteration_means(done: Sequence[Candidate], position: dict[int, float]) -> list[list[float]]:
+    groups: dict[int, list[Candidate]] = defaultdict(list)
+    for c in done:
+        groups[c.iteration].append(c)
+    means = [
+        [round(max(position[c.id] for c in group), 3), sum(c.reward for c in group) / len(group)]
+        for group in groups.values()
+    ]
+    return sorted(means)
+
+
+def _bands(points: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    bands: list[list[Any]] = []
+    for x, _, _, epsilon in points:
+        if epsilon is None:
+            continue
+        if bands and bands[-1][2] == epsilon:
+            bands[-1][1] = x
+        else:
+            bands.append([x, x, epsilon])
+    return bands
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats: no point with lower-or-equal cost
+    (first value) has a higher-or-equal accuracy (second), one of them strictly.
+    Ordered by cost; of equal points only the first is kept."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1], i))
+    front, best = [], float("-inf")
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def cost_scatters(candidates: Sequence[Candidate], metrics: Sequence[str]) -> list[dict]:
+    """Accuracy against each cost metric (FLOPs, latencies) measured: ``points`` as
+    ``[cost, accuracy, id]`` of evaluated candidates and the ``front`` (indices)."""
+    scatters = []
+    for cost in (m for m in metrics if m.startswith(COST_PREFIXES)):
+        points = []
+        for c in _evaluated(candidates):
+            values = candidate_metrics(c)
+            if cost in values and "accuracy" in values:
+                points.append([values[cost], values["accuracy"], c.id])
+        scatters.append({"cost": cost, "points": points, "front": pareto_front(points)})
+    return scatters
+
+
+def choice_rewards(
+    candidates: Sequence[Candidate], graphs: dict[int, Graph]
+) -> list[dict[str, Any]]:
+    """Per layer choice (``Conv,3``, ``MaxP,1``, an NB201 operation): how many evaluated
+    candidates use it, their mean reward and the mean reward of the others, best first."""
+    scored = [c for c in _evaluated(candidates) if c.reward is not None]
+    using: dict[str, list[float]] = defaultdict(list)
+    for c in scored:
+        for op in set(operations(graphs[c.id])):
+            using[op].append(c.reward)
+    total = sum(c.reward for c in scored)
+    rows = []
+    for op, rewards in using.items():
+        others = len(scored) - len(rewards)
+        rows.append({
+            "choice": op,
+            "count": len(rewards),
+            "mean": sum(rewards) / len(rewards),
+            "others": (total - sum(rewards)) / others if others else None,
+        })  # fmt: skip
+    return sorted(rows, key=lambda row: (-row["mean"], row["choice"]))
+
+
+def train_command(run_dir: str | Path, config: SearchConfig) -> str | None:
+    """The command that trains a candidate (``{id}`` in it) with the run's network, or
+    None for a space whose candidates are not trained (NAS-Bench-201 is looked up)."""
+    if config.space != "nsc" or config.evaluator.get("kind") != "train":
+        return None
+    options: list[tuple[str, Any]] = [
+        ("--dataset", config.evaluator.get("dataset")),
+        ("--preset", config.evaluator.get("preset")),
+        ("-N", config.evaluator.get("repeats")),
+        ("--widths", _text(config.evaluator.get("widths"))),
+        ("--subset", config.evaluator.get("subset")),
+        ("--image-size", config.evaluator.get("image_size")),
+    ]
+    given = " ".join(f"{flag} {quote(str(v))}" for flag, v in options if v not in (None, "–"))
+    run = quote(str(run_dir))
+    return f"blockqnn train --block {run}:{{id}} {given} --epochs 30 --out {run}/final-{{id}}"
