@@ -25,6 +25,7 @@ from blockqnn.config import SearchConfig, make_space
 from blockqnn.report.draw import render
 from blockqnn.report.graph import FILLS, STROKES, Graph, block_graph, cell_graph
 from blockqnn.search import open_run
+from blockqnn.space import Space
 from blockqnn.store import Candidate, CandidateState
 
 #: Best candidates (by reward) drawn with the full drawing engine and inlined; the page's
@@ -47,8 +48,12 @@ def run_data(run_dir: str | Path) -> dict[str, Any]:
     with store:
         candidates, best = store.candidates(), store.top(DRAWN)
         status = store.get_meta("status")
-    graphs = {c.id: candidate_graph(c.arch, config) for c in candidates}
+    graph = functools.partial(candidate_graph, space=make_space(config), kind=config.space)
+    graphs = {c.id: graph(c.arch) for c in candidates}
     metrics = metric_names(candidates)
+    by_key: dict[str, list[int]] = defaultdict(list)
+    for c in candidates:
+        by_key[c.key].append(c.id)
     start = min((c.created for c in candidates), default=0.0)
     return {
         "name": Path(run_dir).resolve().name,
@@ -57,12 +62,13 @@ def run_data(run_dir: str | Path) -> dict[str, Any]:
         "strategy": config.strategy,
         "status": status,
         "settings": settings_rows(config, candidates),
+        "evaluator": evaluator_rows(config),
         "notes": notes(config, candidates),
         "progress": progress_rows(status, config, candidates),
         "metrics": metrics,
         "columns": [*_COLUMNS, *metrics, *_TAIL_COLUMNS],
         "rows": [candidate_row(c, metrics, graphs[c.id], start) for c in candidates],
-        "details": {c.id: candidate_details(c, candidates) for c in candidates},
+        "details": {c.id: candidate_details(c, by_key[c.key]) for c in candidates},
         "vocabulary": (vocabulary := _Vocabulary()).entries,
         "graphs": {cid: vocabulary.encode(graph) for cid, graph in graphs.items()},
         "fills": FILLS,
@@ -80,10 +86,11 @@ def run_data(run_dir: str | Path) -> dict[str, Any]:
 # -- candidates -------------------------------------------------------------------------
 
 
-def candidate_graph(arch: str, config: SearchConfig) -> Graph:
-    """The drawing graph of a stored architecture in its run's space."""
-    parsed = make_space(config).parse(arch)
-    return block_graph(parsed) if config.space == "nsc" else cell_graph(parsed)
+def candidate_graph(arch: str, space: Space, kind: str) -> Graph:
+    """The drawing graph of a stored architecture in its run's ``space`` (``kind`` is the
+    configuration's name of it, ``"nsc"`` or ``"nb201"``)."""
+    parsed = space.parse(arch)
+    return block_graph(parsed) if kind == "nsc" else cell_graph(parsed)
 
 
 def operations(graph: Graph) -> list[str]:
@@ -127,14 +134,15 @@ def candidate_row(c: Candidate, metrics: Sequence[str], graph: Graph, start: flo
     ]  # fmt: skip
 
 
-def candidate_details(c: Candidate, candidates: Sequence[Candidate]) -> dict[str, Any]:
-    """What only the detail view shows: timings, error, duplicates, non-numeric extras."""
+def candidate_details(c: Candidate, same_key: Sequence[int]) -> dict[str, Any]:
+    """What only the detail view shows: timings, error, isomorphic duplicates (the other
+    ids of ``same_key``, the candidates with its canonical key), non-numeric extras."""
     return {
         "created": _clock(c.created),
         "started": _clock(c.started),
         "finished": _clock(c.finished),
         "error": c.error,
-        "duplicates": [o.id for o in candidates if o.key == c.key and o.id != c.id],
+        "duplicates": [cid for cid in same_key if cid != c.id],
         "extra": {k: v for k, v in c.extra.items() if not _is_number(v)},
     }
 
@@ -180,8 +188,7 @@ def drawing(graph: Graph) -> str:
 
 
 def settings_rows(config: SearchConfig, candidates: Sequence[Candidate]) -> list[list[str]]:
-    """``[setting, value]`` rows of what applies to the run's space, evaluator settings
-    one row each (``evaluator.dataset``, ...)."""
+    """``[setting, value]`` rows of the search settings that apply to the run's space."""
     rows = [
         ["space", _SPACE_NAMES.get(config.space, config.space)],
         ["strategy", _strategy(config)],
@@ -193,11 +200,16 @@ def settings_rows(config: SearchConfig, candidates: Sequence[Candidate]) -> list
     ]
     if config.space == "nsc":
         rows += [[name.replace("_", " "), _text(getattr(config, name))] for name in _NSC_ONLY]
-    rows += [
-        [f"evaluator {name.replace('_', ' ')}", _text(value)]
-        for name, value in config.evaluator.items()
-    ]
     return rows
+
+
+def evaluator_rows(config: SearchConfig) -> list[list[str]]:
+    """``[setting, value]`` rows of the evaluator's settings, those left unset omitted."""
+    return [
+        [name.replace("_", " "), _text(value)]
+        for name, value in config.evaluator.items()
+        if value is not None
+    ]
 
 
 def _strategy(config: SearchConfig) -> str:
@@ -215,6 +227,8 @@ def _text(value: Any) -> str:
     """A setting's value as short text: lists comma-joined, mappings as ``k=v``."""
     if value is None:
         return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, list | tuple):
         return ",".join(_text(v) for v in value)
     if isinstance(value, dict):
@@ -318,6 +332,7 @@ def _iteration_means(done: Sequence[Candidate], position: dict[int, float]) -> l
 
 
 def _bands(points: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """Consecutive points with one epsilon; each band reaches to where the next begins."""
     bands: list[list[Any]] = []
     for x, _, _, epsilon in points:
         if epsilon is None:
@@ -325,6 +340,8 @@ def _bands(points: Sequence[Sequence[Any]]) -> list[list[Any]]:
         if bands and bands[-1][2] == epsilon:
             bands[-1][1] = x
         else:
+            if bands:
+                bands[-1][1] = x
             bands.append([x, x, epsilon])
     return bands
 

@@ -1,237 +1,101 @@
-"""A search run's report as ONE self-contained HTML file.
+"""A search run's report as ONE self-contained HTML file (or several runs compared).
 
-The page holds the configuration, progress and timings, a leaderboard of the best blocks
-(with their drawings), the learning curves and the failed candidates with their errors.
-It needs no network: the style sheet is inline, images are ``data:`` URIs, and there are
-no scripts or web fonts. Every text from the run database is HTML-escaped.
+The page embeds the runs' data (:func:`blockqnn.report.data.run_data`) as JSON and a small
+hand-written script (``report.js``) that renders it: settings and progress, the best
+blocks with their drawings, reward curves against candidate index and wall time with the
+epsilon stages shaded, accuracy against FLOPs with the Pareto front, the mean reward per
+layer choice, a sortable and filterable table of all candidates, the failures and a
+detail view per candidate (``#c123``; ``#r1-c123`` for the second run of a comparison).
+
+Drawings: the best :data:`~blockqnn.report.data.DRAWN` candidates of each run are drawn
+by the drawing engine (Graphviz when installed) and inlined as ``data:`` images; the
+script draws any other candidate from its compact graph when its detail view opens, so a
+10,000-candidate page stays small. The page makes no network request (style and script
+are inline); the live page (:mod:`blockqnn.report.serve`) fetches only ``data.json``.
+Query parameters ``sort``, ``order=desc``, ``state`` and ``q`` set the table's initial
+order and filters.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
-import time
 from collections.abc import Sequence
 from html import escape
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from blockqnn.config import SearchConfig, make_space
-from blockqnn.report.curves import RunCurves, iteration_stats, render_curves
-from blockqnn.report.draw import render
-from blockqnn.report.graph import Graph, block_graph, cell_graph
-from blockqnn.search import open_run
-from blockqnn.store import Candidate, CandidateState
+from blockqnn.report.data import run_data
 
 logger = logging.getLogger(__name__)
 
-LEADERBOARD_SIZE = 10
-_MISSING = "–"
+RunDirs = str | Path | Sequence[str | Path]
 
-_CSS = """
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif;
-       margin: 24px auto; max-width: 1240px; padding: 0 16px; color: #222; }
-h1 { font-size: 22px; margin-bottom: 2px; }
-h2 { font-size: 17px; border-bottom: 2px solid #ddd; padding-bottom: 3px; margin-top: 28px; }
-.meta { color: #666; margin-top: 0; }
-.columns { display: flex; gap: 32px; flex-wrap: wrap; align-items: flex-start; }
-table { border-collapse: collapse; }
-th, td { border-bottom: 1px solid #e3e3e3; padding: 4px 10px; text-align: left;
-         vertical-align: top; }
-th { background: #f4f6f8; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-code, pre { font: 12px/1.35 ui-monospace, Menlo, Consolas, monospace; }
-code.arch { display: block; max-width: 300px; word-break: break-all; }
-pre { margin: 0; white-space: pre-wrap; word-break: break-word; max-width: 760px; }
-#config td:last-child { max-width: 460px; word-break: break-all; }
-img.block { max-width: 320px; max-height: 420px; }
-img.curves { width: 100%; max-width: 1100px; }
+_STATES = ("complete", "failed", "running", "pending", "reused")
+
+_BODY = """<h1>{title}</h1>
+<p class="meta" id="meta"></p>
+<nav><a href="#overview">Overview</a><a href="#best">Best blocks</a><a href="#charts">Charts</a>
+<a href="#all">All candidates</a><a href="#failures">Failures</a></nav>
+<noscript><p class="note">This report needs JavaScript to show its data.</p></noscript>
+<section><h2>Overview</h2><div id="overview"></div></section>
+<section><h2>Best blocks</h2><div id="best"></div></section>
+<section><h2>Charts</h2><div id="charts"></div></section>
+<section id="all"><h2>All candidates</h2>
+<div class="filters"><select id="run-choice" hidden></select>
+<label>state <select id="state-filter"><option value="">all</option>{states}</select></label>
+<label>codes contain
+<input id="text-filter" type="search" placeholder="e.g. (2,1,3 or nor_conv"></label>
+<span id="shown"></span></div>
+<div class="scroll"><table id="candidates"><thead></thead><tbody></tbody></table></div>
+</section>
+<section><h2>Failed candidates</h2><div id="failures"></div></section>
+<aside id="detail" hidden></aside>
 """
 
 
-class _Html(str):
-    """Markup that goes into the page as it is (every other text is escaped)."""
-
-
-def write_report(run_dir: str | Path, path: str | Path) -> Path:
-    """Write the HTML report of the run in ``run_dir`` to ``path``; return ``path``.
-
-    Works for NSC-block and NAS-Bench-201 runs, finished or not. Raises StoreError if
-    ``run_dir`` holds no readable run.
-    """
+def write_report(run_dirs: RunDirs, path: str | Path) -> Path:
+    """Write the HTML report of one run directory (or a comparison of several) to ``path``;
+    return ``path``. Works for NSC-block and NAS-Bench-201 runs, finished or not. Raises
+    StoreError if a directory holds no readable run."""
     path = Path(path)
-    path.write_text(report_html(run_dir), encoding="utf-8")
-    logger.info("wrote report of %s to %s", run_dir, path)
+    path.write_text(report_html(run_dirs), encoding="utf-8")
+    logger.info("wrote report of %s to %s", run_dirs, path)
     return path
 
 
-def report_html(run_dir: str | Path) -> str:
-    """The report page of the run in ``run_dir`` as HTML text."""
-    store, config = open_run(run_dir)
-    with store:
-        candidates, best = store.candidates(), store.top(LEADERBOARD_SIZE)
-        status = store.get_meta("status")
-    curves = RunCurves(Path(run_dir), config, iteration_stats(candidates))
-    overview = _Html(
-        '<div class="columns">'
-        + _section("Configuration", _config_table(config))
-        + _section("Progress", _progress_table(status, config, candidates))
-        + "</div>"
-    )
-    body = [
-        overview,
-        _section(f"Leaderboard (best {LEADERBOARD_SIZE} by reward)", _leaderboard(best, config)),
-        _section("Learning curves", _curves(curves)),
-        _section("Failed candidates", _failed(candidates)),
-    ]
-    return _page(f"BlockQNN run {Path(run_dir).resolve().name}", str(run_dir), body)
+def as_list(run_dirs: RunDirs) -> list[Path]:
+    """One run directory or several, as a list."""
+    if isinstance(run_dirs, str | Path):
+        return [Path(run_dirs)]
+    return [Path(d) for d in run_dirs]
 
 
-def _page(title: str, run_dir: str, body: Sequence[str]) -> str:
-    generated = time.strftime("%Y-%m-%d %H:%M:%S")
+def payload(run_dirs: RunDirs) -> dict[str, Any]:
+    """The data the page renders: ``{"runs": [run_data, ...]}``."""
+    return {"runs": [run_data(run_dir) for run_dir in as_list(run_dirs)]}
+
+
+def report_html(run_dirs: RunDirs, live: bool = False) -> str:
+    """The report page as HTML text: the data embedded, or (``live``) fetched from
+    ``data.json`` every two seconds."""
+    dirs = as_list(run_dirs)
+    names = ", ".join(d.resolve().name for d in dirs)
+    title = f"BlockQNN run{'s' if len(dirs) > 1 else ''} {names}"
+    data = "null" if live else json.dumps(payload(dirs), separators=(",", ":"))
+    states = "".join(f'<option value="{s}">{s}</option>' for s in _STATES)
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-        f"<h1>{escape(title)}</h1>\n"
-        f'<p class="meta">{escape(run_dir)} &middot; generated {generated}</p>\n'
-        + "\n".join(body)
-        + "\n</body>\n</html>\n"
+        f'<title>{escape(title)}</title>\n<link rel="icon" href="data:,">\n'
+        f"<style>{_asset('report.css')}</style>\n</head>\n"
+        f'<body data-live="{int(live)}">\n'
+        + _BODY.format(title=escape(title), states=states)
+        + '<script id="blockqnn-data" type="application/json">'
+        + data.replace("<", "\\u003c")
+        + f"</script>\n<script>{_asset('report.js')}</script>\n</body>\n</html>\n"
     )
 
 
-def _section(title: str, content: str) -> _Html:
-    return _Html(f"<section><h2>{escape(title)}</h2>\n{content}\n</section>")
-
-
-def _table(
-    headers: Sequence[str], rows: Sequence[Sequence[Any]], table_id: str, numeric: int = 0
-) -> _Html:
-    """A table; cells are escaped unless they are :class:`_Html`. The last ``numeric``
-    columns are right-aligned."""
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    lines = [f'<table id="{table_id}">', f"<thead><tr>{head}</tr></thead>", "<tbody>"]
-    for row in rows:
-        first = len(row) - numeric
-        cells = "".join(_cell(value, index >= first) for index, value in enumerate(row))
-        lines.append(f"<tr>{cells}</tr>")
-    return _Html("\n".join([*lines, "</tbody></table>"]))
-
-
-def _cell(value: Any, numeric: bool) -> str:
-    text = value if isinstance(value, _Html) else escape(str(value))
-    return f'<td class="num">{text}</td>' if numeric else f"<td>{text}</td>"
-
-
-# -- configuration and progress -------------------------------------------------------
-
-
-def _config_table(config: SearchConfig) -> _Html:
-    rows = [
-        (name, json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value)
-        for name, value in config.to_dict().items()
-    ]
-    return _table(("setting", "value"), rows, "config")
-
-
-def _progress_table(status: Any, config: SearchConfig, candidates: list[Candidate]) -> _Html:
-    counts = {state.value: 0 for state in CandidateState}
-    for c in candidates:
-        counts[c.state.value] += 1
-    finished = counts["complete"] + counts["failed"]
-    evaluated = [c for c in candidates if c.reused_from is None and c.cost_s is not None]
-    costs = [c.cost_s for c in evaluated if c.state == CandidateState.COMPLETE]
-    rows = [
-        ("status", status if status is not None else _MISSING),
-        ("budget", f"{finished} of {config.evaluations} finished"),
-        *((f"candidates {state}", count) for state, count in counts.items()),
-        ("reused duplicates", sum(1 for c in candidates if c.reused_from is not None)),
-        ("wall time (first proposed → last finished)", _wall_time(candidates)),
-        ("mean evaluation cost", _seconds(sum(costs) / len(costs)) if costs else _MISSING),
-        ("total evaluation cost", _seconds(sum(costs)) if costs else _MISSING),
-    ]
-    return _table(("quantity", "value"), rows, "progress")
-
-
-def _wall_time(candidates: list[Candidate]) -> str:
-    ends = [c.finished for c in candidates if c.finished is not None]
-    if not ends:
-        return _MISSING
-    return _seconds(max(ends) - min(c.created for c in candidates))
-
-
-def _seconds(seconds: float) -> str:
-    """A duration such as ``0.25 s``, ``12.0 s``, ``3 min 05 s`` or ``2 h 04 min``."""
-    if seconds < 60:
-        return f"{seconds:.2f} s" if seconds < 1 else f"{seconds:.1f} s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    return f"{minutes // 60} h {minutes % 60:02d} min"
-
-
-# -- leaderboard, curves, failures ----------------------------------------------------
-
-_LEADER_HEADERS = (
-    "rank", "id", "drawing", "architecture", "iteration", "accuracy %", "test accuracy %",
-    "GFLOPs", "params", "density", "reward",
-)  # fmt: skip
-
-
-def _leaderboard(best: list[Candidate], config: SearchConfig) -> _Html:
-    if not best:
-        return _Html('<p id="leaderboard">No completed candidates yet.</p>')
-    rows = [_leader_row(rank, c, config) for rank, c in enumerate(best, start=1)]
-    return _table(_LEADER_HEADERS, rows, "leaderboard", numeric=7)
-
-
-def _leader_row(rank: int, c: Candidate, config: SearchConfig) -> list[Any]:
-    drawing = _image(render(_graph(c.arch, config)), "image/svg+xml", f"block #{c.id}", "block")
-    return [
-        rank,
-        c.id,
-        drawing,
-        _code(c.arch),
-        c.iteration,
-        _number(c.accuracy, "{:.2f}"),
-        _number(c.test_accuracy, "{:.2f}"),
-        _number(c.flops, "{:.4f}"),
-        _number(c.params, "{:,}"),
-        _number(c.density, "{:.3f}"),
-        _number(c.reward, "{:.3f}"),
-    ]
-
-
-def _code(arch: str) -> _Html:
-    return _Html(f'<code class="arch">{escape(arch)}</code>')
-
-
-def _graph(arch: str, config: SearchConfig) -> Graph:
-    """The drawing graph of a stored architecture in its run's space."""
-    parsed = make_space(config).parse(arch)
-    return block_graph(parsed) if config.space == "nsc" else cell_graph(parsed)
-
-
-def _number(value: float | None, template: str) -> str:
-    return _MISSING if value is None else template.format(value)
-
-
-def _image(data: bytes, mime: str, alt: str, css_class: str) -> _Html:
-    uri = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-    return _Html(f'<img class="{css_class}" alt="{escape(alt)}" src="{uri}">')
-
-
-def _curves(curves: RunCurves) -> _Html:
-    data = render_curves([curves], labels=[curves.config.strategy], fmt="svg")
-    return _image(data, "image/svg+xml", "learning curves", "curves")
-
-
-def _failed(candidates: list[Candidate]) -> _Html:
-    failed = [c for c in candidates if c.state == CandidateState.FAILED]
-    if not failed:
-        return _Html('<p id="failed">No failed candidates.</p>')
-    rows = [
-        (c.id, c.iteration, c.attempts, _Html(f"<pre>{escape(c.error or '')}</pre>"), _code(c.arch))
-        for c in failed
-    ]
-    return _table(("id", "iteration", "attempts", "error", "architecture"), rows, "failed")
+def _asset(name: str) -> str:
+    return resources.files("blockqnn.report").joinpath(name).read_text(encoding="utf-8")

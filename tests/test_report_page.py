@@ -1,0 +1,391 @@
+"""The HTML report: its data by hand, and the page in a real headless Chromium (all
+candidates sorted and filtered, detail views, comparison, a 10,000-candidate run, the live
+page following a run, no console errors, no network requests) and ``blockqnn report``."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from blockqnn import cli, nsc
+from blockqnn.cli._blocks import resolve_block
+from blockqnn.config import SearchConfig
+from blockqnn.evaluation import Result
+from blockqnn.report import write_report
+from blockqnn.report.data import pareto_front, run_data, train_command
+from blockqnn.report.graph import FILLS, block_graph
+from blockqnn.report.serve import make_server
+from blockqnn.search import create_run, open_run
+from blockqnn.store import StoreError
+from tests.helpers_browser import CHROMIUM, Browser
+from tests.test_report import SCRIPT_ERROR, build_nsc_run, search_tabular
+
+TABULAR = {"kind": "tabular", "table": "x", "reward_column": "y"}
+ROWS = "document.querySelectorAll('#candidates tbody tr')"
+ROW_IDS = f"[...{ROWS}].map((r) => Number(r.dataset.id))"
+
+
+@pytest.fixture(scope="module")
+def nsc_run(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("runs") / "nsc"
+    build_nsc_run(run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def tabular_runs(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("tabular")
+    search_tabular(root / "qlearning", "qlearning")
+    search_tabular(root / "random", "random")
+    return root / "qlearning", root / "random"
+
+
+def single_layer(code: str) -> tuple[str, str]:
+    text = f"{code} (2,7,0,0,0)"
+    return text, nsc.canonical_key(nsc.parse(text))
+
+
+@pytest.fixture
+def hand_run(tmp_path) -> Path:
+    """Five candidates: 1 Conv,3 (acc 60, 0.2 GFLOPs, reward 10); 2 MaxP,3 failed;
+    3 Conv,1 (70, 0.1, 20); 4 reuses 1 (reward 10); 5 Conv,5 (75, 0.3, 15)."""
+    config = SearchConfig(space="nsc", evaluations=6, batch=2, evaluator=TABULAR)
+    plan = [(0, 1.0, "(1,1,3,0,0)", 60, 0.2, 10), (0, 1.0, "(1,2,3,0,0)", None, None, None),
+            (1, 0.5, "(1,1,1,0,0)", 70, 0.1, 20), (2, 0.5, "(1,1,5,0,0)", 75, 0.3, 15)]  # fmt: skip
+    with create_run(tmp_path / "hand", config) as store:
+        for iteration, epsilon, code, accuracy, flops, reward in plan:
+            if code == "(1,1,5,0,0)":
+                store.add_reused(*single_layer("(1,1,3,0,0)"), 1, 0.5, 1, 10.0, None)
+            cid = store.add_candidate(*single_layer(code), iteration, epsilon, None)
+            if accuracy is None:
+                store.fail(cid, SCRIPT_ERROR)
+            else:
+                result = Result(accuracy=accuracy, flops=flops, density=1.0, cost_s=1.0)
+                store.complete(cid, result, reward, None)
+    return tmp_path / "hand"
+
+
+# -- data by hand -----------------------------------------------------------------------
+
+
+def test_reward_curve_choices_and_pareto_by_hand(hand_run):
+    data = run_data(hand_run)
+    assert data["curves"]["index"] == {
+        "points": [[1, 10, 10, 1.0], [3, 20, 20, 0.5], [4, 10, 20, 0.5], [5, 15, 20, 0.5]],
+        "means": [[1, 10.0], [4, 15.0], [5, 15.0]],
+        "bands": [[1, 3, 1.0], [3, 5, 0.5]],
+    }
+    by_time = data["curves"]["time"]["points"]
+    assert sorted(p[1] for p in by_time) == [10, 10, 15, 20]
+    assert [p[0] for p in by_time] == sorted(p[0] for p in by_time)
+    assert [p[2] for p in by_time] == [max(p[1] for p in by_time[: i + 1]) for i in range(4)]
+    choices = [(c["choice"], c["count"], c["mean"], c["others"]) for c in data["choices"]]
+    assert choices == [("Conv,1", 1, 20, 12.5), ("Conv,5", 1, 15, 15), ("Conv,3", 1, 10, 17.5)]
+    (scatter,) = data["scatters"]
+    assert scatter["cost"] == "flops"
+    assert scatter["points"] == [[0.2, 60, 1], [0.1, 70, 3], [0.3, 75, 5]]
+    assert [scatter["points"][i][2] for i in scatter["front"]] == [3, 5]
+    assert data["details"][1]["duplicates"] == [4] and data["details"][4]["duplicates"] == [1]
+    assert data["details"][2]["error"] == SCRIPT_ERROR
+
+
+def test_pareto_front_keeps_only_unbeaten_points():
+    points = [(1, 5), (2, 4), (2, 6), (3, 6), (0.5, 1), (2, 6)]
+    assert pareto_front(points) == [4, 0, 2]
+    assert pareto_front([]) == []
+
+
+def test_every_stored_metric_is_a_column(hand_run, tabular_runs):
+    data = run_data(hand_run)
+    assert data["metrics"] == ["accuracy", "flops", "density"]
+    row = dict(zip(data["columns"], data["rows"][0], strict=True))
+    assert row["flops"] == 0.2 and row["layers"] == 1 and row["state"] == "complete"
+    nb201 = run_data(tabular_runs[0])
+    assert nb201["metrics"] == ["accuracy", "test_accuracy"]
+
+
+def test_settings_are_readable_rows_for_the_runs_space(tabular_runs, hand_run):
+    nb201 = run_data(tabular_runs[0])
+    names = [name for name, _ in nb201["settings"]]
+    assert "max index" not in names and "components" not in names
+    assert dict(nb201["evaluator"])["reward column"] == "valid-accuracy"
+    assert nb201["notes"] == []  # it has a test column
+    values = [value for _, value in nb201["settings"] + nb201["evaluator"]]
+    assert not any("{" in value for value in values)
+    nsc_data = run_data(hand_run)
+    assert {"max index", "components"} <= {name for name, _ in nsc_data["settings"]}
+    assert "--test-column" in nsc_data["notes"][0]
+
+
+def test_train_note_and_command_name_the_candidate(hand_run, tmp_path):
+    config = SearchConfig(
+        space="nsc", evaluations=4,
+        evaluator={"kind": "train", "dataset": "digits", "preset": "cifar", "repeats": 1,
+                   "widths": [16, 32, 64], "subset": None},
+    )  # fmt: skip
+    command = train_command(hand_run, config)
+    args = cli.build_parser().parse_args(shlex.split(command.format(id=3))[1:])
+    assert (args.dataset, args.repeats, args.widths, args.subset) == (
+        "digits",
+        1,
+        (16, 32, 64),
+        None,
+    )
+    assert resolve_block(args.block) == nsc.parse("(1,1,1,0,0) (2,7,0,0,0)")
+    assert args.out == hand_run / "final-3"
+    assert train_command(hand_run, SearchConfig(space="nb201", evaluator=TABULAR)) is None
+
+
+def test_run_colon_id_names_any_candidate(hand_run, tabular_runs):
+    assert resolve_block(f"{hand_run}:5") == nsc.parse("(1,1,5,0,0) (2,7,0,0,0)")
+    assert resolve_block(f"{hand_run}:top1") == nsc.parse("(1,1,1,0,0) (2,7,0,0,0)")
+    with pytest.raises(StoreError, match="no candidate 99"):
+        resolve_block(f"{hand_run}:99")
+    with pytest.raises(ValueError, match="not NSC blocks"):
+        resolve_block(f"{tabular_runs[0]}:3")
+
+
+# -- the page in Chromium ---------------------------------------------------------------
+
+
+def assert_no_network(browser: Browser, allowed: str) -> None:
+    """Only ``allowed`` (the page, or the live server) and inline ``data:`` URIs loaded."""
+    fetched = [url for url in browser.requests if not url.startswith("data:")]
+    assert fetched and all(url.startswith(allowed) for url in fetched), fetched
+
+
+def opened(tmp_path: Path, page: Path, query: str = "") -> Browser:
+    browser = Browser(tmp_path / "profile")
+    browser.open(page.resolve().as_uri() + query)
+    browser.wait_for(f"{ROWS}.length > 0 || !!document.getElementById('leaderboard')")
+    return browser
+
+
+def test_all_candidates_sort_filter_and_detail_views(nsc_run, tmp_path):
+    page = write_report(nsc_run, tmp_path / "report.html")
+    store, _ = open_run(nsc_run)
+    with store:
+        candidates, best = store.candidates(), store.top(1)[0]
+    failed = [c.id for c in candidates if c.state.value == "failed"]
+    with opened(tmp_path, page) as browser:
+        assert browser.evaluate(ROW_IDS) == [c.id for c in candidates]
+        browser.evaluate("document.querySelector('#candidates th[data-column=reward]').click()")
+        rewards = {c.id: c.reward for c in candidates}
+        shown = browser.evaluate(ROW_IDS)
+        assert shown[0] == best.id and len(shown) == len(candidates)
+        ranked = [rewards[i] for i in shown if rewards[i] is not None]
+        assert ranked == sorted(ranked, reverse=True) and shown[-len(failed) :] == failed
+        browser.evaluate("document.querySelector('#candidates th[data-column=reward]').click()")
+        assert browser.evaluate(ROW_IDS)[0] != best.id  # ascending now
+        browser.evaluate("""(() => { const s = document.getElementById('state-filter');
+            s.value = 'failed'; s.dispatchEvent(new Event('change')); })()""")
+        browser.wait_for(f"{ROWS}.length === {len(failed)}")
+        assert sorted(browser.evaluate(ROW_IDS)) == failed
+        text = "(2,1,3"
+        browser.evaluate(f"""(() => {{ document.getElementById('state-filter').value = '';
+            const t = document.getElementById('text-filter'); t.value = '{text}';
+            t.dispatchEvent(new Event('input')); }})()""")
+        matching = [c.id for c in candidates if text in c.arch]
+        assert 0 < len(matching) < len(candidates)
+        browser.wait_for(f"{ROWS}.length === {len(matching)}")
+        check_failure_detail(browser, failed[0])
+        check_drawn_detail(browser, candidates)
+        assert not browser.errors, browser.errors
+        assert_no_network(browser, page.resolve().as_uri())
+
+
+def check_failure_detail(browser: Browser, cid: int) -> None:
+    browser.evaluate(f"document.querySelector('#candidates tbody tr[data-id=\"{cid}\"]').click()")
+    text = browser.wait_for("!document.getElementById('detail').hidden && detail.innerText")
+    assert f"Candidate #{cid}" in text and SCRIPT_ERROR in text
+    assert browser.evaluate("document.querySelectorAll('#detail script').length") == 0
+    assert "looked its blocks up in a table" in text and "Isomorphic duplicates" in text
+    browser.evaluate("document.querySelector('#detail .close').click()")
+    browser.wait_for("document.getElementById('detail').hidden")
+
+
+def check_drawn_detail(browser: Browser, candidates) -> None:
+    """A candidate outside the top ones is drawn by the page's script: the same boxes."""
+    top = set(browser.evaluate("[...document.querySelectorAll('#leaderboard a')].map(a => a.hash)"))
+    other = next(c for c in candidates if f"#c{c.id}" not in top and c.state.value == "complete")
+    browser.evaluate(f"location.hash = '#c{other.id}'")
+    labels = browser.wait_for(
+        "[...document.querySelectorAll('#detail svg.dag rect + text')].map(t => t.textContent)"
+    )
+    expected = [n.label for n in block_graph(nsc.parse(other.arch, 10)).nodes]
+    assert Counter(labels) == Counter(expected)
+    assert browser.evaluate("document.getElementById('detail').innerText").count(other.arch)
+
+
+def test_query_parameters_set_the_initial_order_and_filter(nsc_run, tmp_path):
+    page = write_report(nsc_run, tmp_path / "report.html")
+    with opened(tmp_path, page, "?sort=id&order=desc&state=complete") as browser:
+        shown = browser.evaluate(ROW_IDS)
+        assert shown == sorted(shown, reverse=True) and len(shown) == 40 - 3
+        assert browser.evaluate(f"[...{ROWS}].every((r) => r.className === 'complete')")
+
+
+def test_nb201_page(tabular_runs, tmp_path):
+    page = write_report(tabular_runs[0], tmp_path / "nb201.html")
+    with opened(tmp_path, page) as browser:
+        assert browser.evaluate(f"{ROWS}.length") == 300
+        settings = browser.evaluate("document.getElementById('config').innerText")
+        assert "NAS-Bench-201" in settings and "max index" not in settings
+        evaluator = browser.evaluate("document.getElementById('evaluator').innerText")
+        assert "valid-accuracy" in evaluator and "{" not in evaluator
+        headers = browser.evaluate("document.querySelector('#candidates thead').innerText")
+        assert "test accuracy" in headers
+        assert browser.evaluate("document.querySelectorAll('#leaderboard tbody tr').length") == 10
+        browser.evaluate("location.hash = '#c7'")
+        assert "nothing to train" in browser.wait_for("!detail.hidden && detail.innerText")
+        assert browser.evaluate("document.querySelectorAll('#charts svg.chart').length") == 2
+        assert not browser.errors, browser.errors
+        assert_no_network(browser, page.resolve().as_uri())
+
+
+def test_comparison_page(tabular_runs, tmp_path):
+    page = tmp_path / "compare.html"
+    runs = [str(run) for run in tabular_runs]
+    assert cli.main(["report", *runs, "-o", str(page)]) == 0
+    store, _ = open_run(tabular_runs[1])
+    with store:
+        fifth = store.get(5)
+    with opened(tmp_path, page) as browser:
+        assert (
+            browser.evaluate("document.querySelectorAll('#side-by-side .run-column').length") == 2
+        )
+        legend = browser.evaluate("document.getElementById('charts').innerText")
+        assert "qlearning best so far" in legend and "random best so far" in legend
+        first = browser.evaluate(f"{ROWS}[4].innerText")
+        browser.evaluate("""(() => { const s = document.getElementById('run-choice');
+            s.value = '1'; s.dispatchEvent(new Event('change')); })()""")
+        assert fifth.arch in browser.evaluate(f"{ROWS}[4].innerText") != first
+        browser.evaluate("location.hash = '#r1-c5'")
+        assert fifth.arch in browser.wait_for("!detail.hidden && detail.innerText")
+        assert not browser.errors, browser.errors
+        assert_no_network(browser, page.resolve().as_uri())
+
+
+def test_ten_thousand_candidates(tmp_path):
+    build_nsc_run(tmp_path / "big", evaluations=10_000, batch=64)
+    page = write_report(tmp_path / "big", tmp_path / "big.html")
+    start = time.monotonic()
+    with opened(tmp_path, page) as browser:
+        assert browser.wait_for(f"{ROWS}.length === 10000", timeout_s=60)
+        loaded = time.monotonic() - start
+        start = time.monotonic()
+        browser.evaluate("document.querySelector('#candidates th[data-column=reward]').click()")
+        assert browser.evaluate(f"{ROWS}.length") == 10_000
+        sorted_in = time.monotonic() - start
+        assert not browser.errors, browser.errors
+    # generous bounds for a busy 2-core machine (about 2 s and 1 s when idle)
+    assert loaded < 30 and sorted_in < 20, (loaded, sorted_in)
+
+
+def test_screenshot_shows_drawings_and_charts(nsc_run, tmp_path):
+    page = write_report(nsc_run, tmp_path / "report.html")
+    shot = tmp_path / "report.png"
+    command = [
+        str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+        f"--user-data-dir={tmp_path / 'shot-profile'}", f"--screenshot={shot}",
+        "--window-size=1280,2200", page.resolve().as_uri(),
+    ]  # fmt: skip
+    subprocess.run(command, capture_output=True, timeout=120, check=True)
+    image = Image.open(shot).convert("RGB")
+    assert image.size == (1280, 2200)
+    conv_fill = tuple(int(FILLS["conv"][i : i + 2], 16) for i in (1, 3, 5))
+    conv_pixels = sum(n for n, rgb in image.getcolors(maxcolors=1 << 22) if rgb == conv_fill)
+    assert conv_pixels > 500, "no block drawings (convolution boxes) in the leaderboard"
+
+
+def test_empty_run_page(tmp_path):
+    config = SearchConfig(space="nsc", evaluations=4, batch=2, evaluator=TABULAR)
+    create_run(tmp_path / "empty", config).close()
+    page = write_report(tmp_path / "empty", tmp_path / "r.html")
+    with opened(tmp_path, page) as browser:
+        text = browser.evaluate("document.body.innerText")
+        assert "No completed candidates yet." in text and "0 of 4 finished" in text
+        assert not browser.errors, browser.errors
+
+
+# -- live -------------------------------------------------------------------------------
+
+
+def test_live_page_shows_a_candidate_added_after_it_opened(hand_run, tmp_path):
+    server = make_server(hand_run, port=0)
+    host, port = server.server_address[:2]
+    assert host == "127.0.0.1"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with Browser(tmp_path / "profile") as browser:
+            browser.open(f"http://{host}:{port}/")
+            browser.wait_for(f"{ROWS}.length === 5")
+            store, _ = open_run(hand_run)
+            with store:
+                cid = store.add_candidate(*single_layer("(1,3,1,0,0)"), 3, 0.1, None)
+                store.complete(cid, Result(accuracy=99.0, flops=0.05), 42.0, None)
+            browser.wait_for(f"{ROWS}.length === 6 && {ROW_IDS}.includes({cid})")
+            assert browser.wait_for(f"document.querySelector('#leaderboard a').hash === '#c{cid}'")
+            assert not browser.errors, browser.errors
+            assert_no_network(browser, f"http://{host}:{port}/")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_serve_command_serves_data_and_stops_on_ctrl_c(hand_run):
+    port = free_port()
+    command = [sys.executable, "-m", "blockqnn", "report", str(hand_run), "--serve",
+               "--port", str(port)]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert f"http://127.0.0.1:{port}/" in process.stdout.readline()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/data.json", timeout=10) as reply:
+            data = json.load(reply)
+        assert len(data["runs"][0]["rows"]) == 5
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as reply:
+            assert 'data-live="1"' in reply.read().decode()
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+# -- command ----------------------------------------------------------------------------
+
+
+def test_report_command(nsc_run, tabular_runs, tmp_path, capsys):
+    out = tmp_path / "nsc.html"
+    assert cli.main(["report", str(nsc_run), "-o", str(out)]) == 0
+    html = out.read_text()
+    refs = re.findall(r"""(?:src|href)\s*=\s*["']?([^"' >]+)""", html, flags=re.I)
+    assert all(ref.startswith(("data:", "#")) for ref in refs), refs
+    assert "<script src" not in html and "@import" not in html
+    assert cli.main(["report", str(tabular_runs[1])]) == 0
+    assert (tabular_runs[1] / "report.html").exists()
+    capsys.readouterr()
+    assert cli.main(["report", str(tmp_path / "nothing")]) == 2
+    assert "no run database there" in capsys.readouterr().err
