@@ -243,12 +243,12 @@ def notes(config: SearchConfig, candidates: Sequence[Candidate]) -> list[str]:
     if config.evaluator.get("kind") == "train":
         return [
             "No test accuracy: the search trains briefly and rewards validation accuracy "
-            "only, never touching the test set. `blockqnn train --block RUN:ID` reports a "
+            "only, never touching the test set. blockqnn train --block RUN:ID reports a "
             "candidate's test accuracy after the final training."
         ]
     if config.evaluator.get("test_column") is None:
         return ["No test accuracy: the search was not given the table's test column "
-                "(`--test-column`)."]  # fmt: skip
+                "(--test-column)."]  # fmt: skip
     return ["No test accuracy yet: no candidate has completed."]
 
 

@@ -299,18 +299,27 @@
       let x = -total / 2;
       row.forEach((i) => { xs[i] = x + width(i) / 2; x += width(i) + 16; });
     });
-    const left = Math.min(...nodes.map((_, i) => xs[i] - width(i) / 2)) - 10;
-    const right = Math.max(...nodes.map((_, i) => xs[i] + width(i) / 2)) + 10;
+    const extent = nodes.map((_, i) => [xs[i] - width(i) / 2, xs[i] + width(i) / 2]).flat();
     const y = (i) => 20 + rank[i] * 58;
+    let bends = 0;
     const parts = edges.map(([s, d, v]) => {
       const [label, kind] = run.vocabulary[v];
       const [a, b] = [y(s) + 12, y(d) - 12];
+      // an edge that skips ranks bows out, alternately right and left, clear of the boxes
+      const bend = rank[d] - rank[s] > 1 ? (bends++ % 2 ? -1 : 1) * 34 * (rank[d] - rank[s] - 1)
+        : 0;
       const colour = run.strokes[kind] || '#555';
-      const text = label ? `<text x="${(xs[s] + xs[d]) / 2 + 4}" y="${(a + b) / 2}" `
-        + `fill="${colour}" font-size="10">${esc(label)}</text>` : '';
-      return `<path d="M${xs[s]} ${a}C${xs[s]} ${(a + b) / 2} ${xs[d]} ${(a + b) / 2} ${xs[d]} `
-        + `${b}" fill="none" stroke="${colour}" marker-end="url(#arrow)"/>${text}`;
+      const [mx, my] = [(xs[s] + xs[d]) / 2 + 0.75 * bend, (a + b) / 2];
+      extent.push(mx - 6 * label.length - 8, mx + 6 * label.length + 8);
+      const anchor = bend < 0 ? 'end' : 'start';
+      const text = label ? `<text x="${mx + (bend < 0 ? -4 : 4)}" y="${my}" fill="${colour}" `
+        + `font-size="10" text-anchor="${anchor}">${esc(label)}</text>` : '';
+      return `<path d="M${xs[s]} ${a}C${xs[s] + bend} ${a + (b - a) / 3} ${xs[d] + bend} `
+        + `${a + (2 * (b - a)) / 3} ${xs[d]} ${b}" fill="none" stroke="${colour}" `
+        + `marker-end="url(#arrow)"/>${text}`;
     });
+    const left = Math.min(...extent) - 10;
+    const right = Math.max(...extent) + 10;
     nodes.forEach((v, i) => {
       const [label, kind] = run.vocabulary[v];
       parts.push(`<rect x="${xs[i] - width(i) / 2}" y="${y(i) - 12}" width="${width(i)}" `
