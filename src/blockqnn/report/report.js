@@ -11,6 +11,7 @@
   const view = { run: 0, sort: 'id', desc: false, state: '', text: '' };
   let runs = [];
   let stamp = '';
+  let pause = POLL_MS;
 
   // -- text -------------------------------------------------------------------------
 
@@ -500,11 +501,16 @@
       const response = await fetch('data.json', { cache: 'no-store' });
       const payload = await response.json();
       const next = JSON.stringify(payload.runs.map((r) => [r.progress, r.rows.length, r.status]));
-      if (next !== stamp) { stamp = next; load(payload); }
+      if (next !== stamp) {
+        stamp = next;
+        const begun = performance.now();
+        load(payload);
+        pause = Math.max(POLL_MS, 3 * (performance.now() - begun)); // big runs poll less often
+      }
     } catch (error) {
       $('meta').textContent = `live: cannot reach the server (${error.message})`;
     }
-    setTimeout(poll, POLL_MS);
+    setTimeout(poll, pause);
   }
 
   function start() {

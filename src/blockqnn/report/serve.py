@@ -1,10 +1,11 @@
 """``blockqnn report RUN --serve``: the report page served live on 127.0.0.1.
 
 ``/`` is the page (:func:`blockqnn.report.html.report_html` with ``live=True``), whose
-script fetches ``/data.json`` every two seconds; each request reads the run databases
-afresh, so the page follows a search that is still writing. The server only reads the
-databases (never a write method of the store) and binds to the loopback interface only.
-One request at a time: a report has one viewer.
+script fetches ``/data.json`` every two seconds (less often for pages that take long to
+render); the runs are read again whenever a database file (``run.db`` or its write-ahead
+log) changed, so the page follows a search that is still writing. The server only reads
+(it calls no write method of the store) and binds to the loopback interface only. One
+request at a time: a report has one viewer.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import json
 import logging
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 
 from blockqnn.report.html import RunDirs, as_list, payload, report_html
+from blockqnn.search import DB_NAME
 
 logger = logging.getLogger(__name__)
 
@@ -28,12 +31,42 @@ def make_server(run_dirs: RunDirs, port: int = 0) -> HTTPServer:
     ``shutdown()``; ``server_close()`` frees the port."""
     dirs = as_list(run_dirs)
     page = report_html(dirs, live=True).encode()
-    payload(dirs)  # fail now, not on the first request, if a run is unreadable
+    data = _DataCache(dirs)
+    data.get()  # fail now, not on the first request, if a run is unreadable
     routes: dict[str, tuple[str, Callable[[], bytes]]] = {
         "/": ("text/html; charset=utf-8", lambda: page),
-        "/data.json": ("application/json", lambda: json.dumps(payload(dirs)).encode()),
+        "/data.json": ("application/json", data.get),
     }
     return HTTPServer((HOST, port), _handler(routes))
+
+
+class _DataCache:
+    """``/data.json``'s body, read again only when a run database's files changed."""
+
+    def __init__(self, dirs: list[Path]) -> None:
+        self._dirs = dirs
+        self._stamp: tuple | None = None
+        self._body = b""
+
+    def _files_stamp(self) -> tuple:
+        files = (d / DB_NAME for d in self._dirs)
+        return tuple(_stat(p) for f in files for p in (f, f.with_name(f.name + "-wal")))
+
+    def get(self) -> bytes:
+        stamp = self._files_stamp()
+        if stamp != self._stamp:
+            self._body = json.dumps(payload(self._dirs)).encode()
+            self._stamp = stamp
+        return self._body
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
+    """Modification time and size of ``path``, or None if it does not exist."""
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        return None
+    return (found.st_mtime_ns, found.st_size)
 
 
 def _handler(routes: dict[str, tuple[str, Callable[[], bytes]]]) -> type:
