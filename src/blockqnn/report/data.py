@@ -218,7 +218,7 @@ def _strategy(config: SearchConfig) -> str:
 
 
 def _reward(config: SearchConfig, candidates: Sequence[Candidate]) -> str:
-    if any(c.flops is not None or c.density is not None for c in candidates):
+    if any({"flops", "density"} & candidate_metrics(c).keys() for c in candidates):
         return f"accuracy − {config.mu:g}·ln(GFLOPs) − {config.rho:g}·ln(density)"
     return "accuracy (no FLOPs or density measured)"
 

@@ -452,15 +452,19 @@
   }
 
   // Lists of numbers (or of records with numeric fields) stored with a candidate, such as
-  // per-epoch training curves, drawn against their position (epoch).
+  // per-epoch training curves, drawn against their ``epoch`` field or position.
+  const NOT_CURVES = new Set(['epoch', 'rung']);
   function epochCurves(extra) {
     const series = {};
     Object.entries(extra).forEach(([key, value]) => {
       if (!Array.isArray(value) || !value.length) return;
       value.forEach((item, i) => {
         const fields = typeof item === 'number' ? { [key]: item } : (item || {});
+        const x = typeof fields.epoch === 'number' ? fields.epoch : i + 1;
         Object.entries(fields).forEach(([name, v]) => {
-          if (typeof v === 'number' && name !== 'epoch') (series[name] = series[name] || []).push([i + 1, v]);
+          if (typeof v === 'number' && !NOT_CURVES.has(name)) {
+            (series[name] = series[name] || []).push([x, v]);
+          }
         });
       });
     });
