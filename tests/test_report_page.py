@@ -73,7 +73,11 @@ def hand_run(tmp_path) -> Path:
             if accuracy is None:
                 store.fail(cid, SCRIPT_ERROR)
             else:
-                result = Result(accuracy=accuracy, flops=flops, density=1.0, cost_s=1.0)
+                curve = [{"epoch": e, "val_accuracy": accuracy - 10 / e, "val_loss": 1 / e}
+                         for e in (1, 2, 3)]  # fmt: skip
+                result = Result(
+                    accuracy=accuracy, flops=flops, density=1.0, cost_s=1.0, extra={"curve": curve}
+                )
                 store.complete(cid, result, reward, None)
     return tmp_path / "hand"
 
@@ -228,6 +232,23 @@ def check_drawn_detail(browser: Browser, candidates) -> None:
     expected = [n.label for n in block_graph(nsc.parse(other.arch, 10)).nodes]
     assert Counter(labels) == Counter(expected)
     assert browser.evaluate("document.getElementById('detail').innerText").count(other.arch)
+
+
+def test_detail_view_curve_duplicates_and_reuse(hand_run, tmp_path):
+    page = write_report(hand_run, tmp_path / "hand.html")
+    with opened(tmp_path, page, "#c4") as browser:
+        text = browser.wait_for("!detail.hidden && detail.innerText")
+        assert "reused result of\t#1" in text
+        duplicates = "[...document.querySelectorAll('#duplicates a')].map(a => a.hash)"
+        assert browser.evaluate(duplicates) == ["#c1"]
+        paths = "document.querySelectorAll('#detail svg.chart path').length"
+        assert browser.evaluate(paths) == 2  # val_accuracy and val_loss
+        assert "val_loss" in browser.evaluate("detail.innerText")
+        browser.evaluate("document.querySelector('#duplicates a').click()")
+        assert "Candidate #1" in browser.wait_for(
+            "detail.innerText.includes('#1') && detail.innerText"
+        )
+        assert not browser.errors, browser.errors
 
 
 def test_query_parameters_set_the_initial_order_and_filter(nsc_run, tmp_path):
