@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import math
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -113,7 +114,8 @@ def candidate_metrics(candidate: Candidate) -> dict[str, float]:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A finite int or float (JSON has no NaN or infinity; bools are no metric)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def metric_names(candidates: Iterable[Candidate]) -> list[str]:

@@ -84,9 +84,9 @@
     const progress = keyValueTable('progress', 'progress');
     const notes = runs.flatMap((run) => run.notes.map((n) => (
       `<p class="note">${runs.length > 1 ? `<b>${esc(run.name)}:</b> ` : ''}${esc(n)}</p>`)));
-    $('overview').innerHTML = `<div class="columns"><div><h3>Settings</h3>${settings.html}`
-      + `${notes.join('')}</div><div><h3>Evaluator</h3>${evaluator.html}</div>`
-      + `<div><h3>Progress</h3>${progress.html}</div></div>`;
+    $('overview').innerHTML = `<div class="columns"><div><h3>Progress</h3>${progress.html}`
+      + `</div><div><h3>Settings</h3>${settings.html}${notes.join('')}</div>`
+      + `<div><h3>Evaluator</h3>${evaluator.html}</div></div>`;
     [[settings, 'config'], [evaluator, 'evaluator']].forEach(([found, id]) => {
       const rows = $(id).tBodies[0].rows;
       found.marks.forEach((i) => rows[i].classList.add('differs'));
@@ -113,7 +113,7 @@
     const metrics = LEADER_METRICS.filter((m) => run.metrics.includes(m));
     const rows = run.top.map((id, i) => {
       const c = run.byId.get(id);
-      return [i + 1, link(0, id), drawingOf(run, id, 'thumb'),
+      return [i + 1, link(0, id), `<a href="${route(0, id)}">${drawingOf(run, id, 'thumb')}</a>`,
         `<code class="arch">${esc(c.arch)}</code>`, c.iteration,
         ...metrics.map((m) => fmt(c[m], m)), fmt(c.reward)];
     });
@@ -126,7 +126,8 @@
       const cards = run.top.slice(0, 3).map((id, i) => {
         const c = run.byId.get(id);
         return `<div class="card"><div><b>top ${i + 1}</b> ${link(r, id)} reward `
-          + `${fmt(c.reward)}</div>${drawingOf(run, id, 'side')}</div>`;
+          + `${fmt(c.reward)}</div><a href="${route(r, id)}">${drawingOf(run, id, 'side')}</a>`
+          + '</div>';
       });
       const title = `<h3 style="color:${COLOURS[r % COLOURS.length]}">${esc(run.name)}</h3>`;
       return `<div class="run-column">${title}${cards.join('') || 'no completed candidates'}</div>`;
@@ -142,7 +143,9 @@
     const power = 10 ** Math.floor(Math.log10(raw));
     const step = [1, 2, 2.5, 5, 10].map((m) => m * power).find((s) => (hi - lo) / s <= count + 1);
     const out = [];
-    for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(+v.toPrecision(12));
+    for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) {
+      out.push(+v.toPrecision(12));
+    }
     return out;
   }
 
@@ -230,6 +233,8 @@
     return chart({ title, xLabel, yLabel: 'reward', series, bands: runs[0].curves[axis].bands });
   }
 
+  const COST_NAMES = { flops: 'GFLOPs', latency_ms: 'latency (ms)' };
+
   function scatterCharts() {
     const costs = [...new Set(runs.flatMap((run) => run.scatters.map((s) => s.cost)))];
     return costs.map((cost) => {
@@ -245,7 +250,8 @@
       });
       const values = series.flatMap((s) => s.points.map((p) => p[0])).filter((v) => v > 0);
       const logX = values.length > 0 && Math.max(...values) / Math.min(...values) > 20;
-      return chart({ title: `Accuracy against ${cost}`, xLabel: cost + (logX ? ' (log)' : ''),
+      const name = COST_NAMES[cost] || cost;
+      return chart({ title: `Accuracy against ${name}`, xLabel: name + (logX ? ' (log)' : ''),
         yLabel: 'accuracy %', series, logX });
     });
   }
@@ -373,10 +379,10 @@
     $('candidates').tHead.innerHTML = `<tr>${columns.map((c) => `<th data-column="${c}">`
       + `${esc(c.replace(/_/g, ' '))}${c === view.sort ? arrow : ''}</th>`).join('')}</tr>`;
     const shown = run.candidates.filter(matches).sort(compare);
-    const html = shown.map((c) => `<tr data-id="${c.id}" class="${c.state}">${columns.map((name) => (
-      name === 'arch' ? `<td><code>${esc(c.arch)}</code></td>`
-        : `<td class="${typeof c[name] === 'number' ? 'num' : ''}">${fmt(c[name], name)}</td>`
-    )).join('')}</tr>`);
+    const cell = (c, name) => (name === 'arch' ? `<td><code>${esc(c.arch)}</code></td>`
+      : `<td class="${typeof c[name] === 'number' ? 'num' : ''}">${fmt(c[name], name)}</td>`);
+    const html = shown.map((c) => `<tr data-id="${c.id}" class="${c.state}">`
+      + `${columns.map((name) => cell(c, name)).join('')}</tr>`);
     $('candidates').tBodies[0].innerHTML = html.join('');
     $('shown').textContent = `${shown.length} of ${run.candidates.length} candidates`;
   }
@@ -431,7 +437,8 @@
       ...run.metrics.map((m) => [m.replace(/_/g, ' '), fmt(c[m], m)]),
       ['layers', c.layers], ['iteration', c.iteration], ['epsilon', fmt(c.epsilon)]];
     const timings = [['proposed', details.created], ['started', details.started],
-      ['finished', details.finished], ['evaluation cost', c.cost_s === null ? '–' : `${fmt(c.cost_s)} s`],
+      ['finished', details.finished],
+      ['evaluation cost', c.cost_s === null ? '–' : `${fmt(c.cost_s)} s`],
       ['attempts', c.attempts], ['worker', c.worker],
       ['reused result of', c.reused_from === null ? '–' : link(r, c.reused_from)]];
     const duplicates = details.duplicates.map((id) => link(r, id)).join(' ') || 'none';
@@ -523,7 +530,10 @@
     $('candidates').tBodies[0].addEventListener('click', onRowClick);
     $('state-filter').addEventListener('change', onFilter);
     $('text-filter').addEventListener('input', onFilter);
-    $('run-choice').addEventListener('change', (e) => { view.run = Number(e.target.value); renderCandidates(); });
+    $('run-choice').addEventListener('change', (e) => {
+      view.run = Number(e.target.value);
+      renderCandidates();
+    });
     window.addEventListener('hashchange', renderDetail);
     document.addEventListener('keydown', (e) => { if (e.key === 'Escape') location.hash = ''; });
     if (document.body.dataset.live === '1') poll();
