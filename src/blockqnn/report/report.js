@@ -6,6 +6,7 @@
 
   const COLOURS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
   const POLL_MS = 2000;
+  const LOW_QUANTILE = 0.1; // reward axes start at this quantile: low outliers fall below
   const MAX_TIPS = 1000; // dots with a tooltip; more would slow a big page down
   const $ = (id) => document.getElementById(id);
   const view = { run: 0, sort: 'id', desc: false, state: '', text: '' };
@@ -117,7 +118,8 @@
         `<code class="arch">${esc(c.arch)}</code>`, c.iteration,
         ...metrics.map((m) => fmt(c[m], m)), fmt(c.reward)];
     });
-    const headers = ['rank', 'id', 'drawing', 'architecture', 'iteration', ...metrics, 'reward'];
+    const headers = ['rank', 'id', 'drawing', 'architecture', 'iteration',
+      ...metrics.map((m) => m.replace(/_/g, ' ')), 'reward'];
     $('best').innerHTML = table(headers, rows, 'id="leaderboard"');
   }
 
@@ -158,15 +160,19 @@
     return [lo - pad, hi + pad];
   }
 
-  // spec: {xLabel, yLabel, logX, bands: [[x0, x1, eps]], series: [{colour, points: [[x, y]],
-  //        kind: 'line' | 'step' | 'dots' | 'front', label, width, opacity, ids}]}
+  // spec: {title, xLabel, yLabel, logX, yFloor, bands: [[x0, x1, eps]], series: [{colour,
+  //        points: [[x, y, id]], kind: 'line' | 'step' | 'dots' | 'front-dots', label, width,
+  //        opacity, clip}]}; a clip series does not widen the y range (points outside it are
+  //        left out), yFloor does.
+  // An SVG chart with axes, grid, shaded bands and a legend.
   function chart(spec) {
     const W = 560; const H = 300; const L = 56; const R = 12; const T = 22; const B = 42;
     const tx = spec.logX ? (x) => Math.log10(x) : (x) => x;
     const all = spec.series.flatMap((s) => s.points);
     const [x0, x1] = extent(all.map((p) => tx(p[0])).concat(
       (spec.bands || []).flatMap((b) => [b[0], b[1]])));
-    const [y0, y1] = extent(all.map((p) => p[1]));
+    const framing = spec.series.filter((s) => !s.clip).flatMap((s) => s.points.map((p) => p[1]));
+    const [y0, y1] = extent(framing.concat(spec.yFloor ?? []));
     const sx = (x) => L + ((tx(x) - x0) / (x1 - x0)) * (W - L - R);
     const sxRaw = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
     const sy = (y) => H - B - ((y - y0) / (y1 - y0)) * (H - T - B);
@@ -188,7 +194,8 @@
       parts.push(`<line class="grid" x1="${x}" x2="${x}" y1="${T}" y2="${H - B}"/>`
         + `<text class="tick" x="${x}" y="${H - B + 14}" text-anchor="middle">${label}</text>`);
     });
-    spec.series.forEach((s) => parts.push(seriesSvg(s, sx, sy)));
+    spec.series.forEach((s) => parts.push(seriesSvg(
+      s.clip ? { ...s, points: s.points.filter((p) => p[1] >= y0 && p[1] <= y1) } : s, sx, sy)));
     parts.push(`<text class="axis" x="${(L + W - R) / 2}" y="${H - 6}" text-anchor="middle">`
       + `${esc(spec.xLabel)}</text><text class="axis" transform="translate(14 ${(T + H - B) / 2}) `
       + `rotate(-90)" text-anchor="middle">${esc(spec.yLabel)}</text></svg>`);
@@ -220,7 +227,7 @@
       const colour = COLOURS[r % COLOURS.length];
       const curve = run.curves[axis];
       const name = runs.length > 1 ? `${run.name} ` : '';
-      const dots = runs.length > 1 ? [] : [{ kind: 'dots', colour, opacity: 0.25,
+      const dots = runs.length > 1 ? [] : [{ kind: 'dots', colour, opacity: 0.25, clip: true,
         points: curve.points.map((p) => [p[0], p[1]]) }];
       return [...dots,
         { kind: 'line', colour, opacity: 0.55, width: 1, label: `${name}iteration mean`,
@@ -230,7 +237,17 @@
     });
     const title = axis === 'index' ? 'Reward against candidate' : 'Reward against wall time';
     const xLabel = axis === 'index' ? 'candidate (proposal order)' : 'seconds since the start';
-    return chart({ title, xLabel, yLabel: 'reward', series, bands: runs[0].curves[axis].bands });
+    const rewards = runs.flatMap((run) => run.curves[axis].points.map((p) => p[1]));
+    const yFloor = quantile(rewards, LOW_QUANTILE);
+    const cut = runs.length > 1 ? 0 : rewards.filter((v) => v < yFloor).length;
+    return chart({ title: title + (cut ? ` (${cut} low rewards below the axis)` : ''), xLabel,
+      yLabel: 'reward', series, yFloor, bands: runs[0].curves[axis].bands });
+  }
+
+  function quantile(values, q) {
+    if (!values.length) return undefined;
+    const sorted = [...values].sort((a, b) => a - b);
+    return sorted[Math.floor(q * (sorted.length - 1))];
   }
 
   const COST_NAMES = { flops: 'GFLOPs', latency_ms: 'latency (ms)' };
@@ -280,8 +297,10 @@
   }
 
   function renderCharts() {
+    const scatters = scatterCharts();
+    const none = '<p class="note">No accuracy/cost chart: no FLOPs or latency measured.</p>';
     $('charts').innerHTML = `<div class="charts">${rewardChart('index')}${rewardChart('time')}`
-      + `${scatterCharts().join('')}</div><div class="charts">`
+      + `${scatters.join('') || none}</div><div class="charts">`
       + `${runs.map(choiceChart).join('')}</div>`;
   }
 
