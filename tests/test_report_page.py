@@ -24,10 +24,9 @@ from blockqnn import cli, nsc
 from blockqnn.cli._blocks import resolve_block
 from blockqnn.config import SearchConfig
 from blockqnn.evaluation import Result
-from blockqnn.report import write_report
+from blockqnn.report import serve, write_report
 from blockqnn.report.data import pareto_front, run_data, train_command
 from blockqnn.report.graph import FILLS, block_graph
-from blockqnn.report.serve import make_server
 from blockqnn.search import create_run, open_run
 from blockqnn.store import StoreError
 from tests.helpers_browser import CHROMIUM, Browser
@@ -346,7 +345,7 @@ def test_empty_run_page(tmp_path):
 
 
 def test_live_page_shows_a_candidate_added_after_it_opened(hand_run, tmp_path):
-    server = make_server(hand_run, port=0)
+    server = serve.make_server(hand_run, port=0)
     host, port = server.server_address[:2]
     assert host == "127.0.0.1"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -393,6 +392,29 @@ def test_serve_command_serves_data_and_stops_on_ctrl_c(hand_run):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_data_is_read_again_only_when_the_database_changed(hand_run, monkeypatch):
+    reads = []
+    monkeypatch.setattr(serve, "payload", lambda dirs: reads.append(dirs) or {"runs": []})
+    data = serve._DataCache([hand_run])
+    assert json.loads(data.get()) == {"runs": []}
+    data.get()
+    assert len(reads) == 1
+    store, _ = open_run(hand_run)
+    with store:
+        store.set_meta("status", "running")
+    data.get()
+    assert len(reads) == 2
+
+
+def test_serve_refuses_a_port_in_use(hand_run, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert cli.main(["report", str(hand_run), "--serve", "--port", str(port)]) == 2
+    assert f"cannot serve on 127.0.0.1:{port}" in capsys.readouterr().err
 
 
 # -- command ----------------------------------------------------------------------------

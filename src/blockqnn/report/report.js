@@ -367,8 +367,6 @@
 
   // -- all candidates ----------------------------------------------------------------------
 
-  const HIDDEN_COLUMNS = new Set(['arch']);
-
   function renderCandidateControls() {
     const choices = runs.map((run, i) => `<option value="${i}"${i === view.run ? ' selected' : ''}>`
       + `${esc(run.name)}</option>`).join('');
@@ -393,7 +391,7 @@
 
   function renderCandidates() {
     const run = runs[view.run];
-    const columns = run.columns.filter((c) => !HIDDEN_COLUMNS.has(c)).concat(['arch']);
+    const { columns } = run;
     const arrow = view.desc ? ' ▼' : ' ▲';
     $('candidates').tHead.innerHTML = `<tr>${columns.map((c) => `<th data-column="${c}">`
       + `${esc(c.replace(/_/g, ' '))}${c === view.sort ? arrow : ''}</th>`).join('')}</tr>`;

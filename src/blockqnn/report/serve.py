@@ -92,8 +92,13 @@ def _handler(routes: dict[str, tuple[str, Callable[[], bytes]]]) -> type:
 
 
 def serve(run_dirs: RunDirs, port: int) -> None:
-    """Serve the live report until Ctrl-C (KeyboardInterrupt), then free the port."""
-    server = make_server(run_dirs, port)
+    """Serve the live report until Ctrl-C (KeyboardInterrupt), then free the port.
+
+    Raises ValueError when the port cannot be bound (in use, or not allowed)."""
+    try:
+        server = make_server(run_dirs, port)
+    except OSError as exc:
+        raise ValueError(f"cannot serve on {HOST}:{port} ({exc.strerror or exc})") from exc
     host, bound = server.server_address[:2]
     print(f"serving the live report on http://{host}:{bound}/ (Ctrl-C stops)", flush=True)
     try:
