@@ -23,7 +23,7 @@
     if (value === null || value === undefined) return '–';
     if (typeof value !== 'number') return esc(value);
     if (name === 'flops') return value.toPrecision(4);
-    if (Number.isInteger(value)) return value.toLocaleString('en');
+    if (Number.isInteger(value)) return String(value).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
     return value.toFixed(Math.abs(value) >= 100 ? 2 : 3);
   }
 
