@@ -52,10 +52,6 @@ def run_data(run_dir: str | Path) -> dict[str, Any]:
     graph = functools.partial(candidate_graph, space=make_space(config), kind=config.space)
     graphs = {c.id: graph(c.arch) for c in candidates}
     metrics = metric_names(candidates)
-    by_key: dict[str, list[int]] = defaultdict(list)
-    for c in candidates:
-        by_key[c.key].append(c.id)
-    start = min((c.created for c in candidates), default=0.0)
     return {
         "name": Path(run_dir).resolve().name,
         "path": str(run_dir),
@@ -66,21 +62,44 @@ def run_data(run_dir: str | Path) -> dict[str, Any]:
         "evaluator": evaluator_rows(config),
         "notes": notes(config, candidates),
         "progress": progress_rows(status, config, candidates),
-        "metrics": metrics,
-        "columns": [*_COLUMNS, *metrics, *_TAIL_COLUMNS],
-        "rows": [candidate_row(c, metrics, graphs[c.id], start) for c in candidates],
-        "details": {c.id: candidate_details(c, by_key[c.key]) for c in candidates},
-        "vocabulary": (vocabulary := _Vocabulary()).entries,
-        "graphs": {cid: vocabulary.encode(graph) for cid, graph in graphs.items()},
-        "fills": FILLS,
-        "strokes": STROKES,
-        "top": [c.id for c in best],
-        "drawings": {c.id: drawing(graphs[c.id]) for c in best},
+        **_table(candidates, metrics, graphs),
+        **_drawings(best, graphs),
         "curves": {"index": reward_curve(candidates, "index"), "time": reward_curve(candidates)},
         "scatters": cost_scatters(candidates, metrics),
         "choices": choice_rewards(candidates, graphs),
         "train_command": train_command(run_dir, config),
         "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+def _table(
+    candidates: Sequence[Candidate], metrics: Sequence[str], graphs: dict[int, Graph]
+) -> dict[str, Any]:
+    """The all-candidates table: ``columns``, ``rows`` and the detail views' ``details``."""
+    by_key: dict[str, list[int]] = defaultdict(list)
+    for c in candidates:
+        by_key[c.key].append(c.id)
+    start = min((c.created for c in candidates), default=0.0)
+    return {
+        "metrics": list(metrics),
+        "columns": [*_COLUMNS, *metrics, *_TAIL_COLUMNS],
+        "rows": [candidate_row(c, metrics, graphs[c.id], start) for c in candidates],
+        "details": {c.id: candidate_details(c, by_key[c.key]) for c in candidates},
+    }
+
+
+def _drawings(best: Sequence[Candidate], graphs: dict[int, Graph]) -> dict[str, Any]:
+    """Every candidate's compact graph (``vocabulary``, ``graphs``, colours) for the page's
+    drawer, and the full drawings of the ``top`` ones."""
+    vocabulary = _Vocabulary()
+    encoded = {cid: vocabulary.encode(graph) for cid, graph in graphs.items()}
+    return {
+        "vocabulary": vocabulary.entries,
+        "graphs": encoded,
+        "fills": FILLS,
+        "strokes": STROKES,
+        "top": [c.id for c in best],
+        "drawings": {c.id: drawing(graphs[c.id]) for c in best},
     }
 
 
