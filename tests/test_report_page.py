@@ -33,6 +33,7 @@ from tests.helpers_browser import CHROMIUM, Browser
 from tests.test_report import SCRIPT_ERROR, build_nsc_run, search_tabular
 
 TABULAR = {"kind": "tabular", "table": "x", "reward_column": "y"}
+WORKER = "<i>node-1</i>"
 ROWS = "document.querySelectorAll('#candidates tbody tr')"
 ROW_IDS = f"[...{ROWS}].map((r) => Number(r.dataset.id))"
 
@@ -69,6 +70,7 @@ def hand_run(tmp_path) -> Path:
             if code == "(1,1,5,0,0)":
                 store.add_reused(*single_layer("(1,1,3,0,0)"), 1, 0.5, 1, 10.0, None)
             cid = store.add_candidate(*single_layer(code), iteration, epsilon, None)
+            store.mark_running(cid, WORKER)
             if accuracy is None:
                 store.fail(cid, SCRIPT_ERROR)
             else:
@@ -216,8 +218,10 @@ def check_failure_detail(browser: Browser, cid: int) -> None:
     assert f"Candidate #{cid}" in text and SCRIPT_ERROR in text
     assert browser.evaluate("document.querySelectorAll('#detail script').length") == 0
     assert "looked its blocks up in a table" in text and "Isomorphic duplicates" in text
+    browser.evaluate("window.scrollTo(0, 900)")
     browser.evaluate("document.querySelector('#detail .close').click()")
     browser.wait_for("document.getElementById('detail').hidden")
+    assert browser.evaluate("window.scrollY") == 900 and browser.evaluate("location.hash") == ""
 
 
 def check_drawn_detail(browser: Browser, candidates) -> None:
@@ -246,6 +250,11 @@ def test_detail_view_curve_duplicates_and_reuse(hand_run, tmp_path):
         browser.evaluate("document.querySelector('#duplicates a').click()")
         assert "Candidate #1" in browser.wait_for(
             "detail.innerText.includes('#1') && detail.innerText"
+        )
+        assert f"worker\t{WORKER}" in browser.evaluate("detail.innerText")
+        assert (
+            browser.evaluate("document.querySelectorAll('#detail td i, #candidates td i').length")
+            == 0
         )
         assert not browser.errors, browser.errors
 

@@ -102,7 +102,8 @@
     return `<div class="${cls}">${drawGraph(run, run.graphs[id])}</div>`;
   }
 
-  const LEADER_METRICS = ['accuracy', 'test_accuracy', 'flops', 'params', 'density'];
+  const LEADER_METRICS = [
+    'accuracy', 'test_accuracy', 'flops', 'params', 'density', 'latency_ms'];
 
   function renderLeaderboard() {
     if (runs.length > 1) { renderSideBySide(); return; }
@@ -450,20 +451,20 @@
     if (!c) return;
     const r = Number(found[1] || 0);
     const details = run.details[c.id];
-    const metrics = [['state', c.state], ['reward', fmt(c.reward)],
+    const metrics = [['state', esc(c.state)], ['reward', fmt(c.reward)],
       ...run.metrics.map((m) => [m.replace(/_/g, ' '), fmt(c[m], m)]),
       ['layers', c.layers], ['iteration', c.iteration], ['epsilon', fmt(c.epsilon)]];
-    const timings = [['proposed', details.created], ['started', details.started],
-      ['finished', details.finished],
+    const timings = [['proposed', fmt(details.created)], ['started', fmt(details.started)],
+      ['finished', fmt(details.finished)],
       ['evaluation cost', c.cost_s === null ? '–' : `${fmt(c.cost_s)} s`],
-      ['attempts', c.attempts], ['worker', c.worker],
+      ['attempts', c.attempts], ['worker', fmt(c.worker)],
       ['reused result of', c.reused_from === null ? '–' : link(r, c.reused_from)]];
     const duplicates = details.duplicates.map((id) => link(r, id)).join(' ') || 'none';
     const command = run.train_command
       ? `<pre id="train-command">${esc(run.train_command.replaceAll('{id}', c.id))}</pre>`
       : `<p>No command: ${run.space === 'nb201' ? 'NAS-Bench-201 cells are looked up in '
         + 'their table' : 'this run looked its blocks up in a table'}, nothing to train.</p>`;
-    $('detail').innerHTML = `<a class="close" href="#" title="close">×</a>`
+    $('detail').innerHTML = '<button class="close" title="close (Esc)">×</button>'
       + `<h2>Candidate #${c.id}${runs.length > 1 ? ` of ${esc(run.name)}` : ''}</h2>`
       + `<div class="columns"><div>${drawingOf(run, c.id, 'full')}</div><div>`
       + `${table(['', ''], metrics.map(([k, v]) => [esc(k), v ?? '–']))}</div></div>`
@@ -473,6 +474,11 @@
       + `<h3>Timings</h3>${table(['', ''], timings.map(([k, v]) => [esc(k), v ?? '–']))}`
       + `<h3>Isomorphic duplicates</h3><p id="duplicates">${duplicates}</p>`
       + `<h3>Train it with the run's network</h3>${command}`;
+  }
+
+  function closeDetail() {
+    history.pushState(null, '', location.pathname + location.search); // no jump to the top
+    renderDetail();
   }
 
   // Lists of numbers (or of records with numeric fields) stored with a candidate, such as
@@ -552,7 +558,10 @@
       renderCandidates();
     });
     window.addEventListener('hashchange', renderDetail);
-    document.addEventListener('keydown', (e) => { if (e.key === 'Escape') location.hash = ''; });
+    $('detail').addEventListener('click', (e) => {
+      if (e.target.closest('.close')) closeDetail();
+    });
+    document.addEventListener('keydown', (e) => { if (e.key === 'Escape') closeDetail(); });
     if (document.body.dataset.live === '1') poll();
     else load(JSON.parse($('blockqnn-data').textContent));
   }
