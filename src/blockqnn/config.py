@@ -39,6 +39,7 @@ class SearchConfig:
     mu: float = 1.0  #: reward weight of ln(GFLOPs)
     rho: float = 8.0  #: reward weight of ln(density)
     dedupe: bool = True  #: reuse the stored result of an isomorphic, completed candidate
+    count_duplicates: bool = False  #: reused duplicates count towards the budget (paper)
     max_attempts: int = 3  #: tries per candidate when its worker dies
     evaluator: dict[str, Any] = field(default_factory=dict)  #: {"kind": ..., options}
 
@@ -71,6 +72,8 @@ class SearchConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown configuration field(s): {', '.join(unknown)}")
+        if "count_duplicates" not in data:  # written by 0.1, which counted them
+            data = {**data, "count_duplicates": True}
         return cls(**data)
 
 

@@ -403,6 +403,12 @@ class RunStore:
             found = dict(rows.fetchall())
         return {state.value: found.get(state.value, 0) for state in CandidateState}
 
+    def count_reused(self) -> int:
+        """Number of candidates that reuse another's result (isomorphic duplicates)."""
+        with self._read() as conn:
+            row = conn.execute("SELECT COUNT(*) FROM candidates WHERE reused_from IS NOT NULL")
+            return int(row.fetchone()[0])
+
     def top(self, k: int, by: str = "reward") -> list[Candidate]:
         """The ``k`` best COMPLETE candidates by ``by`` (higher is better), best first.
 
