@@ -157,7 +157,7 @@ class NSCSpace:
 
     def architecture(self, actions: Sequence[Layer]) -> nsc.Block:
         block = tuple(Layer(*a) for a in actions)
-        nsc.validate(block, self.max_index)
+        nsc.validate(block, self.max_index, self.types)
         return block
 
     def trajectory(self, arch: nsc.Block) -> list[Layer]:
@@ -170,7 +170,7 @@ class NSCSpace:
         return nsc.format_block(arch)
 
     def parse(self, text: str) -> nsc.Block:
-        return nsc.parse(text, self.max_index)
+        return nsc.parse(text, self.max_index, self.types)
 
     def mutate(self, arch: nsc.Block, rng: random.Random) -> nsc.Block:
         """Replace one layer by another legal layer, append one, or drop the last one."""
