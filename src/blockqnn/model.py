@@ -10,6 +10,7 @@ to C, so blocks stack cleanly.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -197,7 +198,7 @@ STEMS: dict[str, Callable[[int, int], nn.Module]] = {
 #: The side length each stem makes of an input side ``s`` (stride 2: ``ceil(s / 2)``).
 STEM_SIZES: dict[str, Callable[[int], int]] = {
     "cifar": lambda s: s,
-    "imagenet": lambda s: -(-(-(-s // 2)) // 2),
+    "imagenet": lambda s: math.ceil(math.ceil(s / 2) / 2),
 }
 
 
