@@ -63,9 +63,15 @@ def create_run(run_dir: str | Path, config: SearchConfig) -> RunStore:
 
 
 def open_run(run_dir: str | Path) -> tuple[RunStore, SearchConfig]:
-    """Open an existing run and its stored configuration (StoreError / ConfigError)."""
-    store = RunStore.open(Path(run_dir) / DB_NAME)
-    return store, SearchConfig.from_dict(store.config)
+    """Open an existing run and its stored configuration (StoreError / ConfigError; a bad
+    stored configuration's error names the database and the field)."""
+    path = Path(run_dir) / DB_NAME
+    store = RunStore.open(path)
+    try:
+        return store, SearchConfig.from_dict(store.config)
+    except ConfigError as exc:
+        store.close()
+        raise ConfigError(f"{path}: stored configuration: {exc}") from exc
 
 
 def new_strategy(config: SearchConfig, space: Space) -> Strategy:

@@ -131,9 +131,26 @@ def _start(loop: Loop, path: Path, meta: dict[str, Any], resume: bool) -> None:
     if not path.exists():
         raise CheckpointError(f"nothing to resume: {path} does not exist")
     state = load_tagged(path, CHECKPOINT_FORMAT)
-    _check_identity(path, state["meta"], meta)
-    loop.load_state_dict(state["loop"])
+    saved, loop_state = state.get("meta"), state.get("loop")
+    if not isinstance(saved, dict) or not isinstance(loop_state, dict):
+        raise CheckpointError(f"{path}: checkpoint lacks its 'meta' and 'loop' records")
+    _check_identity(path, saved, meta)
+    try:
+        loop.load_state_dict(loop_state)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"{path}: checkpoint does not match this training's network and optimiser "
+            f"({_mismatch(exc)})"
+        ) from exc
     logger.info("resumed %s after epoch %d of %d", path, loop.epoch, loop.epochs)
+
+
+def _mismatch(exc: BaseException) -> str:
+    """A one-line reason from a failed ``Loop.load_state_dict``."""
+    if isinstance(exc, KeyError):
+        return f"no {exc.args[0]!r} entry"
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _check_identity(path: Path, saved: dict[str, Any], meta: dict[str, Any]) -> None:
