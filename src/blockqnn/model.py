@@ -1,6 +1,6 @@
 """PyTorch modules: the op table, the block module and the stacked network presets.
 
-Channel rules (DESIGN.md section 3): a convolution is a Pre-activation Convolutional Cell
+Channel rules (docs/design.md section 6): a convolution is a Pre-activation Convolutional Cell
 (ReLU -> Conv -> BN, stride 1, same padding) with the stage width C; pooling (stride 1,
 same padding) and identity keep their input's channels; add projects inputs whose
 channels differ from C with a 1x1 PCC when the two inputs differ; concat is followed by a

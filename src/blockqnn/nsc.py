@@ -265,7 +265,7 @@ def leaves(block: Sequence[Layer]) -> list[int]:
 
 
 def density(block: Sequence[Layer]) -> float:
-    """Edges / nodes of the block DAG (DESIGN.md section 3).
+    """Edges / nodes of the block DAG (docs/design.md section 1).
 
     Nodes: the input, every non-terminal layer, the output. Edges: every predecessor link
     plus one link from each leaf to the output.

@@ -1,7 +1,7 @@
 """The search loop: ask -> submit -> collect -> tell -> persist.
 
 Only this module knows the strategy, the run store and the executor together. The loop is
-asynchronous as DESIGN.md section 3 describes: whenever an executor slot is free and
+asynchronous as docs/design.md section 8 describes: whenever an executor slot is free and
 budget remains, the strategy proposes a new candidate; results are told to the strategy
 as they arrive. Every change of the strategy's state is saved in the same transaction as
 the candidate row it concerns, so a run killed at any instant resumes exactly: completed

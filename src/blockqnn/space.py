@@ -85,7 +85,7 @@ INPUT_STATE = Layer(0, 0, 0, 0, 0)
 
 
 class NSCSpace:
-    """The BlockQNN block space (DESIGN.md section 3).
+    """The BlockQNN block space (docs/design.md section 2).
 
     State: the code of the current layer (the block input is ``(0,0,0,0,0)``). Action: the
     code of the next layer, index + 1. Predecessors range over 0..index; add and concat
