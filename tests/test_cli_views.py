@@ -78,6 +78,11 @@ def test_nb201_run_draws_its_cell_but_does_not_train(nb201_run: Path, tmp_path: 
     svg = tmp_path / "cell.svg"
     assert cli.main(["draw", f"{nb201_run}:top1", "-o", str(svg), "--engine", "python"]) == 0
     assert "nor_conv_3x3" in svg.read_text()
+    best = tmp_path / "best.json"
+    assert cli.main(["export", str(nb201_run), "-o", str(best)]) == 0
+    exported = json.loads(best.read_text())
+    assert exported["space"] == "nb201"
+    assert [(b["rank"], b["arch"], b["reward"]) for b in exported["blocks"]] == [(1, CELL, 91.0)]
     argv = ["train", "--block", f"{nb201_run}:top1", "--dataset", "digits", "--epochs", "1"]
     assert cli.main([*argv, "--out", str(tmp_path / "out"), "--no-progress"]) == 2
     err = capsys.readouterr().err
