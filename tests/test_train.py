@@ -347,6 +347,14 @@ def test_bad_model_files_say_which_file_and_what_is_wrong(tmp_path: Path) -> Non
     assert message.startswith(f"{malicious}: not a blockqnn-model file: it holds a Python object")
     assert "system" in message and "refused" in message
     assert "weights_only" not in message and "will likely succeed" not in message
+    record = torch.load(good, weights_only=True)
+    record["state_dict"]["renamed.weight"] = record["state_dict"].pop("head.3.weight")
+    atomic_save(record, good)
+    with pytest.raises(ModelFileError) as caught:
+        blockqnn.load(good)
+    message = str(caught.value)
+    assert message.startswith(f"{good}: model file does not match its network (")
+    assert "renamed.weight" in message and "\n" not in message
 
 
 def test_resume_refuses_a_checkpoint_with_the_wrong_keys(

@@ -82,8 +82,8 @@ class SearchConfig:
 
 def _check_types(config: SearchConfig) -> None:
     """ConfigError naming the first field whose value is not of its annotated type (a
-    hand-edited stored configuration, say). Integers pass as floats; booleans are not
-    integers."""
+    hand-edited stored configuration, say). Only the outer type is checked; integers pass
+    as floats, lists as tuples; booleans are not integers."""
     hints = typing.get_type_hints(type(config))
     for f in dataclasses.fields(config):
         value, hint = getattr(config, f.name), hints[f.name]
@@ -106,6 +106,8 @@ def _matches(value: Any, hint: Any) -> bool:
         return kind is bool
     if kind is float:
         return isinstance(value, int | float)
+    if kind is tuple:  # JSON stores tuples as lists
+        return isinstance(value, tuple | list)
     return isinstance(value, kind)
 
 

@@ -100,6 +100,15 @@ def _reason(exc: BaseException) -> str:
     return "it is truncated or corrupt (not a complete torch file)"
 
 
+def mismatch(exc: BaseException) -> str:
+    """One line saying why a saved record did not fit what was built from it (a missing
+    entry, or ``load_state_dict``'s multi-line list of missing and unexpected keys)."""
+    if isinstance(exc, KeyError):
+        return f"no {exc.args[0]!r} entry"
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
 def save_model(
     path: PathLike,
     network: Network,
@@ -136,7 +145,9 @@ def load(path: PathLike) -> Network:
         network = build(record["codes"], NetworkConfig.from_dict(record["network"]))
         network.load_state_dict(record["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise ModelFileError(f"{path}: model file does not match its network ({exc})") from exc
+        raise ModelFileError(
+            f"{path}: model file does not match its network ({mismatch(exc)})"
+        ) from exc
     network.classes = tuple(record["classes"])
     network.mean, network.std = tuple(record["mean"]), tuple(record["std"])
     return network.eval()

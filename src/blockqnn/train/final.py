@@ -30,6 +30,7 @@ from blockqnn.train.checkpoint import (
     atomic_save,
     atomic_write,
     load_tagged,
+    mismatch,
     save_model,
     tagged,
 )
@@ -140,17 +141,9 @@ def _start(loop: Loop, path: Path, meta: dict[str, Any], resume: bool) -> None:
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(
             f"{path}: checkpoint does not match this training's network and optimiser "
-            f"({_mismatch(exc)})"
+            f"({mismatch(exc)})"
         ) from exc
     logger.info("resumed %s after epoch %d of %d", path, loop.epoch, loop.epochs)
-
-
-def _mismatch(exc: BaseException) -> str:
-    """A one-line reason from a failed ``Loop.load_state_dict``."""
-    if isinstance(exc, KeyError):
-        return f"no {exc.args[0]!r} entry"
-    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _check_identity(path: Path, saved: dict[str, Any], meta: dict[str, Any]) -> None:
