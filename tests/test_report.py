@@ -196,6 +196,12 @@ def test_block_output_concat_only_joins_several_leaves():
     assert [e.src for e in two_leaves.edges if e.dst == "concat"] == ["l1", "l2"]
 
 
+def test_separate_component_codes_are_drawn():
+    graph = block_graph(nsc.parse("(1,8,0,0,0) (2,1,3,1,0) (3,9,0,2,0) (4,7,0,0,0)"))
+    assert [n.label for n in graph.nodes] == ["Input", "ReLU", "Conv,3", "BN", "Output"]
+    assert set(FILLS) >= {n.kind for n in graph.nodes}
+
+
 # -- layout ---------------------------------------------------------------------------
 
 
