@@ -15,9 +15,10 @@ import zlib
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
-from blockqnn.data import DatasetError, load_dataset
+from blockqnn.data import DatasetError, imagefolder, load_dataset
 from blockqnn.data.imagefolder import MAX_IMAGE_BYTES, MAX_PIXELS
 
 MEASURE = r"""
@@ -144,3 +145,16 @@ def test_single_class_dataset_is_refused(tmp_path: Path) -> None:
         f"imagefolder:{root}: the training images hold 1 class(es) (cat); "
         "a classifier needs at least 2"
     )
+
+
+def test_jpeg_over_the_pixel_limit_decodes_at_a_reduced_scale(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(imagefolder, "MAX_PIXELS", 64 * 64)  # a 256x256 image is "huge"
+    root = tmp_path / "photos"
+    small_pngs(root)
+    Image.new("RGB", (256, 256), (200, 10, 10)).save(root / "a" / "big.jpg", quality=95)
+    data = load_dataset(f"imagefolder:{root}", cache_dir=tmp_path / "cache", image_size=8)
+    pixels = torch.cat([data.x_train, data.x_val, data.x_test])
+    assert (pixels[:, 0] > 180).all(dim=(1, 2)).sum() == 1  # the JPEG, decoded at 1/8 scale
+    Image.new("RGB", (256, 256)).save(root / "b" / "big.png")  # PNG has no reduced decode
+    with pytest.raises(DatasetError, match=r"b/big\.png: 256x256 pixels is over the 4,096"):
+        load_dataset(f"imagefolder:{root}", cache_dir=tmp_path / "cache2", image_size=8)

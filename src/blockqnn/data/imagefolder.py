@@ -8,9 +8,10 @@ size among them.
 
 Memory is bounded by the output, not by what a file claims: an image file over
 ``MAX_IMAGE_BYTES`` is refused before it is read; images are decoded one at a time and
-dropped once resized; a JPEG is decoded at the smallest reduced scale (``Image.draft``)
-still at least the output size; an image that would still decode to more than
-``MAX_PIXELS`` pixels is refused before decoding.
+dropped once resized; a JPEG over ``MAX_PIXELS`` pixels is decoded at the smallest
+reduced scale (``Image.draft``) still at least the output size; an image that would still
+decode to more than ``MAX_PIXELS`` pixels is refused before decoding. Images within the
+limit decode exactly as before (full decode, then an antialiased resize).
 """
 
 from __future__ import annotations
@@ -106,10 +107,11 @@ def _open(blob: bytes, where: str) -> Image.Image:
 def _decode(blob: bytes, mode: str, size: tuple[int, int], where: str) -> np.ndarray:
     """One image's pixels as ``[H, W, C]`` uint8 of ``size`` in ``mode``."""
     with _open(blob, where) as im:
-        try:
-            im.draft(mode, size)  # JPEG: decode at a reduced scale, never below ``size``
-        except _DECODE_ERRORS as exc:
-            raise DatasetError(f"{where}: cannot decode ({exc})") from exc
+        if im.size[0] * im.size[1] > MAX_PIXELS:
+            try:
+                im.draft(mode, size)  # JPEG: decode at a reduced scale, never below ``size``
+            except _DECODE_ERRORS as exc:
+                raise DatasetError(f"{where}: cannot decode ({exc})") from exc
         width, height = im.size
         if width * height > MAX_PIXELS:
             raise DatasetError(
