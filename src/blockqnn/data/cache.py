@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 CACHE_ENV = "BLOCKQNN_CACHE"
 
 #: Bump when the stored layout or the meaning of an option changes.
-CACHE_VERSION = 2  # 2: JPEGs decoded at a reduced scale (draft); single-class sets refused
+CACHE_VERSION = 1
 
 
 def cache_root(cache_dir: str | os.PathLike | None) -> Path:
