@@ -243,8 +243,12 @@ def test_show_json_and_export(tmp_path):
     assert sum(c["reused_from"] is None for c in data["candidates"]) == 60
     first = data["candidates"][0]
     assert {"id", "codes", "arch", "state", "accuracy", "reward"} <= set(first)
-    rewards = [c["reward"] for c in data["candidates"]]
+    ranked = [c for c in data["candidates"] if c["rank"] is not None]
+    assert [c["rank"] for c in ranked] == list(range(1, len(ranked) + 1))
+    assert data["candidates"][: len(ranked)] == ranked  # the ranking comes first
+    rewards = [c["reward"] for c in ranked]
     assert rewards == sorted(rewards, reverse=True)
+    assert len({c["key"] for c in ranked}) == len(ranked)  # one row per architecture
     text = subprocess.run([*CLI, "show", str(run_dir)], capture_output=True, text=True).stdout
     assert first["arch"] in text
     target = tmp_path / "best.json"

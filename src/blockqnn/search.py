@@ -1,7 +1,7 @@
 """The search loop: ask -> submit -> collect -> tell -> persist.
 
 Only this module knows the strategy, the run store and the executor together. The loop is
-asynchronous as DESIGN.md section 3 describes: whenever an executor slot is free and
+asynchronous as docs/design.md section 8 describes: whenever an executor slot is free and
 budget remains, the strategy proposes a new candidate; results are told to the strategy
 as they arrive. Every change of the strategy's state is saved in the same transaction as
 the candidate row it concerns, so a run killed at any instant resumes exactly: completed
@@ -70,9 +70,15 @@ def create_run(run_dir: str | Path, config: SearchConfig) -> RunStore:
 
 
 def open_run(run_dir: str | Path) -> tuple[RunStore, SearchConfig]:
-    """Open an existing run and its stored configuration (StoreError / ConfigError)."""
-    store = RunStore.open(Path(run_dir) / DB_NAME)
-    return store, SearchConfig.from_dict(store.config)
+    """Open an existing run and its stored configuration (StoreError / ConfigError; a bad
+    stored configuration's error names the database and the field)."""
+    path = Path(run_dir) / DB_NAME
+    store = RunStore.open(path)
+    try:
+        return store, SearchConfig.from_dict(store.config)
+    except ConfigError as exc:
+        store.close()
+        raise ConfigError(f"{path}: stored configuration: {exc}") from exc
 
 
 def new_strategy(config: SearchConfig, space: Space) -> Strategy:

@@ -1,7 +1,7 @@
 """Tabular Q-learning over a space's decision process (paper sections 3.2 and 4.2).
 
 The agent learns on reward / 100 (a 0..1 scale, as MetaQNN) with Q initialised to 0.5
-(DESIGN.md section 3). A complete trajectory ``s_0, a_1, s_1, ..., a_T, s_T`` is updated
+(docs/design.md section 3). A complete trajectory ``s_0, a_1, s_1, ..., a_T, s_T`` is updated
 in reverse order (as MetaQNN does) with the paper's rules (3)-(5)::
 
     Q(s_T, .) = 0

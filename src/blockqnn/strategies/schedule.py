@@ -2,7 +2,7 @@
 
 The paper (Table 2) holds epsilon at 1.0, 0.9, ..., 0.1 for 95, 7, 7, 7, 10, 10, 10, 10, 10
 and 12 iterations (178 in all) of 64 blocks. A smaller or larger search keeps these
-proportions (DESIGN.md section 3, "scale-down") via :meth:`EpsilonSchedule.scaled`.
+proportions (docs/design.md section 3) via :meth:`EpsilonSchedule.scaled`.
 
 Pure Python: never imports torch.
 """
