@@ -27,7 +27,7 @@ from blockqnn.report.draw import render
 from blockqnn.report.graph import FILLS, STROKES, Graph, block_graph, cell_graph
 from blockqnn.search import open_run
 from blockqnn.space import Space
-from blockqnn.store import Candidate, CandidateState
+from blockqnn.store import Candidate, CandidateState, rank
 
 #: Best candidates (by reward) drawn with the full drawing engine and inlined; the page's
 #: script draws every other candidate itself from its compact graph.
@@ -47,8 +47,8 @@ def run_data(run_dir: str | Path) -> dict[str, Any]:
     """Everything the report page shows of the run in ``run_dir`` (StoreError if none)."""
     store, config = open_run(run_dir)
     with store:
-        candidates, best = store.candidates(), store.top(DRAWN)
-        status = store.get_meta("status")
+        candidates, status = store.candidates(), store.get_meta("status")
+    best = rank(candidates)[:DRAWN]
     graph = functools.partial(candidate_graph, space=make_space(config), kind=config.space)
     graphs = {c.id: graph(c.arch) for c in candidates}
     metrics = metric_names(candidates)
