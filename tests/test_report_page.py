@@ -105,6 +105,9 @@ def test_reward_curve_choices_and_pareto_by_hand(hand_run):
     assert [scatter["points"][i][2] for i in scatter["front"]] == [3, 5]
     assert data["details"][1]["duplicates"] == [4] and data["details"][4]["duplicates"] == [1]
     assert data["details"][2]["error"] == SCRIPT_ERROR
+    progress = dict(data["progress"])
+    assert progress["budget"] == "4 of 6 finished"  # the reused duplicate is free
+    assert progress["candidates complete"] == 4 and progress["reused duplicates"] == 1
 
 
 def test_pareto_front_keeps_only_unbeaten_points():

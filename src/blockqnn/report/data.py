@@ -216,7 +216,7 @@ def settings_rows(config: SearchConfig, candidates: Sequence[Candidate]) -> list
         ["budget", f"{config.evaluations} candidates, {config.batch} per iteration"],
         ["seed", str(config.seed)],
         ["reward", _reward(config, candidates)],
-        ["isomorphic duplicates", "reuse the stored result" if config.dedupe else "retrained"],
+        ["isomorphic duplicates", _duplicates(config)],
         ["attempts per candidate", str(config.max_attempts)],
     ]
     if config.space == "nsc":
@@ -231,6 +231,13 @@ def evaluator_rows(config: SearchConfig) -> list[list[str]]:
         for name, value in config.evaluator.items()
         if value is not None
     ]
+
+
+def _duplicates(config: SearchConfig) -> str:
+    if not config.dedupe:
+        return "trained again"
+    budget = "count in the budget" if config.count_duplicates else "free: outside the budget"
+    return f"reuse the stored result ({budget})"
 
 
 def _strategy(config: SearchConfig) -> str:
@@ -276,17 +283,19 @@ def notes(config: SearchConfig, candidates: Sequence[Candidate]) -> list[str]:
 def progress_rows(
     status: Any, config: SearchConfig, candidates: Sequence[Candidate]
 ) -> list[list[Any]]:
-    """``[quantity, value]`` rows: status, budget, counts per state, timings."""
+    """``[quantity, value]`` rows: status, budget (reused duplicates count only with
+    ``count_duplicates``), counts per state, timings."""
     counts = dict.fromkeys((s.value for s in CandidateState), 0)
     for c in candidates:
         counts[c.state.value] += 1
-    finished = counts["complete"] + counts["failed"]
+    reused = sum(1 for c in candidates if c.reused_from is not None)
+    spent = counts["complete"] + counts["failed"] - (0 if config.count_duplicates else reused)
     costs = [c.cost_s for c in _evaluated(candidates) if c.cost_s is not None]
     return [
         ["status", status if status is not None else "–"],
-        ["budget", f"{finished} of {config.evaluations} finished"],
+        ["budget", f"{spent} of {config.evaluations} finished"],
         *([f"candidates {state}", count] for state, count in counts.items()),
-        ["reused duplicates", sum(1 for c in candidates if c.reused_from is not None)],
+        ["reused duplicates", reused],
         ["wall time (first proposed → last finished)", _wall_time(candidates)],
         ["mean evaluation cost", seconds(sum(costs) / len(costs)) if costs else "–"],
         ["total evaluation cost", seconds(sum(costs)) if costs else "–"],
