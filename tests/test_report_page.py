@@ -4,6 +4,7 @@ page following a run, no console errors, no network requests) and ``blockqnn rep
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shlex
@@ -25,7 +26,7 @@ from blockqnn.cli._blocks import resolve_block
 from blockqnn.config import SearchConfig
 from blockqnn.evaluation import Result
 from blockqnn.report import serve, write_report
-from blockqnn.report.data import pareto_front, run_data, train_command
+from blockqnn.report.data import pareto_front, run_data, settings_rows, train_command
 from blockqnn.report.graph import FILLS, block_graph
 from blockqnn.search import create_run, open_run
 from blockqnn.store import StoreError
@@ -136,6 +137,17 @@ def test_settings_are_readable_rows_for_the_runs_space(tabular_runs, hand_run):
     nsc_data = run_data(hand_run)
     assert {"max index", "components"} <= {name for name, _ in nsc_data["settings"]}
     assert "--test-column" in nsc_data["notes"][0]
+    reward = dict(nsc_data["settings"])["reward"]
+    assert reward == "accuracy − 1·ln(GFLOPs) − 8·ln(density)"
+    store, _ = open_run(tabular_runs[0])
+    with store:
+        cells = store.candidates()
+    weighted = SearchConfig(space="nb201", mu=1, rho=8, evaluator=TABULAR)
+    assert dict(settings_rows(weighted, cells))["reward"] == (
+        "accuracy (no FLOPs or density measured)"
+    )
+    unweighted = dataclasses.replace(weighted, mu=0, rho=0)
+    assert dict(settings_rows(unweighted, cells))["reward"] == "accuracy (μ = ρ = 0)"
 
 
 def test_train_note_and_command_name_the_candidate(hand_run, tmp_path):

@@ -246,9 +246,22 @@ def _strategy(config: SearchConfig) -> str:
 
 
 def _reward(config: SearchConfig, candidates: Sequence[Candidate]) -> str:
-    if any({"flops", "density"} & candidate_metrics(c).keys() for c in candidates):
-        return f"accuracy − {config.mu:g}·ln(GFLOPs) − {config.rho:g}·ln(density)"
-    return "accuracy (no FLOPs or density measured)"
+    """The reward formula with the terms that apply (weighted and measured)."""
+    measured = {name for c in candidates for name in candidate_metrics(c)}
+    if not candidates:  # before any result: as configured
+        measured = {"flops", "density"}
+    terms = [
+        f" − {weight:g}·ln({label})"
+        for weight, name, label in (
+            (config.mu, "flops", "GFLOPs"),
+            (config.rho, "density", "density"),
+        )
+        if weight and name in measured
+    ]
+    if terms:
+        return "accuracy" + "".join(terms)
+    why = "no FLOPs or density measured" if config.mu or config.rho else "μ = ρ = 0"
+    return f"accuracy ({why})"
 
 
 def _text(value: Any) -> str:
