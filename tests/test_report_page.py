@@ -188,9 +188,14 @@ def assert_no_network(browser: Browser, allowed: str) -> None:
 
 
 def opened(tmp_path: Path, page: Path, query: str = "") -> Browser:
+    """A browser showing ``page`` (with a ``?query`` or ``#route``) once it has rendered."""
     browser = Browser(tmp_path / "profile")
-    browser.open(page.resolve().as_uri() + query)
-    browser.wait_for(f"{ROWS}.length > 0 || !!document.getElementById('leaderboard')")
+    try:
+        browser.open(page.resolve().as_uri() + query)
+        browser.wait_for(f"{ROWS}.length > 0 || !!document.getElementById('leaderboard')")
+    except BaseException:
+        browser.close()
+        raise
     return browser
 
 
