@@ -226,6 +226,9 @@ def test_all_candidates_sort_filter_and_detail_views(nsc_run, tmp_path):
         matching = [c.id for c in candidates if text in c.arch]
         assert 0 < len(matching) < len(candidates)
         browser.wait_for(f"{ROWS}.length === {len(matching)}")
+        browser.evaluate("""(() => { const t = document.getElementById('text-filter');
+            t.value = ''; t.dispatchEvent(new Event('input')); })()""")
+        browser.wait_for(f"{ROWS}.length === {len(candidates)}")
         check_failure_detail(browser, failed[0])
         check_drawn_detail(browser, candidates)
         assert not browser.errors, browser.errors
