@@ -63,7 +63,7 @@ def single_layer(code: str) -> tuple[str, str]:
 def hand_run(tmp_path) -> Path:
     """Five candidates: 1 Conv,3 (acc 60, 0.2 GFLOPs, reward 10); 2 MaxP,3 failed;
     3 Conv,1 (70, 0.1, 20); 4 reuses 1 (reward 10); 5 Conv,5 (75, 0.3, 15)."""
-    config = SearchConfig(space="nsc", evaluations=6, batch=2, evaluator=TABULAR)
+    config = SearchConfig(space="nsc", evaluations=6, batch=2, mu=1, rho=8, evaluator=TABULAR)
     plan = [(0, 1.0, "(1,1,3,0,0)", 60, 0.2, 10), (0, 1.0, "(1,2,3,0,0)", None, None, None),
             (1, 0.5, "(1,1,1,0,0)", 70, 0.1, 20), (2, 0.5, "(1,1,5,0,0)", 75, 0.3, 15)]  # fmt: skip
     with create_run(tmp_path / "hand", config) as store:
