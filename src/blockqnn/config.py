@@ -16,8 +16,11 @@ from blockqnn.evaluation import Evaluator
 from blockqnn.reward import RewardConfig
 from blockqnn.space import NSCSpace, Space
 
-#: The paper's budget: 178 iterations of 64 blocks.
+#: The paper's budget: 178 iterations of 64 blocks (weeks of training on a CPU).
 PAPER_EVALUATIONS = 178 * 64
+#: ``blockqnn search``'s budget when none is given: 10 iterations of 64 candidates, an
+#: afternoon of proxy training on a few CPU cores (pass ``--evaluations`` for more).
+DEFAULT_EVALUATIONS = 10 * 64
 
 
 class ConfigError(ValueError):

@@ -17,6 +17,7 @@ exactly (checked against the stored architectures).
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import time
@@ -29,7 +30,7 @@ from blockqnn.execution.base import Executor, Outcome
 from blockqnn.reward import reward_of
 from blockqnn.space import Space
 from blockqnn.store import CandidateState, RunStore, StoreError
-from blockqnn.strategies import Strategy, make_strategy
+from blockqnn.strategies import STRATEGIES, QLearningStrategy, Strategy, make_strategy
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +69,37 @@ def open_run(run_dir: str | Path) -> tuple[RunStore, SearchConfig]:
     return store, SearchConfig.from_dict(store.config)
 
 
+#: Strategies whose factory passes its options on to another class's constructor.
+_OPTIONS_OF = {"random": QLearningStrategy}
+#: Per type of an option's default: the value types it accepts (bool is not a number), and
+#: their name in messages.
+_ACCEPTS = {
+    bool: ((bool,), "true or false"),
+    int: ((int,), "an integer"),
+    float: ((int, float), "a number"),
+    str: ((str,), "text"),
+}
+
+
+def check_option_types(name: str, options: dict) -> None:
+    """ConfigError naming an option whose value is of the wrong kind for strategy
+    ``name`` (e.g. text for ``alpha``), judged by the type of the option's default."""
+    factory = _OPTIONS_OF.get(name, STRATEGIES.get(name))
+    if factory is None:
+        return  # make_strategy names the unknown strategy
+    parameters = inspect.signature(factory).parameters
+    for key, value in options.items():
+        default = parameters[key].default if key in parameters else None
+        if type(default) not in _ACCEPTS:
+            continue
+        accepted, words = _ACCEPTS[type(default)]
+        if isinstance(value, bool) != (bool in accepted) or not isinstance(value, accepted):
+            raise ConfigError(f"strategy {name!r}: option {key} takes {words}, got {value!r}")
+
+
 def new_strategy(config: SearchConfig, space: Space) -> Strategy:
     """A fresh strategy as ``config`` describes it (ConfigError for bad options)."""
+    check_option_types(config.strategy, config.strategy_options)
     try:
         return make_strategy(
             config.strategy,

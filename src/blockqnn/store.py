@@ -349,12 +349,14 @@ class RunStore:
     def requeue_unfinished(self) -> list[Candidate]:
         """On resume: set RUNNING candidates back to PENDING; return all PENDING in id order.
 
-        Attempts are kept (they count starts); ``started`` and ``worker`` are cleared.
+        ``attempts`` counts starts that ended in a worker: the start the master's exit
+        interrupted is taken back, so restarting the master never uses up a candidate's
+        retries. ``started`` and ``worker`` are cleared.
         """
         with self._write() as conn:
             cursor = conn.execute(
-                "UPDATE candidates SET state = 'pending', started = NULL, worker = NULL"
-                " WHERE state = 'running'"
+                "UPDATE candidates SET state = 'pending', started = NULL, worker = NULL,"
+                " attempts = max(attempts - 1, 0) WHERE state = 'running'"
             )
             pending = self._select(conn, "WHERE state = 'pending' ORDER BY id")
         if cursor.rowcount:

@@ -58,6 +58,8 @@ logger = logging.getLogger(__name__)
 
 #: Seconds :meth:`DaskExecutor.close` waits for the client to shut down.
 CLOSE_TIMEOUT_S = 5.0
+#: Seconds between the warnings that the cluster has no worker to run evaluations.
+NO_WORKERS_WARNING_S = 30.0
 #: A pickled evaluator larger than this is logged: every task carries it.
 LARGE_EVALUATOR_BYTES = 1 << 20
 
@@ -236,6 +238,8 @@ class DaskExecutor(ClosingExecutor):
     - :meth:`wait` blocks until an outcome is ready or ``timeout`` passes; with nothing in
       flight it sleeps ``timeout`` (no busy loop while there are no workers) and returns
       ``[]``. A task whose workers kept dying is a lost outcome (``KilledWorker``).
+      While the cluster has no worker for the evaluations, a warning is logged every
+      :data:`NO_WORKERS_WARNING_S` seconds.
     - :class:`ExecutorLost` when the scheduler cannot be reached (at construction too, after
       ``connect_timeout`` seconds), when the connection to it drops, or when a worker
       cannot load the evaluator. In-flight evaluations are then dropped.
@@ -274,6 +278,7 @@ class DaskExecutor(ClosingExecutor):
         self._inflight: dict[str, tuple[int, distributed.Future]] = {}
         self._done: queue.SimpleQueue[distributed.Future] = queue.SimpleQueue()
         self._closed = False
+        self._warned_at: float | None = None  # last "no workers" warning (monotonic)
         self._client = self._connect(security)
 
     # -- public API ---------------------------------------------------------------------
@@ -316,6 +321,7 @@ class DaskExecutor(ClosingExecutor):
             return []
         self._check_connected()
         if not self._inflight:
+            self._warn_without_workers()
             time.sleep(timeout or 0.0)
             return []
         try:
@@ -359,6 +365,22 @@ class DaskExecutor(ClosingExecutor):
             ) from exc
         logger.info("connected to the Dask scheduler at %s", self.address)
         return client
+
+    def _warn_without_workers(self) -> None:
+        """Say so (every :data:`NO_WORKERS_WARNING_S` s) while no worker can evaluate."""
+        now = time.monotonic()
+        if self._warned_at is not None and now - self._warned_at < NO_WORKERS_WARNING_S:
+            return
+        if self.slots == 0:
+            self._warned_at = now
+            needing = f" with resources {self.resources}" if self.resources else ""
+            logger.warning(
+                "waiting: the Dask scheduler at %s has no worker%s; start one with "
+                "`dask worker %s`",
+                self.address,
+                needing,
+                self.address,
+            )
 
     def _lost(self, reason: object) -> ExecutorLost:
         return ExecutorLost(
