@@ -13,7 +13,6 @@ import argparse
 import contextlib
 import json
 import logging
-import math
 import shlex
 import shutil
 import sys
@@ -24,6 +23,14 @@ from typing import Any
 
 from blockqnn import nsc
 from blockqnn.cli._errors import UsageError
+from blockqnn.cli._types import (
+    fraction,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    widths,
+)
 from blockqnn.cli.block import _ints
 from blockqnn.config import DEFAULT_EVALUATIONS, ConfigError, SearchConfig, make_space
 from blockqnn.execution.base import ExecutorLost
@@ -61,55 +68,6 @@ TIMEOUT_LOOKUP_S = 600.0
 
 
 # --- option types --------------------------------------------------------------------------
-
-
-def _positive_int(text: str) -> int:
-    value = _parsed(int, text, "an integer")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = _parsed(int, text, "an integer")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = _parsed(float, text, "a number")
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = _parsed(float, text, "a number")
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = _parsed(float, text, "a number")
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
-
-
-def _widths(text: str) -> tuple[int, ...]:
-    widths = _ints(text)
-    if min(widths) < 1:
-        raise argparse.ArgumentTypeError(f"widths must be positive, got {text}")
-    return widths
-
-
-def _parsed(kind: Callable[[str], Any], text: str, what: str) -> Any:
-    try:
-        return kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
 
 
 def _option(text: str) -> tuple[str, object]:
@@ -169,25 +127,25 @@ def register(subparsers) -> None:
     budget = p.add_mutually_exclusive_group()
     budget.add_argument(
         "--evaluations",
-        type=_positive_int,
+        type=positive_int,
         help=f"budget of candidates (default: {DEFAULT_EVALUATIONS}; the paper's is 11392)",
     )
     budget.add_argument(
-        "--iterations", type=_positive_int, help="budget in iterations of --batch candidates"
+        "--iterations", type=positive_int, help="budget in iterations of --batch candidates"
     )
     p.add_argument(
-        "--batch", type=_positive_int, help=f"candidates per iteration {_default('batch')}"
+        "--batch", type=positive_int, help=f"candidates per iteration {_default('batch')}"
     )
     p.add_argument("--seed", type=int, help=f"seeds the agent and the training {_default('seed')}")
     p.add_argument(
-        "--mu", type=_non_negative_float, help=f"reward weight of ln(GFLOPs) {_default('mu')}"
+        "--mu", type=non_negative_float, help=f"reward weight of ln(GFLOPs) {_default('mu')}"
     )
     p.add_argument(
-        "--rho", type=_non_negative_float, help=f"reward weight of ln(density) {_default('rho')}"
+        "--rho", type=non_negative_float, help=f"reward weight of ln(density) {_default('rho')}"
     )
     p.add_argument(
         "--max-index",
-        type=_positive_int,
+        type=positive_int,
         help=f"NSC: largest layer index, terminal included {_default('max_index')}",
     )
     p.add_argument("--no-dedupe", action="store_true", help="retrain isomorphic duplicates")
@@ -224,11 +182,11 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         help=f"digits, cifar10:PATH, cifar100:PATH, mnist:DIR, imagefolder:PATH "
         f"{_default('dataset')}",
     )
-    g.add_argument("--subset", type=_positive_int, help="keep this many training images")
-    g.add_argument("--image-size", type=_positive_int, help="resize images to this size")
+    g.add_argument("--subset", type=positive_int, help="keep this many training images")
+    g.add_argument("--image-size", type=positive_int, help="resize images to this size")
     g.add_argument(
         "--val-fraction",
-        type=_fraction,
+        type=fraction,
         help=f"share of the training images held out for validation {_default('val_fraction')}",
     )
     g.add_argument(
@@ -237,16 +195,16 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         help="early-stop recipe: the paper's 12 epochs, or a CPU-sized proxy "
         f"{_default('fidelity')}",
     )
-    g.add_argument("--epochs", type=_positive_int, help="override the recipe's epochs")
+    g.add_argument("--epochs", type=positive_int, help="override the recipe's epochs")
     g.add_argument(
         "--preset",
         choices=("cifar", "imagenet"),
         help=f"how blocks are stacked into a network {_default('preset')}",
     )
-    g.add_argument("--repeats", "-N", type=_positive_int, help="blocks per stage (preset default)")
-    g.add_argument("--widths", type=_widths, help="stage widths, e.g. 32,64,128")
+    g.add_argument("--repeats", "-N", type=positive_int, help="blocks per stage (preset default)")
+    g.add_argument("--widths", type=widths, help="stage widths, e.g. 32,64,128")
     g.add_argument(
-        "--param-limit", type=_positive_int, help="skip candidates over this many parameters"
+        "--param-limit", type=positive_int, help="skip candidates over this many parameters"
     )
     g.add_argument(
         "--adapt-repeats",
@@ -262,18 +220,18 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     x = p.add_argument_group("execution (may change on --resume)")
     x.add_argument(
         "--workers",
-        type=_non_negative_int,
+        type=non_negative_int,
         help="worker processes; 0 evaluates in this process (default: 1; tabular: 0)",
     )
     x.add_argument(
         "--threads",
-        type=_positive_int,
+        type=positive_int,
         help=f"torch threads per worker, stored with the run {_default('threads')}",
     )
     x.add_argument("--gpus", type=_ints, help="GPU ids shared out among the workers")
     x.add_argument(
         "--prefetch",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=0,
         help="Dask: evaluations queued ahead per worker slot (1 hides latency of short ones)",
     )
@@ -285,7 +243,7 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     )
     x.add_argument(
         "--eval-timeout",
-        type=_positive_float,
+        type=positive_float,
         metavar="SECONDS",
         help="local workers: kill an evaluation running longer and retry it (default: "
         f"{TIMEOUT_PER_EPOCH_S:g} s per epoch of the recipe; {TIMEOUT_LOOKUP_S:g} s for "
