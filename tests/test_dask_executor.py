@@ -322,5 +322,6 @@ def test_cli_reports_a_missing_scheduler(tmp_path):
         "--executor", "tcp://127.0.0.1:9", "--run-dir", str(tmp_path / "r"), "--no-progress",
     ]  # fmt: skip
     proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 3
-    assert "127.0.0.1:9" in proc.stderr and "--resume" in proc.stderr
+    assert proc.returncode == 2  # a setup error: refused before the run exists
+    assert "cannot connect to the Dask scheduler at tcp://127.0.0.1:9" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "r").exists()

@@ -201,6 +201,11 @@ def _outcome(data: dict[str, Any]) -> Outcome:
 # --- master side -------------------------------------------------------------------------
 
 
+def _has_tls(security: distributed.Security) -> bool:
+    """Whether ``security`` gives a client a TLS context (a CA file at least)."""
+    return security.get_connection_args("client").get("ssl_context") is not None
+
+
 @contextlib.contextmanager
 def _quiet(name: str) -> Iterator[None]:
     """Silence logger ``name`` for a moment (Dask logs a traceback when a client whose
@@ -350,6 +355,14 @@ class DaskExecutor(ClosingExecutor):
     # -- internals ----------------------------------------------------------------------
 
     def _connect(self, security: distributed.Security | None) -> distributed.Client:
+        """The client (ExecutorLost naming the problem when there is none)."""
+        security = security or distributed.Security()  # Dask's TLS settings, if any
+        if self.address.startswith("tls://") and not _has_tls(security):
+            raise ExecutorLost(
+                f"{self.address} needs TLS; this client's TLS settings are missing or "
+                "incomplete: set distributed.comm.tls.ca-file, .client.cert and .client.key (e.g. "
+                "DASK_DISTRIBUTED__COMM__TLS__CA_FILE=... in the environment)"
+            )
         try:
             client = distributed.Client(
                 self.address,
