@@ -176,12 +176,15 @@ def test_master_killed_and_resumed_against_the_same_cluster(tmp_path, cluster):
     master.kill()
     master.wait()
     assert 4 <= completed(run_dir) < 16, "the master was not killed mid-run"
+    resumed_at = time.time()
     resumed = driver(run_dir, cluster.scheduler_address, log)
     assert resumed.wait(timeout=60) == 0, log.read_text()
     store, _ = open_run(run_dir)
     with store:
         assert_each_candidate_once(store, 16)
-        assert any(c.attempts == 2 for c in store.candidates()), "none was in flight"
+        cands = store.candidates()
+        assert any(c.created < resumed_at < c.started for c in cands), "none was in flight"
+        assert all(c.attempts == 1 for c in cands)  # the master's restart is no attempt
 
 
 def test_scheduler_lost_then_resumed_on_a_new_scheduler(tmp_path):
