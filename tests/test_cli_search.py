@@ -36,9 +36,12 @@ DIGITS = ["search", "--dataset", "digits", "--epochs", "1", "-N", "1", "--widths
           "--no-progress"]  # fmt: skip
 
 
-def blockqnn(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """The real command in a child process."""
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
+def blockqnn(*args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
+    """The real command in a child process (``env``: environment changes)."""
+    environment = {**os.environ, **env}
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=timeout, env=environment
+    )
 
 
 def one_line_error(proc_or_err) -> str:
@@ -143,6 +146,15 @@ def test_training_setup_errors_leave_no_run(tmp_path, capsys, options, expected)
     run_dir = tmp_path / "sub" / "run"
     assert expected in refused(capsys, [*DIGITS, *options, "--run-dir", str(run_dir)])
     assert not (tmp_path / "sub").exists()
+
+
+def test_an_unusable_dataset_cache_is_a_setup_error(tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    cache = tmp_path / "file" / "cache"
+    proc = blockqnn(*DIGITS, "--run-dir", str(tmp_path / "r"), BLOCKQNN_CACHE=str(cache))
+    assert proc.returncode == 2
+    assert str(cache) in one_line_error(proc)
+    assert not (tmp_path / "r").exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
