@@ -13,10 +13,13 @@ import sys
 import time
 from pathlib import Path
 
+from blockqnn.execution import Outcome
+from blockqnn.execution.dask_cluster import DaskExecutor
 from blockqnn.search import open_run
 
 from .conftest import ROOT, shared_file
 from .helpers_dask import kill_group, local_cluster, spawn
+from .helpers_exec import ScriptEvaluator
 from .helpers_tls import make_certificates
 
 TABLE = shared_file("nb201", "cifar10_valid.csv")
@@ -203,3 +206,28 @@ def test_no_workers_is_said_and_the_lock_and_stored_device_hold(tmp_path):
         finally:
             again.send_signal(signal.SIGKILL)
             again.wait()
+
+
+def outcomes_within(executor: DaskExecutor, seconds: float) -> list[Outcome]:
+    """The first outcomes ``executor.wait`` returns within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        outcomes = executor.wait(timeout=1.0)
+        if outcomes:
+            return outcomes
+    raise AssertionError(f"no outcome within {seconds} s")
+
+
+def test_a_stalled_dask_evaluation_times_out_and_its_worker_restarts():
+    with (
+        local_cluster(n_workers=1) as cluster,
+        DaskExecutor(cluster.scheduler_address, ScriptEvaluator(), timeout_s=3.0) as executor,
+    ):
+        executor.submit(1, "sleep 120")
+        start = time.monotonic()
+        [stalled] = outcomes_within(executor, 60)
+        assert stalled.cid == 1 and stalled.lost and "3 s timeout" in stalled.error
+        assert 2.5 < time.monotonic() - start < 60
+        executor.submit(2, "sleep 0")
+        [after] = outcomes_within(executor, 90)
+        assert after.cid == 2 and after.result is not None

@@ -245,7 +245,8 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         "--eval-timeout",
         type=positive_float,
         metavar="SECONDS",
-        help="local workers: kill an evaluation running longer and retry it (default: "
+        help="kill (local) or restart (Dask) a worker whose evaluation runs longer than this "
+        "and retry the candidate (default: "
         f"{TIMEOUT_PER_EPOCH_S:g} s per epoch of the recipe; {TIMEOUT_LOOKUP_S:g} s for "
         "tables)",
     )
@@ -419,8 +420,11 @@ def make_executor(args: argparse.Namespace, config: SearchConfig):
         from blockqnn.execution.dask_cluster import DaskExecutor
 
         gpu = {"GPU": 1} if config.evaluator.get("device") == "cuda" else None
+        timeout = args.eval_timeout or _default_timeout(evaluator)
         try:
-            return DaskExecutor(args.executor, evaluator, resources=gpu, prefetch=args.prefetch)
+            return DaskExecutor(
+                args.executor, evaluator, resources=gpu, prefetch=args.prefetch, timeout_s=timeout
+            )
         except ExecutorLost as exc:
             raise SetupError(str(exc).splitlines()[0]) from None
     workers = args.workers if args.workers is not None else int(config.space == "nsc")

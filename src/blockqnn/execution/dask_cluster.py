@@ -245,6 +245,9 @@ class DaskExecutor(ClosingExecutor):
       ``[]``. A task whose workers kept dying is a lost outcome (``KilledWorker``).
       While the cluster has no worker for the evaluations, a warning is logged every
       :data:`NO_WORKERS_WARNING_S` seconds.
+    - With ``timeout_s``, an evaluation not ended that long after its submission (a stalled
+      worker) is a lost outcome naming the timeout; its task is cancelled and the worker
+      running it restarted (by its nanny).
     - :class:`ExecutorLost` when the scheduler cannot be reached (at construction too, after
       ``connect_timeout`` seconds), when the connection to it drops, or when a worker
       cannot load the evaluator. In-flight evaluations are then dropped.
@@ -263,6 +266,7 @@ class DaskExecutor(ClosingExecutor):
         prefetch: int = 0,
         slots_ttl: float = 1.0,
         security: distributed.Security | None = None,
+        timeout_s: float | None = None,
     ) -> None:
         self.address = scheduler_address(address)
         self.resources = dict(resources or {})
@@ -279,6 +283,10 @@ class DaskExecutor(ClosingExecutor):
         self._timeout = connect_timeout
         self._slots_ttl = slots_ttl
         self._per_slot = 1 + prefetch
+        if timeout_s is not None and not timeout_s > 0:
+            raise ValueError(f"timeout_s must be positive or None, got {timeout_s}")
+        self.timeout_s = timeout_s
+        self._deadlines: dict[str, float] = {}  # task key -> monotonic time it must end by
         self._slots: tuple[float, int] | None = None  # (time read, value)
         self._inflight: dict[str, tuple[int, distributed.Future]] = {}
         self._done: queue.SimpleQueue[distributed.Future] = queue.SimpleQueue()
@@ -315,6 +323,8 @@ class DaskExecutor(ClosingExecutor):
             resources=self.resources or None,
         )
         self._inflight[future.key] = (cid, future)
+        if self.timeout_s is not None:
+            self._deadlines[future.key] = time.monotonic() + self.timeout_s
         future.add_done_callback(self._done.put)  # runs in Dask's callback thread
 
     def wait(self, timeout: float | None = None) -> list[Outcome]:
@@ -330,14 +340,14 @@ class DaskExecutor(ClosingExecutor):
             time.sleep(timeout or 0.0)
             return []
         try:
-            ended = [self._done.get(timeout=timeout)]
+            ended = [self._done.get(timeout=self._until_deadline(timeout))]
         except queue.Empty:
             self._check_connected()
-            return []
+            return self._expire()
         with contextlib.suppress(queue.Empty):
             while True:
                 ended.append(self._done.get_nowait())
-        return self._collect(ended)
+        return self._collect(ended) + self._expire()
 
     def close(self) -> None:
         """Disconnect from the scheduler, which then drops this executor's tasks."""
@@ -415,9 +425,46 @@ class DaskExecutor(ClosingExecutor):
         except (OSError, TimeoutError) as exc:
             raise self._lost(repr(exc)) from exc
 
+    def _until_deadline(self, wait_s: float | None) -> float | None:
+        """``wait_s`` shortened to end when the first evaluation in flight times out."""
+        if not self._deadlines:
+            return wait_s
+        first = max(0.0, min(self._deadlines.values()) - time.monotonic())
+        return first if wait_s is None else min(wait_s, first)
+
+    def _expire(self) -> list[Outcome]:
+        """Lost outcomes of the evaluations past their deadline: each task is cancelled and
+        the worker running it restarted."""
+        now = time.monotonic()
+        expired = [key for key, deadline in self._deadlines.items() if deadline <= now]
+        if not expired:
+            return []
+        running = {key: w for w, keys in self._client.processing().items() for key in keys}
+        outcomes = []
+        for key in expired:
+            del self._deadlines[key]
+            cid, future = self._inflight.pop(key)
+            future.cancel()
+            worker = running.get(key)
+            if worker is not None:
+                self._restart(worker)
+            message = f"the evaluation ran past the {self.timeout_s:g} s timeout"
+            logger.warning("candidate %d: %s (worker %s restarted)", cid, message, worker)
+            outcomes.append(Outcome(cid, error=message, lost=True, worker=worker))
+        return outcomes
+
+    def _restart(self, worker: str) -> None:
+        """Restart a stalled worker (through its nanny); a failure is only logged."""
+        try:
+            self._client.restart_workers([worker], timeout=self._timeout * 3)
+        except Exception as exc:  # e.g. a worker without a nanny: it keeps its thread busy
+            logger.warning("could not restart the stalled worker %s: %r", worker, exc)
+
     def _collect(self, ended: list[distributed.Future]) -> list[Outcome]:
         """The outcomes of ended tasks that are still in flight (those that finished are
         fetched in one round trip)."""
+        for future in ended:
+            self._deadlines.pop(future.key, None)
         tasks = [(self._inflight.pop(f.key)[0], f) for f in ended if f.key in self._inflight]
         fetched = self._gather([f for _, f in tasks if f.status == "finished"])
         return [self._outcome(cid, f, fetched.get(f.key)) for cid, f in tasks]
