@@ -217,16 +217,16 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         help=f"where candidates train {_default('device')}",
     )
     g.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
+    g.add_argument(
+        "--threads",
+        type=positive_int,
+        help=f"torch threads per worker, stored with the run {_default('threads')}",
+    )
     x = p.add_argument_group("execution (may change on --resume)")
     x.add_argument(
         "--workers",
         type=non_negative_int,
         help="worker processes; 0 evaluates in this process (default: 1; tabular: 0)",
-    )
-    x.add_argument(
-        "--threads",
-        type=positive_int,
-        help=f"torch threads per worker, stored with the run {_default('threads')}",
     )
     x.add_argument("--gpus", type=_ints, help="GPU ids shared out among the workers")
     x.add_argument(
