@@ -460,10 +460,9 @@ def _prepare(args: argparse.Namespace, config: SearchConfig):
 # --- the run directory ---------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _new_run_dir(run_dir: Path) -> Iterator[None]:
-    """Create ``run_dir`` (and missing parents) for a new run; remove what was created if
-    the body fails before the run database exists."""
+def _make_run_dir(run_dir: Path) -> Path | None:
+    """Create ``run_dir`` (and missing parents) for a new run; the topmost directory
+    created, None if it existed (UsageError when it cannot be used)."""
     try:
         if run_dir.exists() and not run_dir.is_dir():
             raise UsageError(f"--run-dir {run_dir} is a file, not a directory")
@@ -475,12 +474,22 @@ def _new_run_dir(run_dir: Path) -> Iterator[None]:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"--run-dir {run_dir}: cannot create it ({exc.strerror or exc})") from None
-    try:
-        yield
-    except BaseException:
-        if created is not None and not (run_dir / DB_NAME).exists():
-            shutil.rmtree(created, ignore_errors=True)
-        raise
+    return created
+
+
+@contextlib.contextmanager
+def _new_run(run_dir: Path) -> Iterator[None]:
+    """Make the run directory and hold its lock; if the body fails before the run's
+    database exists, remove the directories made (never when another process holds the
+    lock: the directory is then its run's)."""
+    created = _make_run_dir(run_dir)
+    with _lock(run_dir):
+        try:
+            yield
+        except BaseException:
+            if created is not None and not (run_dir / DB_NAME).exists():
+                shutil.rmtree(created, ignore_errors=True)
+            raise
 
 
 @contextlib.contextmanager
@@ -508,8 +517,7 @@ def _start(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     with (
         _prepare(args, config) as executor,
-        _new_run_dir(args.run_dir),
-        _lock(args.run_dir),
+        _new_run(args.run_dir),
         create_run(args.run_dir, config) as store,
     ):
         return _search(args, store, config, executor)
