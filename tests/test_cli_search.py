@@ -127,6 +127,33 @@ def test_a_killed_holders_lock_does_not_block_resume(tmp_path):
     assert proc.returncode == 0, proc.stderr
 
 
+@pytest.fixture
+def read_only_media(tmp_path):
+    """A tmpfs mount point; ``remount()`` makes it read-only (skips without permission)."""
+    mount = tmp_path / "media"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "none", str(mount)], capture_output=True).returncode:
+        pytest.skip("needs permission to mount a tmpfs (root with CAP_SYS_ADMIN)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_readers_work_on_read_only_media_and_writers_are_refused(read_only_media):
+    run_dir = read_only_media / "run"
+    assert blockqnn(*NB201, "--evaluations", "20", "--run-dir", str(run_dir)).returncode == 0
+    remount = ["mount", "-o", "remount,ro", str(read_only_media)]
+    subprocess.run(remount, check=True)
+    shown = blockqnn("show", str(run_dir), "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert len(json.loads(shown.stdout)["candidates"]) == 20
+    proc = blockqnn("search", "--resume", "--run-dir", str(run_dir))
+    assert proc.returncode == 2 and "Read-only file system" in one_line_error(proc)
+    new = blockqnn(*NB201, "--run-dir", str(read_only_media / "other"))
+    assert new.returncode == 2 and "Read-only file system" in one_line_error(new)
+
+
 # --- 3. setup errors before the run exists -------------------------------------------------
 
 
