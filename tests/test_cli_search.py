@@ -324,13 +324,14 @@ def test_unusable_run_dirs_are_user_errors(tmp_path, capsys):
     ("options", "expected"),
     [
         (["--option", 'q_init={"a":1}'], "q_init: expected a number, true/false or text"),
-        (["--option", "alpha=abc"], "option alpha takes a number, got 'abc'"),
+        (["--option", "alpha=abc"], "alpha"),  # not "'<' not supported between ..."
         (["--executor", "nowhere"], "not a Dask scheduler address"),
         (["--threads", "0"], "--threads: must be a positive integer"),
     ],
 )
 def test_bad_options_are_named_and_leave_no_run(tmp_path, capsys, options, expected):
-    assert expected in refused(capsys, [*NB201, *options, "--run-dir", str(tmp_path / "r")])
+    message = refused(capsys, [*NB201, *options, "--run-dir", str(tmp_path / "r")])
+    assert expected in message and "not supported between" not in message
     assert not (tmp_path / "r").exists()
 
 
