@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from blockqnn import cli, nsc
-from blockqnn.config import DEFAULT_EVALUATIONS, SearchConfig, make_space
+from blockqnn.cli import search as search_cli
+from blockqnn.config import DEFAULT_EVALUATIONS, PAPER_EVALUATIONS, SearchConfig, make_space
 from blockqnn.evaluation import Result
 from blockqnn.execution import InlineExecutor, Outcome, ProcessExecutor
 from blockqnn.runlock import RunLock
@@ -61,6 +62,11 @@ def refused(capsys, argv: list[str]) -> str:
     assert status == 2
     err = capsys.readouterr().err
     return err.strip().splitlines()[-1] if "usage:" in err else one_line_error(err)
+
+
+def build_search_args(argv: list[str]):
+    """The parsed command line (argparse's namespace) of ``blockqnn ARGV``."""
+    return cli.build_parser().parse_args(argv)
 
 
 # --- 1. train takes the run's network ------------------------------------------------------
@@ -147,7 +153,8 @@ def test_readers_work_on_read_only_media_and_writers_are_refused(read_only_media
     subprocess.run(remount, check=True)
     shown = blockqnn("show", str(run_dir), "--json")
     assert shown.returncode == 0, shown.stderr
-    assert len(json.loads(shown.stdout)["candidates"]) == 20
+    shown = json.loads(shown.stdout)["candidates"]
+    assert sum(c["reused_from"] is None for c in shown) == 20
     proc = blockqnn("search", "--resume", "--run-dir", str(run_dir))
     assert proc.returncode == 2 and "Read-only file system" in one_line_error(proc)
     new = blockqnn(*NB201, "--run-dir", str(read_only_media / "other"))
@@ -230,9 +237,16 @@ def test_default_budget_suits_a_cpu(tmp_path):
     assert blockqnn(*NB201, "--run-dir", str(run_dir)).returncode == 0
     store, config = open_run(run_dir)
     with store:
-        assert config.evaluations == DEFAULT_EVALUATIONS < 11392
-        assert len(store.candidates()) == DEFAULT_EVALUATIONS
-    assert str(DEFAULT_EVALUATIONS) in blockqnn("search", "--help").stdout
+        assert config.evaluations == DEFAULT_EVALUATIONS < PAPER_EVALUATIONS
+        assert len(store.candidates()) - store.count_reused() == DEFAULT_EVALUATIONS
+    assert f"default: {DEFAULT_EVALUATIONS}" in blockqnn("search", "--help").stdout
+
+
+def test_paper_implies_the_papers_budget(tmp_path):
+    args = build_search_args([*NB201, "--paper", "--run-dir", str(tmp_path / "r")])
+    assert search_cli.config_from_args(args).evaluations == PAPER_EVALUATIONS
+    args = build_search_args([*NB201, "--paper", "--evaluations", "9", "--run-dir", "r"])
+    assert search_cli.config_from_args(args).evaluations == 9
 
 
 # --- 5. retries: restarts are not attempts; a stalled worker times out ---------------------
@@ -364,7 +378,8 @@ def test_the_end_of_a_search_prints_a_summary(tmp_path, capsys):
     with store:
         best = store.top(1)[0]
         reused = sum(c.reused_from is not None for c in store.candidates())
-    assert "40 of 40 candidates" in out and f"{40 - reused} evaluated, {reused} reused" in out
+    assert "40 evaluations of a budget of 40 (40 complete, 0 failed)" in out
+    assert f"{reused} isomorphic duplicates" in out
     assert f"best: #{best.id} reward {best.reward:.3f}" in out
     assert f"test {best.test_accuracy:.2f}%" in out and best.arch in out
     assert f"blockqnn show {run_dir}" in out and f"blockqnn report {run_dir}" in out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 from typing import Any
 
 from blockqnn.config import SearchConfig, make_space
@@ -65,15 +66,15 @@ def _check_training(config: SearchConfig, options: dict[str, Any], local: bool) 
     except (DatasetError, OSError) as exc:
         raise SetupError(f"dataset {evaluator.dataset}: {exc}") from None
     shape = {"num_classes": data.num_classes, "in_channels": data.channels}
-    network = evaluator.network_config(**shape, image_size=data.image_size)
     space = make_space(config)
-    block = nsc.as_block(space.format(random_architecture(space, random.Random(0))), 10**6)
+    block = nsc.as_block(space.format(random_architecture(space, random.Random(0))), sys.maxsize)
     try:
+        network = evaluator.network_config(**shape, image_size=data.image_size)
         profile_network(build(block, network), block, network)
     except (ValueError, RuntimeError) as exc:
         raise SetupError(
-            f"the network (N={network.repeats}, widths {list(network.widths)}) cannot be "
-            f"stacked for {data.image_size}x{data.image_size} images: {_first_line(exc)}"
+            f"the network cannot be stacked for {data.image_size}x{data.image_size} images: "
+            f"{_first_line(exc)}"
         ) from None
     return f"{data.describe()}; network N={network.repeats}, widths {list(network.widths)}"
 

@@ -32,7 +32,13 @@ from blockqnn.cli._types import (
     widths,
 )
 from blockqnn.cli.block import _ints
-from blockqnn.config import DEFAULT_EVALUATIONS, ConfigError, SearchConfig, make_space
+from blockqnn.config import (
+    DEFAULT_EVALUATIONS,
+    PAPER_EVALUATIONS,
+    ConfigError,
+    SearchConfig,
+    make_space,
+)
 from blockqnn.execution.base import ExecutorLost
 from blockqnn.preflight import SetupError, check_evaluator
 from blockqnn.runlock import RunLock, RunLocked
@@ -46,10 +52,7 @@ logger = logging.getLogger(__name__)
 DEFAULTS: dict[str, Any] = {
     "space": "nsc",
     "strategy": "qlearning",
-    "batch": 64,
     "seed": 0,
-    "mu": 1.0,
-    "rho": 8.0,
     "max_index": nsc.DEFAULT_MAX_INDEX,
     "components": "pcc",
     "dataset": "digits",
@@ -59,6 +62,8 @@ DEFAULTS: dict[str, Any] = {
     "device": "auto",
     "threads": 1,
 }
+#: Iterations a search's budget is divided into when --batch is not given.
+ITERATIONS_PER_SEARCH = 20
 #: The search command's user errors; anything else is a bug and keeps its traceback.
 USER_ERRORS = (UsageError, SetupError, RunLocked, StoreError, ConfigError)
 #: Default evaluation timeout per epoch of the early-stop recipe.
@@ -128,20 +133,43 @@ def register(subparsers) -> None:
     budget.add_argument(
         "--evaluations",
         type=positive_int,
-        help=f"budget of candidates (default: {DEFAULT_EVALUATIONS}; the paper's is 11392)",
+        help=f"budget of candidates (default: {DEFAULT_EVALUATIONS}, sized for a CPU; "
+        f"{PAPER_EVALUATIONS} with --paper)",
     )
     budget.add_argument(
-        "--iterations", type=positive_int, help="budget in iterations of --batch candidates"
+        "--iterations",
+        type=positive_int,
+        help="budget in iterations of --batch (default 64) candidates",
     )
     p.add_argument(
-        "--batch", type=positive_int, help=f"candidates per iteration {_default('batch')}"
+        "--batch",
+        type=positive_int,
+        help="candidates per iteration of the epsilon schedule and replay "
+        f"(default: budget / {ITERATIONS_PER_SEARCH}, at most 64; 64 with --paper)",
     )
     p.add_argument("--seed", type=int, help=f"seeds the agent and the training {_default('seed')}")
     p.add_argument(
-        "--mu", type=non_negative_float, help=f"reward weight of ln(GFLOPs) {_default('mu')}"
+        "--paper",
+        action="store_true",
+        help="the paper's exact search: its Q-learning agent (preset=paper), reward "
+        f"(--mu 1 --rho 8), accounting (--count-duplicates), batch 64 and budget "
+        f"{PAPER_EVALUATIONS}",
     )
     p.add_argument(
-        "--rho", type=non_negative_float, help=f"reward weight of ln(density) {_default('rho')}"
+        "--mu",
+        type=non_negative_float,
+        help="reward weight of ln(GFLOPs) (default 0; 1 with --paper)",
+    )
+    p.add_argument(
+        "--rho",
+        type=non_negative_float,
+        help="reward weight of ln(density) (default 0; 8 with --paper)",
+    )
+    p.add_argument(
+        "--count-duplicates",
+        action="store_true",
+        help="isomorphic re-proposals (answered from the stored result) count towards the "
+        "budget, as the paper counts sampled blocks (default: only trainings count)",
     )
     p.add_argument(
         "--max-index",
@@ -263,11 +291,12 @@ def _value(args: argparse.Namespace, name: str) -> Any:
 
 def config_from_args(args: argparse.Namespace) -> SearchConfig:
     """The run configuration the command-line options describe (UsageError if invalid)."""
-    batch = _value(args, "batch")
-    budget = args.evaluations or (args.iterations * batch if args.iterations else None)
+    budget, batch = budget_and_batch(args)
     options = dict(args.option)
     if args.unshaped:
         options["shaped"] = False
+    if _value(args, "strategy") in ("qlearning", "random"):
+        options.setdefault("preset", "paper" if args.paper else "default")
     try:
         return SearchConfig(
             space=_value(args, "space"),
@@ -275,16 +304,36 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
             max_index=_value(args, "max_index"),
             strategy=_value(args, "strategy"),
             strategy_options=options,
-            evaluations=budget or DEFAULT_EVALUATIONS,
+            evaluations=budget,
             batch=batch,
             seed=_value(args, "seed"),
-            mu=_value(args, "mu"),
-            rho=_value(args, "rho"),
+            mu=_either(args.mu, 1.0 if args.paper else 0.0),
+            rho=_either(args.rho, 8.0 if args.paper else 0.0),
             dedupe=not args.no_dedupe,
+            count_duplicates=args.count_duplicates or args.paper,
             evaluator=evaluator_from_args(args),
         )
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
+
+
+def budget_and_batch(args: argparse.Namespace) -> tuple[int, int]:
+    """The budget: ``--evaluations``, ``--iterations`` of ``--batch`` (64 by default), else
+    :data:`DEFAULT_EVALUATIONS` (the paper's with ``--paper``). The batch, when not given,
+    divides the budget into :data:`ITERATIONS_PER_SEARCH` iterations (at most 64; 64 with
+    ``--paper`` or ``--iterations``)."""
+    batch = args.batch or (64 if args.paper or args.iterations else None)
+    if args.evaluations:
+        budget = args.evaluations
+    elif args.iterations:
+        budget = args.iterations * batch
+    else:
+        budget = PAPER_EVALUATIONS if args.paper else DEFAULT_EVALUATIONS
+    return budget, batch or max(1, min(64, budget // ITERATIONS_PER_SEARCH))
+
+
+def _either(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 def evaluator_from_args(args: argparse.Namespace) -> dict:
@@ -352,6 +401,12 @@ STORED: dict[str, Callable[[SearchConfig], Any]] = {
     "max_index": lambda c: c.max_index,
     "components": lambda c: c.components,
     "no_dedupe": lambda c: not c.dedupe,
+    "count_duplicates": lambda c: c.count_duplicates,
+    "paper": lambda c: (
+        c.count_duplicates
+        and (c.mu, c.rho) == (1.0, 8.0)
+        and c.strategy_options.get("preset", "paper") == "paper"
+    ),
     "unshaped": lambda c: c.strategy_options.get("shaped") is False,
     "dataset": _evaluator_field("dataset"),
     "subset": _evaluator_field("subset"),
@@ -567,13 +622,13 @@ def _search(args: argparse.Namespace, store: RunStore, config: SearchConfig, exe
 
 def summary(run_dir: Path, store: RunStore, config: SearchConfig, wall_s: float) -> str:
     """What the run found and what to do next, as printed at its end."""
-    candidates = store.candidates()
-    reused = sum(c.reused_from is not None for c in candidates)
-    counts = store.counts()
+    counts, reused = store.counts(), store.count_reused()
+    complete, failed = counts[CandidateState.COMPLETE.value] - reused, counts["failed"]
+    counted = " (counted in the budget)" if config.count_duplicates else ""
     lines = [
-        f"run {run_dir}: {len(candidates)} of {config.evaluations} candidates in "
-        f"{_duration(wall_s)}: {counts['complete'] - reused} evaluated, {reused} reused "
-        f"(isomorphic), {counts['failed']} failed",
+        f"run {run_dir}: {complete + failed} evaluations of a budget of {config.evaluations} "
+        f"({complete} complete, {failed} failed) and {reused} isomorphic duplicates answered "
+        f"from stored results{counted}, in {_duration(wall_s)}",
     ]
     best = store.top(1)
     if best:
@@ -584,7 +639,7 @@ def summary(run_dir: Path, store: RunStore, config: SearchConfig, wall_s: float)
             f"{top.arch}"
         )
     run = shlex.quote(str(run_dir))
-    lines += ["next:", f"  blockqnn show {run}", f"  blockqnn report {run} -o report.html"]
+    lines += ["next:", f"  blockqnn show {run}", f"  blockqnn report {run}"]
     if best and config.space == "nsc":
         lines.append(f"  blockqnn train --block {run}:top1 --epochs 30 --out {run}/final")
     return "\n".join(lines)

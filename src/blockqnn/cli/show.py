@@ -7,8 +7,9 @@ import json
 import sys
 from pathlib import Path
 
+from blockqnn.config import SearchConfig
 from blockqnn.search import open_run
-from blockqnn.store import Candidate, CandidateState
+from blockqnn.store import Candidate, rank
 
 
 def register(subparsers) -> None:
@@ -47,36 +48,42 @@ def candidate_dict(c: Candidate) -> dict:
     }
 
 
-def ranked(candidates: list[Candidate]) -> list[Candidate]:
-    """Complete candidates by reward (best first), then the others by id."""
-    done = [c for c in candidates if c.state == CandidateState.COMPLETE and c.reward is not None]
-    rest = [c for c in candidates if c not in done]
-    return sorted(done, key=lambda c: (-c.reward, c.id)) + rest
-
-
 def show(args: argparse.Namespace) -> int:
     store, config = open_run(args.run_dir)
     with store:
-        candidates = ranked(store.candidates())
+        candidates = store.candidates()
         counts, status = store.counts(), store.get_meta("status")
+    ranking = rank(candidates)
     if args.json:
-        out = {
-            "run_dir": str(args.run_dir),
-            "status": status,
-            "counts": counts,
-            "config": config.to_dict(),
-            "candidates": [candidate_dict(c) for c in candidates],
-        }
-        print(json.dumps(out))
+        print(json.dumps(_show_json(args.run_dir, status, counts, config, candidates, ranking)))
         return 0
     print(f"run {args.run_dir}: {status}, {counts}, budget {config.evaluations}")
     print(f"{'rank':>4} {'id':>6} {'reward':>8} {'acc':>7} {'test':>7}  architecture")
-    for rank, c in enumerate(candidates[: args.top], start=1):
-        if c.state != CandidateState.COMPLETE:
-            break
+    for position, c in enumerate(ranking[: args.top], start=1):
         test = "-" if c.test_accuracy is None else f"{c.test_accuracy:.2f}"
-        print(f"{rank:>4} {c.id:>6} {c.reward:>8.3f} {c.accuracy:>7.2f} {test:>7}  {c.arch}")
+        print(f"{position:>4} {c.id:>6} {c.reward:>8.3f} {c.accuracy:>7.2f} {test:>7}  {c.arch}")
     return 0
+
+
+def _show_json(
+    run_dir: Path,
+    status: object,
+    counts: dict[str, int],
+    config: SearchConfig,
+    candidates: list[Candidate],
+    ranking: list[Candidate],
+) -> dict:
+    """Every candidate: the ranking first (``rank`` 1, 2, ...), then the rest by id
+    (``rank`` null: duplicates, failed and unfinished candidates)."""
+    ranks = {c.id: position for position, c in enumerate(ranking, start=1)}
+    ordered = ranking + [c for c in candidates if c.id not in ranks]
+    return {
+        "run_dir": str(run_dir),
+        "status": status,
+        "counts": counts,
+        "config": config.to_dict(),
+        "candidates": [{"rank": ranks.get(c.id), **candidate_dict(c)} for c in ordered],
+    }
 
 
 def export(args: argparse.Namespace) -> int:
