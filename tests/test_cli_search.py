@@ -332,6 +332,8 @@ def test_unusable_run_dirs_are_user_errors(tmp_path, capsys):
         (tmp_path / ("x" * 300), "File name too long"),
     ):
         assert expected in refused(capsys, [*NB201, "--run-dir", str(run_dir)])
+        resume = ["search", "--resume", "--run-dir", str(run_dir)]
+        assert "holds no run to resume" in refused(capsys, resume)
 
 
 @pytest.mark.parametrize(

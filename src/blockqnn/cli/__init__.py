@@ -5,7 +5,7 @@ Each subcommand module exposes ``register(subparsers)``, which adds its parser a
 one-line message on stderr. A subcommand may also set ``user_errors``, the exception classes
 that are the user's errors (any other exception is a bug and keeps its traceback); without
 it, the broad :data:`USER_ERRORS` apply. Output cut short by a closed pipe (``| head``)
-ends quietly.
+ends quietly; Ctrl-C ends with status 130 and no traceback.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ COMMANDS = (block, search, show, train, draw, plot, report)
 USER_ERRORS = (UsageError, ValueError, KeyError, FileNotFoundError, StoreError)
 #: Exit status when stdout was closed early (128 + SIGPIPE, as a shell reports it).
 EXIT_BROKEN_PIPE = 141
+#: Exit status after Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        print(f"blockqnn {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _silence_stdout() -> None:

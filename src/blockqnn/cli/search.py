@@ -579,7 +579,7 @@ def _start(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    if not (args.run_dir / DB_NAME).is_file():
+    if not _holds_run(args.run_dir):
         raise UsageError(f"{args.run_dir} holds no run to resume (no {DB_NAME})")
     with _lock(args.run_dir):
         store, config = open_run(args.run_dir)
@@ -593,6 +593,14 @@ def _resume(args: argparse.Namespace) -> int:
                 )
             with _prepare(args, config) as executor:
                 return _search(args, store, config, executor)
+
+
+def _holds_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` has a run database (False for any path that cannot have one)."""
+    try:
+        return (run_dir / DB_NAME).is_file()
+    except OSError:  # e.g. a name too long
+        return False
 
 
 def _search(args: argparse.Namespace, store: RunStore, config: SearchConfig, executor) -> int:
