@@ -41,8 +41,8 @@ class SearchConfig:
     evaluations: int = PAPER_EVALUATIONS  #: budget: candidates proposed in all
     batch: int = 64  #: candidates per iteration (epsilon schedule, replay)
     seed: int = 0  #: seeds the strategy (and evaluators that train)
-    mu: float = 1.0  #: reward weight of ln(GFLOPs)
-    rho: float = 8.0  #: reward weight of ln(density)
+    mu: float = 0.0  #: reward weight of ln(GFLOPs) (the paper: 1)
+    rho: float = 0.0  #: reward weight of ln(density) (the paper: 8)
     dedupe: bool = True  #: reuse the stored result of an isomorphic, completed candidate
     count_duplicates: bool = False  #: reused duplicates count towards the budget (paper)
     max_attempts: int = 3  #: tries per candidate when its worker dies
