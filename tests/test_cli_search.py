@@ -158,7 +158,7 @@ def test_readers_work_on_read_only_media_and_writers_are_refused(read_only_media
     proc = blockqnn("search", "--resume", "--run-dir", str(run_dir))
     assert proc.returncode == 2 and "Read-only file system" in one_line_error(proc)
     new = blockqnn(*NB201, "--run-dir", str(read_only_media / "other"))
-    assert new.returncode == 2 and "Read-only file system" in one_line_error(new)
+    assert new.returncode == 2 and "is not writable" in one_line_error(new)
 
 
 # --- 3. setup errors before the run exists -------------------------------------------------
@@ -328,12 +328,15 @@ def test_unusable_run_dirs_are_user_errors(tmp_path, capsys):
     a_file.write_text("x")
     for run_dir, expected in (
         (a_file, "is a file, not a directory"),
-        (a_file / "run", "Not a directory"),
+        (a_file / "run", f"{a_file} is not a directory"),
         (tmp_path / ("x" * 300), "File name too long"),
     ):
         assert expected in refused(capsys, [*NB201, "--run-dir", str(run_dir)])
         resume = ["search", "--resume", "--run-dir", str(run_dir)]
         assert "holds no run to resume" in refused(capsys, resume)
+    # the run directory is checked first, before the (slow) dataset
+    bad_data = [*DIGITS, "--dataset", "nosuchdata", "--run-dir", str(a_file)]
+    assert "is a file, not a directory" in refused(capsys, bad_data)
 
 
 @pytest.mark.parametrize(

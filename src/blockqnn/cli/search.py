@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import shlex
 import shutil
 import sys
@@ -515,9 +516,10 @@ def _prepare(args: argparse.Namespace, config: SearchConfig):
 # --- the run directory ---------------------------------------------------------------------
 
 
-def _make_run_dir(run_dir: Path) -> Path | None:
-    """Create ``run_dir`` (and missing parents) for a new run; the topmost directory
-    created, None if it existed (UsageError when it cannot be used)."""
+def check_new_run_dir(run_dir: Path) -> None:
+    """UsageError unless a new run can be made in ``run_dir`` (checked first, before the
+    slow checks): not a file, no run in it yet, its nearest existing ancestor a writable
+    directory, a name the file system accepts."""
     try:
         if run_dir.exists() and not run_dir.is_dir():
             raise UsageError(f"--run-dir {run_dir} is a file, not a directory")
@@ -525,7 +527,21 @@ def _make_run_dir(run_dir: Path) -> Path | None:
             raise UsageError(
                 f"{run_dir} already holds a run; continue it with --resume or use another --run-dir"
             )
-        created = next((p for p in (*reversed(run_dir.parents), run_dir) if not p.exists()), None)
+        existing = next(p for p in (run_dir, *run_dir.parents) if p.exists())
+    except OSError as exc:
+        raise UsageError(f"--run-dir {run_dir}: cannot create it ({exc.strerror or exc})") from None
+    if not existing.is_dir():
+        raise UsageError(f"--run-dir {run_dir}: cannot create it ({existing} is not a directory)")
+    if not os.access(existing, os.W_OK):
+        raise UsageError(f"--run-dir {run_dir}: cannot create it ({existing} is not writable)")
+
+
+def _make_run_dir(run_dir: Path) -> Path | None:
+    """Create ``run_dir`` (and missing parents) for a new run; the topmost directory
+    created, None if it existed (UsageError when it cannot be used)."""
+    check_new_run_dir(run_dir)
+    created = next((p for p in (*reversed(run_dir.parents), run_dir) if not p.exists()), None)
+    try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"--run-dir {run_dir}: cannot create it ({exc.strerror or exc})") from None
@@ -569,6 +585,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _start(args: argparse.Namespace) -> int:
+    check_new_run_dir(args.run_dir)
     config = config_from_args(args)
     with (
         _prepare(args, config) as executor,
