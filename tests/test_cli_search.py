@@ -316,7 +316,7 @@ def test_resume_refuses_options_that_contradict_the_run(tmp_path):
         "--dataset digits (run: None)",
     ]
     assert all(part in message for part in expected), message
-    same = blockqnn(*resume, "--evaluations", "20", "--seed", "3", "--table", str(TABLE))
+    same = blockqnn(*args, str(run_dir), "--resume")  # the first command again: accepted
     assert same.returncode == 0, same.stderr
 
 
