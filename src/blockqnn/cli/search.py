@@ -457,9 +457,13 @@ def conflicts(args: argparse.Namespace, stored: SearchConfig) -> list[str]:
 
 
 def _describe(name: str, given: Any, stored: Any) -> str:
+    """``--option VALUE (run: STORED)`` (a flag alone), values as typed on a command line."""
     option = "--" + name.replace("_", "-")
-    shown = ",".join(map(str, given)) if isinstance(given, tuple) else given
-    return f"{option}" if given is True else f"{option} {shown} (run: {stored})"
+    return option if given is True else f"{option} {_shown(given)} (run: {_shown(stored)})"
+
+
+def _shown(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 # --- the executor --------------------------------------------------------------------------
