@@ -489,20 +489,21 @@ def test_per_visit_rate_makes_q_the_mean_of_its_targets():
 
 
 def dedupe_drive(strategy, n: int) -> tuple[list[str], int]:
-    """Ask until ``n`` distinct proposals were told (re-proposals answered as duplicates);
-    returns the proposals and the number of duplicate answers."""
+    """Ask until ``n`` distinct (non-isomorphic) proposals were told, re-proposals answered
+    as duplicates as the search loop does; returns the proposals and the number of
+    duplicate answers."""
     seen: dict[str, float] = {}
     proposed, duplicates = [], 0
     while len(seen) < n and strategy.repeats < 2 * strategy.max_repeats:
         arch = strategy.ask()
-        text = strategy.space.format(arch)
-        proposed.append(text)
-        if text in seen:
-            strategy.tell(arch, seen[text], duplicate=True)
+        key = strategy.space.key(arch)
+        proposed.append(strategy.space.format(arch))
+        if key in seen:
+            strategy.tell(arch, seen[key], duplicate=True)
             duplicates += 1
         else:
-            seen[text] = reward_of(strategy.space, arch)
-            strategy.tell(arch, seen[text])
+            seen[key] = reward_of(strategy.space, arch)
+            strategy.tell(arch, seen[key])
     return proposed, duplicates
 
 
@@ -513,6 +514,27 @@ def test_duplicate_answers_teach_but_do_not_count(name):
     proposed, duplicates = dedupe_drive(strategy, 100)
     assert duplicates > 0 and len(set(proposed)) == 100
     assert strategy.tells == 100 and strategy.iteration == 100 // 8
+
+
+def test_an_isomorphic_duplicate_on_its_own_path_survives_a_round_trip():
+    # the same block numbered differently: its own (state, action) entries in Q
+    space = NSCSpace(max_index=6)
+    first = nsc.parse("(1,1,3,0,0) (2,2,3,0,0) (3,6,0,2,1) (4,7,0,0,0)")
+    renumbered = nsc.parse("(1,2,3,0,0) (2,1,3,0,0) (3,6,0,2,1) (4,7,0,0,0)")
+    assert space.key(first) == space.key(renumbered) and first != renumbered
+    q = QLearningStrategy(space, seed=0, budget=10, batch=10)
+    q.tell(first, 80.0)
+    q.tell(renumbered, 80.0, duplicate=True)
+    state = json.loads(json.dumps(q.state_dict()))
+    assert state["aliases"] == [space.format(renumbered)]
+    resumed = QLearningStrategy(space, seed=0, budget=10, batch=10)
+    resumed.load_state_dict(state)
+    assert json.dumps(resumed.state_dict()) == json.dumps(state)
+    step = space.step(space.initial_state(), renumbered[0])
+    assert resumed.q(space.initial_state(), renumbered[0]) == q.q(
+        space.initial_state(), renumbered[0]
+    )
+    assert resumed.q(step, renumbered[1]) == q.q(step, renumbered[1]) > 0.5
 
 
 def test_a_duplicate_answer_updates_q_without_new_memory_or_replay():
