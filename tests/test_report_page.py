@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from blockqnn import cli, nsc
-from blockqnn.cli._blocks import resolve_block
+from blockqnn.cli._blocks import resolve_block, run_network
 from blockqnn.config import SearchConfig
 from blockqnn.evaluation import Result
 from blockqnn.report import serve, write_report
@@ -150,23 +150,21 @@ def test_settings_are_readable_rows_for_the_runs_space(tabular_runs, hand_run):
     assert dict(settings_rows(unweighted, cells))["reward"] == "accuracy (μ = ρ = 0)"
 
 
-def test_train_note_and_command_name_the_candidate(hand_run, tmp_path):
-    config = SearchConfig(
-        space="nsc", evaluations=4,
-        evaluator={"kind": "train", "dataset": "digits", "preset": "cifar", "repeats": 1,
-                   "widths": [16, 32, 64], "subset": None},
-    )  # fmt: skip
-    command = train_command(hand_run, config)
-    args = cli.build_parser().parse_args(shlex.split(command.format(id=3))[1:])
-    assert (args.dataset, args.repeats, args.widths, args.subset) == (
-        "digits",
-        1,
-        (16, 32, 64),
-        None,
-    )
-    assert resolve_block(args.block) == nsc.parse("(1,1,1,0,0) (2,7,0,0,0)")
-    assert args.out == hand_run / "final-3"
-    assert train_command(hand_run, SearchConfig(space="nb201", evaluator=TABULAR)) is None
+def test_train_command_and_note_of_a_trained_run(tmp_path):
+    evaluator = {"kind": "train", "dataset": "digits", "widths": [16, 32, 64], "repeats": 2}
+    config = SearchConfig(space="nsc", evaluations=4, batch=2, evaluator=evaluator)
+    with create_run(tmp_path / "trained", config) as store:
+        cid = store.add_candidate(*single_layer("(1,1,5,0,0)"), 0, 1.0, None)
+        store.complete(cid, Result(accuracy=90.0, extra={"repeats": 1}), 90.0, None)
+    data = run_data(tmp_path / "trained")
+    assert "validation accuracy only" in data["notes"][0]
+    command = data["train_command"].format(id=cid)
+    args = cli.build_parser().parse_args(shlex.split(command)[1:])
+    assert resolve_block(args.block) == nsc.parse("(1,1,5,0,0) (2,7,0,0,0)")
+    network = run_network(args.block)  # what train takes from the run
+    assert (network.dataset, network.widths, network.repeats) == ("digits", (16, 32, 64), 1)
+    assert args.out == tmp_path / "trained" / f"final-{cid}"
+    assert train_command(tmp_path, SearchConfig(space="nb201", evaluator=TABULAR)) is None
 
 
 def test_run_colon_id_names_any_candidate(hand_run, tabular_runs):

@@ -440,18 +440,10 @@ def choice_rewards(
 
 
 def train_command(run_dir: str | Path, config: SearchConfig) -> str | None:
-    """The command that trains a candidate (``{id}`` in it) with the run's network, or
-    None for a space whose candidates are not trained (NAS-Bench-201 is looked up)."""
+    """The command that trains a candidate (``{id}`` in it) fully with the run's network:
+    ``blockqnn train`` takes the dataset, stacking and widths from the run ``--block``
+    names. None when the run trained no networks (a table look-up search)."""
     if config.space != "nsc" or config.evaluator.get("kind") != "train":
         return None
-    options: list[tuple[str, Any]] = [
-        ("--dataset", config.evaluator.get("dataset")),
-        ("--preset", config.evaluator.get("preset")),
-        ("-N", config.evaluator.get("repeats")),
-        ("--widths", _text(config.evaluator.get("widths"))),
-        ("--subset", config.evaluator.get("subset")),
-        ("--image-size", config.evaluator.get("image_size")),
-    ]
-    given = " ".join(f"{flag} {quote(str(v))}" for flag, v in options if v not in (None, "–"))
     run = quote(str(run_dir))
-    return f"blockqnn train --block {run}:{{id}} {given} --epochs 30 --out {run}/final-{{id}}"
+    return f"blockqnn train --block {run}:{{id}} --epochs 30 --out {run}/final-{{id}}"
