@@ -26,7 +26,13 @@ from blockqnn.cli._blocks import resolve_block, run_network
 from blockqnn.config import SearchConfig
 from blockqnn.evaluation import Result
 from blockqnn.report import serve, write_report
-from blockqnn.report.data import pareto_front, run_data, settings_rows, train_command
+from blockqnn.report.data import (
+    pareto_front,
+    reward_curve,
+    run_data,
+    settings_rows,
+    train_command,
+)
 from blockqnn.report.graph import FILLS, block_graph
 from blockqnn.search import create_run, open_run
 from blockqnn.store import StoreError
@@ -89,12 +95,21 @@ def hand_run(tmp_path) -> Path:
 
 def test_reward_curve_choices_and_pareto_by_hand(hand_run):
     data = run_data(hand_run)
+    # the reused duplicate (4) was a free re-proposal: the curves leave it out
     assert data["curves"]["index"] == {
+        "points": [[1, 10, 10, 1.0], [3, 20, 20, 0.5], [4, 15, 20, 0.5]],
+        "means": [[1, 10.0], [3, 20.0], [4, 15.0]],
+        "bands": [[1, 3, 1.0], [3, 4, 0.5]],
+    }
+    store, _ = open_run(hand_run)
+    with store:
+        candidates = store.candidates()
+    assert reward_curve(candidates, "index") == {  # as a run that counts duplicates has it
         "points": [[1, 10, 10, 1.0], [3, 20, 20, 0.5], [4, 10, 20, 0.5], [5, 15, 20, 0.5]],
         "means": [[1, 10.0], [4, 15.0], [5, 15.0]],
         "bands": [[1, 3, 1.0], [3, 5, 0.5]],
     }
-    by_time = data["curves"]["time"]["points"]
+    by_time = reward_curve(candidates)["points"]
     assert sorted(p[1] for p in by_time) == [10, 10, 15, 20]
     assert [p[0] for p in by_time] == sorted(p[0] for p in by_time)
     assert [p[2] for p in by_time] == [max(p[1] for p in by_time[: i + 1]) for i in range(4)]
@@ -313,21 +328,23 @@ def test_comparison_page(tabular_runs, tmp_path):
     page = tmp_path / "compare.html"
     runs = [str(run) for run in tabular_runs]
     assert cli.main(["report", *runs, "-o", str(page)]) == 0
-    store, _ = open_run(tabular_runs[1])
-    with store:
-        fifth = store.get(5)
+    archs = []
+    for run in tabular_runs:
+        store, _ = open_run(run)
+        with store:
+            archs.append([c.arch for c in store.candidates()])
+    row = next(i for i, pair in enumerate(zip(*archs, strict=False)) if pair[0] != pair[1])
     with opened(tmp_path, page) as browser:
-        assert (
-            browser.evaluate("document.querySelectorAll('#side-by-side .run-column').length") == 2
-        )
+        columns = "document.querySelectorAll('#side-by-side .run-column').length"
+        assert browser.evaluate(columns) == 2
         legend = browser.evaluate("document.getElementById('charts').innerText")
         assert "qlearning best so far" in legend and "random best so far" in legend
-        first = browser.evaluate(f"{ROWS}[4].innerText")
+        assert archs[0][row] in browser.evaluate(f"{ROWS}[{row}].innerText")
         browser.evaluate("""(() => { const s = document.getElementById('run-choice');
             s.value = '1'; s.dispatchEvent(new Event('change')); })()""")
-        assert fifth.arch in browser.evaluate(f"{ROWS}[4].innerText") != first
-        browser.evaluate("location.hash = '#r1-c5'")
-        assert fifth.arch in browser.wait_for("!detail.hidden && detail.innerText")
+        assert archs[1][row] in browser.evaluate(f"{ROWS}[{row}].innerText")
+        browser.evaluate(f"location.hash = '#r1-c{row + 1}'")
+        assert archs[1][row] in browser.wait_for("!detail.hidden && detail.innerText")
         assert not browser.errors, browser.errors
         assert_no_network(browser, page.resolve().as_uri())
 

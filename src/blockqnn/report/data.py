@@ -64,7 +64,7 @@ def run_data(run_dir: str | Path) -> dict[str, Any]:
         "progress": progress_rows(status, config, candidates),
         **_table(candidates, metrics, graphs),
         **_drawings(best, graphs),
-        "curves": {"index": reward_curve(candidates, "index"), "time": reward_curve(candidates)},
+        "curves": _curves(candidates, config),
         "scatters": cost_scatters(candidates, metrics),
         "choices": choice_rewards(candidates, graphs),
         "train_command": train_command(run_dir, config),
@@ -338,6 +338,13 @@ def seconds(value: float) -> str:
 
 
 # -- charts -----------------------------------------------------------------------------
+
+
+def _curves(candidates: Sequence[Candidate], config: SearchConfig) -> dict[str, Any]:
+    """The reward curves of the candidates that count against the budget: reused
+    duplicates only when ``count_duplicates`` (otherwise they were free re-proposals)."""
+    counted = [c for c in candidates if config.count_duplicates or c.reused_from is None]
+    return {"index": reward_curve(counted, "index"), "time": reward_curve(counted)}
 
 
 def reward_curve(candidates: Sequence[Candidate], axis: str = "time") -> dict[str, list]:
