@@ -347,7 +347,12 @@ def run_figures(run_dir: Path) -> dict[str, Any]:
         "failed": len(candidates) - len(done),
         "archs": [c.arch for c in candidates],
         "best": [
-            {"arch": c.arch, "accuracy": c.accuracy, "reward": c.reward, "gflops": c.flops}
+            {
+                "arch": c.arch,
+                "accuracy": c.accuracy,
+                "reward": c.reward,
+                "gflops": c.metric("flops"),
+            }
             for c in best
         ],
     }

@@ -33,7 +33,9 @@ def check_every_candidate_once(run_dir, budget: int) -> None:
     assert [c.id for c in cands] == list(range(1, budget + 1))
     assert all(c.state == CandidateState.COMPLETE for c in cands)
     for c in cands:
-        assert 0 <= c.accuracy <= 100 and c.flops > 0 and c.params > 0 and c.density > 0
+        assert 0 <= c.accuracy <= 100 and all(
+            c.metrics[m] > 0 for m in ("flops", "params", "density", "latency_ms")
+        )
 
 
 def test_sigkill_whole_search_and_resume_on_digits(tmp_path):

@@ -38,6 +38,8 @@ class SearchConfig:
     seed: int = 0  #: seeds the strategy (and evaluators that train)
     mu: float = 1.0  #: reward weight of ln(GFLOPs)
     rho: float = 8.0  #: reward weight of ln(density)
+    #: further reward penalties by metric name: {"latency_ms": {"weight": 2, "reference": 1}}
+    reward_terms: dict[str, dict[str, float]] = field(default_factory=dict)
     dedupe: bool = True  #: reuse the stored result of an isomorphic, completed candidate
     max_attempts: int = 3  #: tries per candidate when its worker dies
     evaluator: dict[str, Any] = field(default_factory=dict)  #: {"kind": ..., options}
@@ -55,11 +57,16 @@ class SearchConfig:
         for name, ok in checks.items():
             if not ok:
                 raise ConfigError(f"invalid {name}: {getattr(self, name)!r}")
-        RewardConfig(self.mu, self.rho)
+        try:
+            self.reward  # noqa: B018 (checks mu, rho and the terms)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"invalid reward: {exc}") from None
 
     @property
     def reward(self) -> RewardConfig:
-        return RewardConfig(self.mu, self.rho)
+        """Eq. (7) with ``mu`` and ``rho``, plus ``reward_terms``."""
+        extra = RewardConfig.terms_from_dict(self.reward_terms)
+        return RewardConfig.paper(self.mu, self.rho, extra)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

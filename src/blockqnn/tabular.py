@@ -201,4 +201,5 @@ class TabularEvaluator:
             raise TableError(
                 f"{self.table}: architecture {arch!r} is not in the table ({len(entries)} rows)"
             ) from None
-        return Result(accuracy=entry.reward, test_accuracy=entry.test, cost_s=entry.cost)
+        metrics = {} if entry.test is None else {"test_accuracy": entry.test}
+        return Result(accuracy=entry.reward, metrics=metrics, cost_s=entry.cost)

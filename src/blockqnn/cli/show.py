@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from blockqnn.evaluation import format_metric
 from blockqnn.search import open_run
 from blockqnn.store import Candidate, CandidateState
 
@@ -25,7 +26,9 @@ def register(subparsers) -> None:
 
 
 def candidate_dict(c: Candidate) -> dict:
-    """A candidate as plain JSON data (``codes`` and ``arch`` both hold its text)."""
+    """A candidate as plain JSON data: ``codes`` and ``arch`` both hold its text; ``metrics``
+    holds every metric it has by name, and the ranking ones (``reward``, ``accuracy``,
+    ``test_accuracy``) are repeated at the top level (None when missing)."""
     return {
         "id": c.id,
         "codes": c.arch,
@@ -37,9 +40,7 @@ def candidate_dict(c: Candidate) -> dict:
         "accuracy": c.accuracy,
         "test_accuracy": c.test_accuracy,
         "reward": c.reward,
-        "flops": c.flops,
-        "params": c.params,
-        "density": c.density,
+        "metrics": c.named(),
         "cost_s": c.cost_s,
         "attempts": c.attempts,
         "reused_from": c.reused_from,
@@ -59,6 +60,7 @@ def show(args: argparse.Namespace) -> int:
     with store:
         candidates = ranked(store.candidates())
         counts, status = store.counts(), store.get_meta("status")
+        names = store.metric_names()
     if args.json:
         out = {
             "run_dir": str(args.run_dir),
@@ -70,13 +72,22 @@ def show(args: argparse.Namespace) -> int:
         print(json.dumps(out))
         return 0
     print(f"run {args.run_dir}: {status}, {counts}, budget {config.evaluations}")
-    print(f"{'rank':>4} {'id':>6} {'reward':>8} {'acc':>7} {'test':>7}  architecture")
-    for rank, c in enumerate(candidates[: args.top], start=1):
+    print(leaderboard(candidates[: args.top], names))
+    return 0
+
+
+def leaderboard(candidates: list[Candidate], names: list[str]) -> str:
+    """A text table of the leading COMPLETE ``candidates`` with a column per metric name."""
+    widths = [max(8, len(name)) for name in names]
+    cells = [f"{name:>{w}}" for name, w in zip(names, widths, strict=True)]
+    lines = [f"{'rank':>4} {'id':>6} {' '.join(cells)}  architecture"]
+    for rank, c in enumerate(candidates, start=1):
         if c.state != CandidateState.COMPLETE:
             break
-        test = "-" if c.test_accuracy is None else f"{c.test_accuracy:.2f}"
-        print(f"{rank:>4} {c.id:>6} {c.reward:>8.3f} {c.accuracy:>7.2f} {test:>7}  {c.arch}")
-    return 0
+        values = [format_metric(c.metric(n)) for n in names]
+        cells = [f"{v:>{w}}" for v, w in zip(values, widths, strict=True)]
+        lines.append(f"{rank:>4} {c.id:>6} {' '.join(cells)}  {c.arch}")
+    return "\n".join(lines)
 
 
 def export(args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ import torch
 from blockqnn import nsc
 from blockqnn.data import Dataset, load_dataset
 from blockqnn.evaluation import EvaluationError, Result
+from blockqnn.latency import measure_latency
 from blockqnn.model import NetworkConfig, build, cifar, imagenet
 from blockqnn.profile import count_params, profile_network
 from blockqnn.train.loop import Diverged, Loop, configure_cpu
@@ -64,6 +65,7 @@ class TrainingEvaluator:
     threads: int = 1  #: torch CPU threads in the worker process
     amp: bool = False  #: mixed precision on CUDA
     device: str = "auto"  #: "auto", "cpu" or "cuda"
+    latency_batch: int | None = 64  #: throughput batch of the latency measurement; None: skip
 
     def __post_init__(self) -> None:
         """Normalise ``widths`` to a tuple and fail fast (ValueError) on bad options, before
@@ -74,6 +76,8 @@ class TrainingEvaluator:
         self.network_config(num_classes=10, in_channels=3, image_size=32)  # any data shape
         if self.max_params is not None and self.max_params < 1:
             raise ValueError(f"max_params must be positive, got {self.max_params}")
+        if self.latency_batch is not None and self.latency_batch < 1:
+            raise ValueError(f"latency_batch must be positive, got {self.latency_batch}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible dict of the options."""
@@ -117,7 +121,9 @@ class TrainingEvaluator:
         return _DATASETS[key]
 
     def evaluate(self, arch: str) -> Result:
-        """Train the network of block ``arch`` (NSC text) and return its validation accuracy.
+        """Train the network of block ``arch`` (NSC text) and return its validation accuracy,
+        with the metrics ``flops``, ``params``, ``density`` and (unless ``latency_batch`` is
+        None) the trained network's ``latency_ms`` and ``latency_batch_ms`` on this worker.
 
         Raises NSCError for invalid codes and EvaluationError when the network is over the
         parameter limit or training diverges.
@@ -131,20 +137,26 @@ class TrainingEvaluator:
         prof = profile_network(network, block, config)
         loop, restarts = self._train(block, config, data)
         last = loop.history[-1]
+        metrics = {"flops": prof.gflops, "params": prof.params, "density": prof.density}
+        extra = {
+            "epochs": loop.epoch,
+            "restarts": restarts,
+            "lr": loop.base_lr,
+            "repeats": config.repeats,
+            "train_accuracy": last.train_accuracy,
+            "images_per_s": _throughput(loop),
+        }
+        if self.latency_batch is not None:
+            latency = measure_latency(
+                loop.model, config.in_channels, config.image_size, batch=self.latency_batch
+            )
+            metrics.update(latency.metrics())
+            extra.update(latency.details())
         return Result(
             accuracy=last.val_accuracy,
-            flops=prof.gflops,
-            params=prof.params,
-            density=prof.density,
+            metrics=metrics,
             cost_s=time.perf_counter() - start,
-            extra={
-                "epochs": loop.epoch,
-                "restarts": restarts,
-                "lr": loop.base_lr,
-                "repeats": config.repeats,
-                "train_accuracy": last.train_accuracy,
-                "images_per_s": _throughput(loop),
-            },
+            extra=extra,
         )
 
     def _fit_limit(self, block: nsc.Block, config: NetworkConfig) -> NetworkConfig:
