@@ -13,10 +13,10 @@ import sys
 from collections.abc import Sequence
 
 from blockqnn import __version__
-from blockqnn.cli import block, draw, plot, report, search, show, train
+from blockqnn.cli import block, draw, export, plot, report, search, show, train
 from blockqnn.store import StoreError
 
-COMMANDS = (block, search, show, train, draw, plot, report)
+COMMANDS = (block, search, show, export, train, draw, plot, report)
 
 
 class UsageError(Exception):

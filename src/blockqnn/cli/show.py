@@ -1,10 +1,9 @@
-"""``blockqnn show DIR`` (leaderboard) and ``blockqnn export DIR --top K`` (best as JSON)."""
+"""``blockqnn show DIR``: a run's leaderboard, with a column for every metric it has."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from blockqnn.evaluation import format_metric
@@ -18,11 +17,6 @@ def register(subparsers) -> None:
     p.add_argument("--top", type=int, default=10, help="rows in the leaderboard (text output)")
     p.add_argument("--json", action="store_true", help="one JSON object with every candidate")
     p.set_defaults(func=show)
-    e = subparsers.add_parser("export", help="write a run's best blocks as JSON")
-    e.add_argument("run_dir", type=Path)
-    e.add_argument("--top", type=int, default=1)
-    e.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")
-    e.set_defaults(func=export)
 
 
 def candidate_dict(c: Candidate) -> dict:
@@ -88,16 +82,3 @@ def leaderboard(candidates: list[Candidate], names: list[str]) -> str:
         cells = [f"{v:>{w}}" for v, w in zip(values, widths, strict=True)]
         lines.append(f"{rank:>4} {c.id:>6} {' '.join(cells)}  {c.arch}")
     return "\n".join(lines)
-
-
-def export(args: argparse.Namespace) -> int:
-    store, config = open_run(args.run_dir)
-    with store:
-        best = store.top(args.top)
-    rows = [{"rank": i, **candidate_dict(c)} for i, c in enumerate(best, start=1)]
-    text = json.dumps({"space": config.space, "blocks": rows}, indent=2)
-    if args.output == "-":
-        sys.stdout.write(text + "\n")
-    else:
-        Path(args.output).write_text(text + "\n")
-    return 0

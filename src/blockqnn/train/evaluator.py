@@ -132,7 +132,7 @@ class TrainingEvaluator:
         configure_cpu(self.threads)
         block = nsc.as_block(arch, sys.maxsize)
         data = self.load_data()
-        config = self._fit_limit(block, self.network_config(**_shape(data)))
+        config = self._fit_limit(block, self.network_config(**data_shape(data)))
         network = build(block, config)
         prof = profile_network(network, block, config)
         loop, restarts = self._train(block, config, data)
@@ -214,7 +214,8 @@ def _seed(seed: int, block: nsc.Block, restart: int) -> int:
     return int.from_bytes(hashlib.sha256(text).digest()[:8], "big") >> 1
 
 
-def _shape(data: Dataset) -> dict[str, int]:
+def data_shape(data: Dataset) -> dict[str, int]:
+    """The network options a dataset fixes: classes, input channels, image size."""
     return {
         "num_classes": data.num_classes,
         "in_channels": data.channels,
