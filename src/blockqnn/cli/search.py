@@ -10,9 +10,11 @@ from pathlib import Path
 
 from blockqnn import nsc
 from blockqnn.cli.block import _ints
-from blockqnn.config import SearchConfig
+from blockqnn.config import COMPONENTS, SPACES, SearchConfig
 from blockqnn.execution.base import ExecutorLost
+from blockqnn.execution.factory import EXECUTORS
 from blockqnn.search import Progress, Search, create_run, open_run
+from blockqnn.strategies import STRATEGIES
 
 logger = logging.getLogger(__name__)
 
@@ -21,8 +23,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("search", help="search for a block (or a NAS-Bench-201 cell)")
     p.add_argument("--run-dir", required=True, type=Path, help="directory of the run's files")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
-    p.add_argument("--space", choices=("nsc", "nb201"), default="nsc")
-    p.add_argument("--strategy", choices=("qlearning", "random", "evolution"), default="qlearning")
+    p.add_argument("--space", choices=sorted(SPACES), default="nsc")
+    p.add_argument("--strategy", choices=sorted(STRATEGIES), default="qlearning")
     p.add_argument("--evaluations", type=int, help="budget of candidates (default: 64 x 178)")
     p.add_argument("--iterations", type=int, help="budget in iterations of --batch candidates")
     p.add_argument("--batch", type=int, default=64, help="candidates per iteration")
@@ -43,7 +45,7 @@ def register(subparsers) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--components",
-        choices=("pcc", "separate"),
+        choices=sorted(COMPONENTS),
         default="pcc",
         help="convolution codes as PCCs (paper) or separate ReLU/BN/Conv codes (Fig. 9)",
     )
@@ -130,7 +132,8 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     x.add_argument(
         "--executor",
         default="local",
-        help="'local' (process pool) or dask://HOST:PORT (an existing scheduler)",
+        help=f"'local' (process pool) or dask://HOST:PORT (an existing scheduler); kinds:"
+        f" {', '.join(EXECUTORS)}",
     )
 
 
@@ -176,23 +179,19 @@ def _absolute_dataset(spec: str) -> str:
 
 
 def make_executor(args: argparse.Namespace, config: SearchConfig):
-    """The executor the options ask for: in-process, a local process pool, or Dask."""
-    from blockqnn.config import make_evaluator
+    """The executor the options ask for (:func:`blockqnn.execution.factory.make_executor`)."""
+    from blockqnn.execution.factory import ExecutorSpec
+    from blockqnn.execution.factory import make_executor as build
 
-    evaluator = make_evaluator(config)
-    if args.executor != "local":
-        from blockqnn.execution.dask_cluster import DaskExecutor
-
-        gpu = {"GPU": 1} if args.device == "cuda" else None
-        return DaskExecutor(args.executor, evaluator, resources=gpu, prefetch=args.prefetch)
-    workers = args.workers if args.workers is not None else int(config.space == "nsc")
-    if workers < 1:
-        from blockqnn.execution import InlineExecutor
-
-        return InlineExecutor(evaluator)
-    from blockqnn.execution import ProcessExecutor
-
-    return ProcessExecutor(evaluator, workers, threads=args.threads, gpus=args.gpus)
+    spec = ExecutorSpec(
+        address=args.executor,
+        workers=args.workers,
+        threads=args.threads,
+        gpus=args.gpus,
+        device=args.device,
+        prefetch=args.prefetch,
+    )
+    return build(spec, config)
 
 
 def run(args: argparse.Namespace) -> int:
