@@ -13,6 +13,7 @@ from typing import Any
 
 from blockqnn import nsc
 from blockqnn.evaluation import Evaluator
+from blockqnn.pareto import objectives, steering_terms
 from blockqnn.reward import RewardConfig
 from blockqnn.space import NSCSpace, Space
 
@@ -40,6 +41,13 @@ class SearchConfig:
     rho: float = 8.0  #: reward weight of ln(density)
     #: further reward penalties by metric name: {"latency_ms": {"weight": 2, "reference": 1}}
     reward_terms: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: two or more objectives (metric names or aliases, see blockqnn.pareto): the run's
+    #: Pareto front is kept, and the agent's reward is steered by random weights per iteration
+    objectives: list[str] = field(default_factory=list)
+    #: largest weight of a cost objective's ln(value) term when steering (random 0..this)
+    steer_weight: float = 10.0
+    #: metric name -> largest allowed value; a candidate over one fails with the reason
+    constraints: dict[str, float] = field(default_factory=dict)
     dedupe: bool = True  #: reuse the stored result of an isomorphic, completed candidate
     max_attempts: int = 3  #: tries per candidate when its worker dies
     evaluator: dict[str, Any] = field(default_factory=dict)  #: {"kind": ..., options}
@@ -61,6 +69,24 @@ class SearchConfig:
             self.reward  # noqa: B018 (checks mu, rho and the terms)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"invalid reward: {exc}") from None
+        if self.objectives:
+            try:
+                objectives(self.objectives)
+            except ValueError as exc:
+                raise ConfigError(f"invalid objectives: {exc}") from None
+
+    def reward_for(self, iteration: int) -> RewardConfig:
+        """The reward of candidates proposed in ``iteration``: :attr:`reward`, plus with
+        objectives a term ``w * ln(value)`` per cost objective with a weight ``w`` drawn in
+        ``[0, steer_weight]`` for the iteration (a pure function of seed and iteration, so
+        a resumed run draws the same)."""
+        base = self.reward
+        if not self.objectives:
+            return base
+        steered = steering_terms(
+            objectives(self.objectives), self.seed, iteration, self.steer_weight
+        )
+        return dataclasses.replace(base, terms={**base.terms, **steered})
 
     @property
     def reward(self) -> RewardConfig:

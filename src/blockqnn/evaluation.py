@@ -81,6 +81,27 @@ class EvaluationError(RuntimeError):
     """An evaluation that ran but could not produce a result (e.g. training diverged)."""
 
 
+#: How every constraint failure's message starts (the search recognises it by this text,
+#: which is all that travels back from a worker).
+CONSTRAINT_PREFIX = "constraint violated: "
+
+
+class ConstraintViolation(EvaluationError):
+    """A candidate over a limit (``--max-flops``, ``--max-latency-ms``, ...)."""
+
+
+def check_limits(metrics: dict[str, float], limits: dict[str, float], when: str = "") -> None:
+    """Raise :class:`ConstraintViolation` naming the first metric in ``metrics`` above its
+    limit in ``limits`` (metric name -> largest allowed value); missing metrics pass."""
+    for name, limit in limits.items():
+        value = metrics.get(name)
+        if value is not None and value > limit:
+            suffix = f" ({when})" if when else ""
+            raise ConstraintViolation(
+                f"{CONSTRAINT_PREFIX}{name} {value:.4g} > {limit:.4g}{suffix}"
+            )
+
+
 class Evaluator(Protocol):
     """Evaluates one architecture given in its space's text form.
 

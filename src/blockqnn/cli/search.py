@@ -50,11 +50,20 @@ def register(subparsers) -> None:
         help="convolution codes as PCCs (paper) or separate ReLU/BN/Conv codes (Fig. 9)",
     )
     add_training_options(p)
+    add_objective_options(p)
     tab = p.add_argument_group("tabular evaluation (--space nb201)")
     tab.add_argument("--table", help="CSV keyed by NAS-Bench-201 architecture strings")
     tab.add_argument("--reward-column", help="column used as the search reward")
     tab.add_argument("--test-column", help="column reported as final test accuracy")
     tab.add_argument("--cost-column", help="column of evaluation cost in seconds")
+    tab.add_argument(
+        "--metric-column",
+        action="append",
+        default=[],
+        type=_option,
+        metavar="METRIC=COLUMN",
+        help="a further metric read from a column, e.g. eval_time_s=test-per-time (repeatable)",
+    )
     p.set_defaults(func=run)
 
 
@@ -79,7 +88,48 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
         rho=args.rho,
         dedupe=not args.no_dedupe,
         evaluator=evaluator_from_args(args),
+        **objective_settings(args),
     )
+
+
+#: Constraint options -> the metric each one limits.
+CONSTRAINTS = {"max_latency_ms": "latency_ms", "max_flops": "flops", "max_params": "params"}
+
+
+def add_objective_options(p: argparse.ArgumentParser) -> None:
+    """Multi-objective search and constraints (see :mod:`blockqnn.pareto`)."""
+    g = p.add_argument_group("objectives and constraints")
+    g.add_argument(
+        "--objectives",
+        type=lambda text: text.split(","),
+        default=[],
+        help="e.g. accuracy,latency (or flops, params, any metric): keep the Pareto front",
+    )
+    g.add_argument(
+        "--steer-weight",
+        type=float,
+        default=10.0,
+        help="with --objectives: a cost's ln weight in the agent's reward is drawn in"
+        " [0, this] per iteration",
+    )
+    g.add_argument("--max-latency-ms", type=float, help="fail candidates slower than this")
+    g.add_argument("--max-flops", type=float, help="fail candidates over this many GFLOPs")
+    g.add_argument("--max-params", type=int, help="fail candidates over this many parameters")
+
+
+def objective_settings(args: argparse.Namespace) -> dict:
+    """The SearchConfig fields the objective and constraint options set."""
+    return {
+        "objectives": args.objectives,
+        "steer_weight": args.steer_weight,
+        "constraints": constraints(args),
+    }
+
+
+def constraints(args: argparse.Namespace) -> dict[str, float]:
+    """Metric name -> limit for every constraint option given."""
+    given = {metric: getattr(args, option) for option, metric in CONSTRAINTS.items()}
+    return {metric: limit for metric, limit in given.items() if limit is not None}
 
 
 def _option(text: str) -> tuple[str, object]:
@@ -148,6 +198,7 @@ def evaluator_from_args(args: argparse.Namespace) -> dict:
             "reward_column": args.reward_column,
             "test_column": args.test_column,
             "cost_column": args.cost_column,
+            "metric_columns": {k: str(v) for k, v in args.metric_column},
         }
     from blockqnn.train.evaluator import TrainingEvaluator
 
@@ -168,6 +219,7 @@ def evaluator_from_args(args: argparse.Namespace) -> dict:
         threads=args.threads,
         amp=args.amp,
         device=args.device,
+        limits=constraints(args),
     )
     return {"kind": "train", **evaluator.to_dict()}
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from blockqnn.evaluation import format_metric
+from blockqnn.pareto import Objective, front, gains, objectives
 from blockqnn.search import open_run
 from blockqnn.store import Candidate, CandidateState
 
@@ -16,6 +17,16 @@ def register(subparsers) -> None:
     p.add_argument("run_dir", type=Path)
     p.add_argument("--top", type=int, default=10, help="rows in the leaderboard (text output)")
     p.add_argument("--json", action="store_true", help="one JSON object with every candidate")
+    p.add_argument(
+        "--pareto",
+        action="store_true",
+        help="list the Pareto front of the run's objectives (--json always has it)",
+    )
+    p.add_argument(
+        "--objectives",
+        type=lambda text: text.split(","),
+        help="objectives of --pareto (default: the run's --objectives)",
+    )
     p.set_defaults(func=show)
 
 
@@ -55,6 +66,8 @@ def show(args: argparse.Namespace) -> int:
         candidates = ranked(store.candidates())
         counts, status = store.counts(), store.get_meta("status")
         names = store.metric_names()
+    objs = _objectives(args, config.objectives)
+    front = pareto_front(candidates, objs) if objs else None
     if args.json:
         out = {
             "run_dir": str(args.run_dir),
@@ -63,11 +76,35 @@ def show(args: argparse.Namespace) -> int:
             "config": config.to_dict(),
             "candidates": [candidate_dict(c) for c in candidates],
         }
+        if front is not None:
+            out["pareto"] = {"objectives": [o.metric for o in objs], "ids": [c.id for c in front]}
         print(json.dumps(out))
         return 0
     print(f"run {args.run_dir}: {status}, {counts}, budget {config.evaluations}")
-    print(leaderboard(candidates[: args.top], names))
+    if not args.pareto:
+        print(leaderboard(candidates[: args.top], names))
+        return 0
+    print(f"Pareto front of {', '.join(o.metric for o in objs)}: {len(front)} candidate(s)")
+    print(leaderboard(front, names))
     return 0
+
+
+def _objectives(args: argparse.Namespace, configured: list[str]) -> tuple[Objective, ...]:
+    """The objectives given or the run's (none for a single-objective run); ValueError when
+    ``--pareto`` has none."""
+    names = args.objectives or configured
+    if args.pareto and not names:
+        raise ValueError("--pareto needs --objectives (the run was not multi-objective)")
+    return objectives(names) if names else ()
+
+
+def pareto_front(candidates: list[Candidate], objs: tuple[Objective, ...]) -> list[Candidate]:
+    """The complete, non-reused candidates on the Pareto front, by the first objective."""
+    trained = [
+        c for c in candidates if c.state == CandidateState.COMPLETE and c.reused_from is None
+    ]
+    found = front(trained, lambda c: gains(c.named(), objs))
+    return sorted(found, key=lambda c: (-objs[0].gain(c.named()[objs[0].metric]), c.id))
 
 
 def leaderboard(candidates: list[Candidate], names: list[str]) -> str:
