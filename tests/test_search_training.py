@@ -74,3 +74,4 @@ def test_tiny_search_on_cifar10_subset_completes(tmp_path):
     shown = subprocess.run([*CLI, "show", str(run_dir), "--json"], capture_output=True, text=True)
     best = json.loads(shown.stdout)["candidates"][0]
     assert best["accuracy"] > 10  # above chance for 10 classes
+    assert best["metrics"]["latency_ms"] > 0 and best["metrics"]["latency_batch_ms"] > 0
