@@ -139,7 +139,7 @@ class Candidate:
         return self.metrics.get(name)
 
     def named(self) -> dict[str, float]:
-        """Every metric it has, by name: ``accuracy``, the result's metrics, ``reward``."""
+        """Every metric it has, by name: ``reward``, ``accuracy``, then the result's metrics."""
         columns = {"reward": self.reward, "accuracy": self.accuracy}
         return {**{k: v for k, v in columns.items() if v is not None}, **self.metrics}
 
