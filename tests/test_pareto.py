@@ -14,6 +14,7 @@ from blockqnn.config import ConfigError, SearchConfig
 from blockqnn.evaluation import ConstraintViolation
 from blockqnn.execution.factory import ExecutorSpec, make_executor
 from blockqnn.pareto import Objective, dominates, front, gains, hypervolume, objectives
+from blockqnn.reward import Term
 from blockqnn.search import Search, create_run, open_run
 from blockqnn.store import CandidateState
 from blockqnn.tabular import TabularEvaluator
@@ -168,9 +169,17 @@ def test_cli_constraint_options(tmp_path) -> None:
     args = parser.parse_args([
         "search", "--run-dir", str(tmp_path), "--dataset", "digits", "--max-flops", "0.5",
         "--max-latency-ms", "3", "--objectives", "accuracy,latency",
+        "--reward-term", "latency_ms=2", "--reward-term", "params=0.5:1e5",
     ])  # fmt: skip
     config = config_from_args(args)
     assert config.constraints == {"flops": 0.5, "latency_ms": 3.0}
     assert config.evaluator["limits"] == config.constraints
     assert config.objectives == ["accuracy", "latency"]
     assert math.isclose(config.steer_weight, 10.0)
+    assert config.reward_terms == {
+        "latency_ms": {"weight": 2.0},
+        "params": {"weight": 0.5, "reference": 1e5},
+    }
+    assert config.reward.terms["params"] == Term(0.5, 1e5)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["search", "--run-dir", "x", "--reward-term", "latency_ms"])

@@ -100,6 +100,15 @@ def add_objective_options(p: argparse.ArgumentParser) -> None:
     """Multi-objective search and constraints (see :mod:`blockqnn.pareto`)."""
     g = p.add_argument_group("objectives and constraints")
     g.add_argument(
+        "--reward-term",
+        action="append",
+        default=[],
+        type=_reward_term,
+        metavar="METRIC=WEIGHT[:REFERENCE]",
+        help="penalise WEIGHT * ln(METRIC / REFERENCE) in the reward, e.g. latency_ms=2"
+        " (repeatable; adds to --mu/--rho)",
+    )
+    g.add_argument(
         "--objectives",
         type=lambda text: text.split(","),
         default=[],
@@ -120,10 +129,23 @@ def add_objective_options(p: argparse.ArgumentParser) -> None:
 def objective_settings(args: argparse.Namespace) -> dict:
     """The SearchConfig fields the objective and constraint options set."""
     return {
+        "reward_terms": dict(args.reward_term),
         "objectives": args.objectives,
         "steer_weight": args.steer_weight,
         "constraints": constraints(args),
     }
+
+
+def _reward_term(text: str) -> tuple[str, dict[str, float]]:
+    name, sep, spec = text.partition("=")
+    weight, _, reference = spec.partition(":")
+    try:
+        term = {"weight": float(weight), **({"reference": float(reference)} if reference else {})}
+    except ValueError:
+        term = None
+    if not sep or not name or term is None:
+        raise argparse.ArgumentTypeError(f"expected METRIC=WEIGHT[:REFERENCE], got {text!r}")
+    return name, term
 
 
 def constraints(args: argparse.Namespace) -> dict[str, float]:
