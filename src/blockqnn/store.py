@@ -644,6 +644,9 @@ def _migrate(conn: sqlite3.Connection, db: Path, version: int) -> None:
     try:
         conn.execute("BEGIN IMMEDIATE")
         try:
+            if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+                conn.execute("COMMIT")  # another process migrated it while we waited
+                return
             _MIGRATIONS[version](conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute(
