@@ -183,3 +183,16 @@ def test_cli_constraint_options(tmp_path) -> None:
     assert config.reward.terms["params"] == Term(0.5, 1e5)
     with pytest.raises(SystemExit):
         parser.parse_args(["search", "--run-dir", "x", "--reward-term", "latency_ms"])
+
+
+def test_constraint_failures_from_workers_are_told_to_the_agent(tmp_path) -> None:
+    limits = {"flops": 1e-9}
+    evaluator = {"kind": "train", "widths": [4, 8], "repeats": 1, "limits": limits}
+    config = SearchConfig(evaluations=4, batch=2, constraints=limits, evaluator=evaluator)
+    with create_run(tmp_path / "run", config) as store:
+        Search(store, config, make_executor(ExecutorSpec(workers=0), config)).run()
+        cands, state = store.candidates(), store.agent_state()
+    assert [c.state for c in cands] == [CandidateState.FAILED] * 4
+    assert all(c.error.startswith("constraint violated: flops ") for c in cands)
+    assert all("(checked before training)" in c.error for c in cands)
+    assert [reward for _, reward in state["strategy"]["memory"]] == [0.0] * 4  # the penalty

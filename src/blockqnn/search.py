@@ -213,7 +213,10 @@ class Search:
 
     def _reject(self, cid: int, arch: Hashable, reason: str) -> None:
         """Fail a candidate over a constraint, telling the strategy :data:`PENALTY` so that
-        it learns to avoid such candidates (the constraint-penalised reward)."""
+        it learns to avoid such candidates (the constraint-penalised reward). The stored
+        error is ``reason`` from :data:`CONSTRAINT_PREFIX` on (without the worker's
+        exception class)."""
+        reason = reason[reason.index(CONSTRAINT_PREFIX) :]
         self.strategy.tell(arch, PENALTY)
         self.store.fail(cid, reason, self._state())
         logger.info("candidate #%d: %s", cid, reason)
