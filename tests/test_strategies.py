@@ -80,8 +80,9 @@ class BitSpace:
 
 
 def agent(space, **options) -> QLearningStrategy:
-    """A Q agent that never replays unless asked (one long iteration)."""
+    """The paper's Q agent that never replays unless asked (one long iteration)."""
     options.setdefault("replay", 0)
+    options.setdefault("preset", "paper")
     return QLearningStrategy(space, seed=0, budget=1000, batch=1000, **options)
 
 
@@ -140,7 +141,7 @@ def test_max_uses_q_init_for_unseen_actions_only():
 
 
 def test_replay_applies_the_update_to_remembered_results():
-    q = QLearningStrategy(BitSpace(2), seed=0, budget=10, batch=1, replay=2)
+    q = QLearningStrategy(BitSpace(2), seed=0, budget=10, batch=1, replay=2, preset="paper")
     q.tell((0, 1), 80.0)
     # one update from the tell, two replays of the only remembered result
     value = 0.5
@@ -165,7 +166,13 @@ def test_replay_happens_exactly_at_iteration_boundaries(replay):
 def test_greedy_breaks_ties_uniformly_over_legal_actions():
     space = BitSpace(depth=1, width=5)
     greedy = QLearningStrategy(
-        space, seed=0, budget=10, batch=10, replay=0, schedule=EpsilonSchedule.constant(0.0)
+        space,
+        seed=0,
+        budget=10,
+        batch=10,
+        replay=0,
+        schedule=EpsilonSchedule.constant(0.0),
+        preset="paper",
     )
     counts = Counter(greedy.ask()[0] for _ in range(500))  # empty table: all tie at q_init
     assert set(counts) == set(range(5)) and min(counts.values()) > 60
@@ -251,7 +258,7 @@ def test_constant_schedule_and_iterations_for():
 
 
 def test_agent_epsilon_follows_the_scaled_schedule():
-    q = QLearningStrategy(BitSpace(), seed=0, budget=89 * 4, batch=4, replay=0)
+    q = QLearningStrategy(BitSpace(), seed=0, budget=89 * 4, batch=4, replay=0, preset="paper")
     assert q.schedule.counts == (48, 4, 3, 3, 5, 5, 5, 5, 5, 6)
     seen = []
     for _ in range(89 * 4 + 8):

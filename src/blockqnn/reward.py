@@ -3,7 +3,7 @@
 ``reward = metrics[signal] - sum(weight * ln(metrics[name] / reference))`` over the
 configured penalty terms, in percent points. The paper's Eq. (7),
 ``accuracy - mu ln(GFLOPs) - rho ln(density)``, is the configuration
-:meth:`RewardConfig.paper` (DESIGN.md section 3); with no terms the reward is plain
+:meth:`RewardConfig.paper` (docs/design.md section 4); with no terms the reward is plain
 accuracy. A term whose metric an evaluation lacks contributes nothing (tabular spaces
 may lack FLOPs or density).
 """

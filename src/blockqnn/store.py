@@ -147,6 +147,33 @@ class Candidate:
 _COLUMNS = ", ".join(f.name for f in fields(Candidate))
 
 
+def rank(candidates: Iterable[Candidate], by: str = "reward") -> list[Candidate]:
+    """The ranking of a run: best first by ``by``, one row per architecture.
+
+    The one ranking every view of a run uses (``show``, ``export``, the report,
+    ``DIR:topK``). ``by`` names any metric (higher is better): ``"reward"``,
+    ``"accuracy"``, ``"test_accuracy"`` or another the evaluator measured; ValueError for
+    a malformed name. Only COMPLETE candidates holding the metric count; reused duplicates
+    are left out, and isomorphic blocks (one canonical key) evaluated more than once
+    (without dedupe) appear once, as their best evaluation. Ties go to the earlier id.
+    """
+    if not METRIC_NAME.match(by):
+        raise ValueError(f"cannot rank by {by!r}: not a metric name")
+    scored = [
+        c
+        for c in candidates
+        if c.state == CandidateState.COMPLETE and c.reused_from is None and c.metric(by) is not None
+    ]
+    scored.sort(key=lambda c: (-c.metric(by), c.id))
+    seen: set[str] = set()
+    ranking = []
+    for c in scored:
+        if c.key not in seen:
+            seen.add(c.key)
+            ranking.append(c)
+    return ranking
+
+
 class RunStore:
     """The database of one search run.
 
@@ -416,25 +443,17 @@ class RunStore:
             found = dict(rows.fetchall())
         return {state.value: found.get(state.value, 0) for state in CandidateState}
 
-    def top(self, k: int, by: str = "reward") -> list[Candidate]:
-        """The ``k`` best COMPLETE candidates by ``by`` (higher is better), best first.
+    def count_reused(self) -> int:
+        """Number of candidates that reuse another's result (isomorphic duplicates)."""
+        with self._read() as conn:
+            row = conn.execute("SELECT COUNT(*) FROM candidates WHERE reused_from IS NOT NULL")
+            return int(row.fetchone()[0])
 
-        ``by`` names any metric: ``"reward"``, ``"accuracy"``, ``"test_accuracy"`` or
-        another the evaluator measured. Reused duplicates and candidates lacking the metric
-        are left out; ties go to the earlier id. ValueError for a malformed name.
-        """
-        if not METRIC_NAME.match(by):
-            raise ValueError(f"cannot rank by {by!r}: not a metric name")
+    def top(self, k: int, by: str = "reward") -> list[Candidate]:
+        """The first ``k`` of the run's ranking by ``by``: see :func:`rank`."""
         if k < 0:
             raise ValueError(f"k must be non-negative, got {k}")
-        value = by if by in _COLUMN_METRICS else f"json_extract(metrics, '$.{by}')"
-        with self._read() as conn:
-            return self._select(
-                conn,
-                f"WHERE state = 'complete' AND reused_from IS NULL AND {value} IS NOT NULL"
-                f" ORDER BY {value} DESC, id LIMIT ?",
-                (k,),
-            )
+        return rank(self.candidates([CandidateState.COMPLETE]), by)[:k]
 
     def metric_names(self) -> list[str]:
         """The names of every metric some COMPLETE candidate has, sorted (``reward`` and

@@ -2,29 +2,46 @@
 
 from __future__ import annotations
 
+import argparse
 import re
+from collections.abc import Collection
 
 from blockqnn import blocks, nsc
-from blockqnn.config import SearchConfig
+from blockqnn.config import COMPONENTS, SearchConfig
 from blockqnn.search import open_run
 from blockqnn.store import Candidate
 
 _TOP = re.compile(r"^(?P<run>.+):top(?P<rank>\d+)$")
 
 
-def resolve_block(text: str, max_index: int = nsc.DEFAULT_MAX_INDEX) -> nsc.Block:
-    """The block ``text`` names: NSC code text, a known block's name (``blocks.KNOWN``), or
-    ``DIR:topK``, the K-th best complete candidate (by reward) of the run in ``DIR``.
+def add_components_option(p: argparse.ArgumentParser) -> None:
+    """``--components pcc|separate``: the layer types that block codes may use."""
+    p.add_argument(
+        "--components",
+        choices=tuple(COMPONENTS),
+        default="pcc",
+        help="code space: pcc (the paper's, types 1-7) or separate (adds ReLU 8 and BN 9)",
+    )
+
+
+def resolve_arch(
+    text: str, max_index: int = nsc.DEFAULT_MAX_INDEX, types: Collection[int] = nsc.PCC_TYPES
+) -> nsc.Block | str:
+    """The architecture ``text`` names: NSC code text (layer types limited to ``types``), a
+    known block's name (``blocks.KNOWN``), or ``DIR:topK``, the K-th of the run's ranking
+    (:func:`blockqnn.store.rank`). A run's own maximum index and code space apply to its
+    blocks; a NAS-Bench-201 run gives its cell's arch string.
 
     Raises NSCError for invalid codes, KeyError for an unknown name, ValueError when the
-    run has fewer than K ranked candidates or is not an NSC search, and StoreError when
-    ``DIR`` holds no readable run.
+    run has fewer than K ranked candidates, and StoreError when ``DIR`` holds no readable run.
     """
     found = parse_top(text)
     if found is None:
-        return blocks.resolve(text, max_index)
+        return blocks.resolve(text, max_index, types)
     candidate, config = ranked_candidate(*found)
-    return nsc.parse(candidate.arch, config.max_index)
+    if config.space != "nsc":
+        return candidate.arch
+    return nsc.parse(candidate.arch, config.max_index, COMPONENTS[config.components])
 
 
 def parse_top(text: str) -> tuple[str, int] | None:
@@ -34,15 +51,28 @@ def parse_top(text: str) -> tuple[str, int] | None:
 
 
 def ranked_candidate(run_dir: str, rank: int) -> tuple[Candidate, SearchConfig]:
-    """The ``rank``-th best complete candidate of an NSC run, and the run's configuration
-    (errors as :func:`resolve_block` describes)."""
+    """The ``rank``-th candidate of the run's ranking and the run's configuration
+    (ValueError and StoreError as :func:`resolve_arch` describes)."""
     if rank < 1:
         raise ValueError(f"{run_dir}:top{rank}: ranks start at 1")
     store, config = open_run(run_dir)
     with store:
-        if config.space != "nsc":
-            raise ValueError(f"{run_dir} searched the {config.space!r} space, not NSC blocks")
         best = store.top(rank)
     if len(best) < rank:
         raise ValueError(f"{run_dir} has {len(best)} ranked candidate(s); cannot take top{rank}")
     return best[rank - 1], config
+
+
+def resolve_block(
+    text: str, max_index: int = nsc.DEFAULT_MAX_INDEX, types: Collection[int] = nsc.PCC_TYPES
+) -> nsc.Block:
+    """The NSC block ``text`` names (see :func:`resolve_arch`), for commands that build a
+    network. A NAS-Bench-201 run's cell is refused with ValueError: it was looked up in a
+    table and has no network to build here."""
+    arch = resolve_arch(text, max_index, types)
+    if isinstance(arch, str):
+        raise ValueError(
+            f"{text} is a NAS-Bench-201 cell ({arch}) from a table look-up search; blockqnn "
+            "builds and trains NSC blocks only (draw and export accept NAS-Bench-201 runs)"
+        )
+    return arch

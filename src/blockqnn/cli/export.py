@@ -103,6 +103,11 @@ def _from_run(run_dir: str, rank: int):
     from blockqnn.train.evaluator import data_shape
 
     candidate, config = ranked_candidate(run_dir, rank)
+    if config.space != "nsc":
+        raise ValueError(
+            f"{run_dir} searched the {config.space!r} space: a table look-up has no network"
+            " to export (--format json exports its ranking)"
+        )
     evaluator = make_evaluator(config)
     data = evaluator.load_data()
     network_config = evaluator.network_config(**data_shape(data))

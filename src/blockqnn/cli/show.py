@@ -6,10 +6,11 @@ import argparse
 import json
 from pathlib import Path
 
+from blockqnn.config import SearchConfig
 from blockqnn.evaluation import format_metric
 from blockqnn.pareto import Objective, front, gains, objectives
 from blockqnn.search import open_run
-from blockqnn.store import Candidate, CandidateState
+from blockqnn.store import Candidate, CandidateState, rank
 
 
 def register(subparsers) -> None:
@@ -53,40 +54,49 @@ def candidate_dict(c: Candidate) -> dict:
     }
 
 
-def ranked(candidates: list[Candidate]) -> list[Candidate]:
-    """Complete candidates by reward (best first), then the others by id."""
-    done = [c for c in candidates if c.state == CandidateState.COMPLETE and c.reward is not None]
-    rest = [c for c in candidates if c not in done]
-    return sorted(done, key=lambda c: (-c.reward, c.id)) + rest
-
-
 def show(args: argparse.Namespace) -> int:
     store, config = open_run(args.run_dir)
     with store:
-        candidates = ranked(store.candidates())
+        candidates = store.candidates()
         counts, status = store.counts(), store.get_meta("status")
         names = store.metric_names()
+    ranking = rank(candidates)
     objs = _objectives(args, config.objectives)
     front = pareto_front(candidates, objs) if objs else None
     if args.json:
-        out = {
-            "run_dir": str(args.run_dir),
-            "status": status,
-            "counts": counts,
-            "config": config.to_dict(),
-            "candidates": [candidate_dict(c) for c in candidates],
-        }
+        out = _show_json(args.run_dir, status, counts, config, candidates, ranking)
         if front is not None:
             out["pareto"] = {"objectives": [o.metric for o in objs], "ids": [c.id for c in front]}
         print(json.dumps(out))
         return 0
     print(f"run {args.run_dir}: {status}, {counts}, budget {config.evaluations}")
     if not args.pareto:
-        print(leaderboard(candidates[: args.top], names))
+        print(leaderboard(ranking[: args.top], names))
         return 0
     print(f"Pareto front of {', '.join(o.metric for o in objs)}: {len(front)} candidate(s)")
     print(leaderboard(front, names))
     return 0
+
+
+def _show_json(
+    run_dir: Path,
+    status: object,
+    counts: dict[str, int],
+    config: SearchConfig,
+    candidates: list[Candidate],
+    ranking: list[Candidate],
+) -> dict:
+    """Every candidate: the ranking first (``rank`` 1, 2, ...), then the rest by id
+    (``rank`` null: duplicates, failed and unfinished candidates)."""
+    ranks = {c.id: position for position, c in enumerate(ranking, start=1)}
+    ordered = ranking + [c for c in candidates if c.id not in ranks]
+    return {
+        "run_dir": str(run_dir),
+        "status": status,
+        "counts": counts,
+        "config": config.to_dict(),
+        "candidates": [{"rank": ranks.get(c.id), **candidate_dict(c)} for c in ordered],
+    }
 
 
 def _objectives(args: argparse.Namespace, configured: list[str]) -> tuple[Objective, ...]:
@@ -108,14 +118,12 @@ def pareto_front(candidates: list[Candidate], objs: tuple[Objective, ...]) -> li
 
 
 def leaderboard(candidates: list[Candidate], names: list[str]) -> str:
-    """A text table of the leading COMPLETE ``candidates`` with a column per metric name."""
+    """A text table of ``candidates`` (COMPLETE ones) with a column per metric name."""
     widths = [max(8, len(name)) for name in names]
     cells = [f"{name:>{w}}" for name, w in zip(names, widths, strict=True)]
     lines = [f"{'rank':>4} {'id':>6} {' '.join(cells)}  architecture"]
-    for rank, c in enumerate(candidates, start=1):
-        if c.state != CandidateState.COMPLETE:
-            break
+    for position, c in enumerate(candidates, start=1):
         values = [format_metric(c.metric(n)) for n in names]
         cells = [f"{v:>{w}}" for v, w in zip(values, widths, strict=True)]
-        lines.append(f"{rank:>4} {c.id:>6} {' '.join(cells)}  {c.arch}")
+        lines.append(f"{position:>4} {c.id:>6} {' '.join(cells)}  {c.arch}")
     return "\n".join(lines)
