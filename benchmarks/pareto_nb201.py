@@ -3,14 +3,14 @@
 Objectives: the table's validation accuracy (maximised) and ``eval_time_s``, the table's
 ``test-per-time`` column (seconds to run the 10,000 test images once: a measured
 inference cost, minimised). Each arm runs the real search (run store, inline executor)
-with ``--objectives accuracy,eval_time_s`` for ``--evaluations`` candidates and seeds
+with ``--objectives accuracy,eval_time_s`` for ``--evaluations`` trained candidates and seeds
 0..``--seeds``-1; the result is the hypervolume of the front of the evaluated cells, as a
 share of the whole table's front's hypervolume; the reference point is that front's nadir
 (its lowest accuracy and highest time), so only cells in the front's region count. Arms:
 
-- ``qlearning``: the agent (the paper's alpha 0.01) steered by a random weight per
-  iteration on ln(eval time) in its reward (``--steer-weight``, the default way);
-- ``qlearning-alpha0.5``: the same with learning rate 0.5;
+- ``qlearning``: the agent (default preset) steered by a random weight per iteration on
+  ln(eval time) in its reward (``--steer-weight``, the default way);
+- ``qlearning-paper``: the same with the paper's exact agent (``preset=paper``);
 - ``random``: random search (the reward is ignored);
 - ``evolution``: regularized evolution on the same steered reward;
 - ``...-accuracy``: the same strategy rewarded by accuracy alone (steer weight 0), to
@@ -44,8 +44,8 @@ COLUMNS = {"eval_time_s": "test-per-time"}
 ARMS = {
     "qlearning": ("qlearning", {}, None),
     "qlearning-accuracy": ("qlearning", {}, 0.0),
-    "qlearning-alpha0.5": ("qlearning", {"alpha": 0.5}, None),
-    "qlearning-alpha0.5-accuracy": ("qlearning", {"alpha": 0.5}, 0.0),
+    "qlearning-paper": ("qlearning", {"preset": "paper"}, None),
+    "qlearning-paper-accuracy": ("qlearning", {"preset": "paper"}, 0.0),
     "random": ("random", {}, None),
     "evolution": ("evolution", {}, None),
     "evolution-accuracy": ("evolution", {}, 0.0),
