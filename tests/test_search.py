@@ -297,3 +297,28 @@ def test_strategy_options_reach_the_agent(tmp_path):
     with store:
         assert config.strategy_options == {"alpha": 0.5, "replay": 8, "preset": "default"}
         assert store.agent_state()["strategy"]["config"]["alpha"] == 0.5
+
+
+def test_paper_switch_and_defaults_are_stored(tmp_path):
+    subprocess.run([*search_args(tmp_path / "paper", 30), "--paper"], check=True, timeout=120)
+    default_args = [a for a in search_args(tmp_path / "default", 30) if a not in ("--batch", "50")]
+    subprocess.run(default_args, check=True, timeout=120)
+    store, paper = open_run(tmp_path / "paper")
+    store.close()
+    store, default = open_run(tmp_path / "default")
+    store.close()
+    assert paper.strategy_options == {"preset": "paper"}
+    assert (paper.mu, paper.rho, paper.count_duplicates, paper.batch) == (1.0, 8.0, True, 50)
+    assert default.strategy_options == {"preset": "default"}
+    assert (default.mu, default.rho, default.count_duplicates) == (0.0, 0.0, False)
+    assert default.batch == 1  # budget 30 / 20 iterations, rounded down
+
+
+def test_paper_switch_without_a_budget_is_the_papers_search():
+    from blockqnn.cli import build_parser
+    from blockqnn.cli.search import config_from_args
+
+    args = build_parser().parse_args(["search", "--run-dir", "r", "--paper"])
+    config = config_from_args(args)
+    assert (config.evaluations, config.batch) == (178 * 64, 64)
+    assert config.strategy_options == {"preset": "paper"}

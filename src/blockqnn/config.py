@@ -39,8 +39,8 @@ class SearchConfig:
     evaluations: int = PAPER_EVALUATIONS  #: budget: candidates proposed in all
     batch: int = 64  #: candidates per iteration (epsilon schedule, replay)
     seed: int = 0  #: seeds the strategy (and evaluators that train)
-    mu: float = 1.0  #: reward weight of ln(GFLOPs)
-    rho: float = 8.0  #: reward weight of ln(density)
+    mu: float = 0.0  #: reward weight of ln(GFLOPs) (the paper: 1)
+    rho: float = 0.0  #: reward weight of ln(density) (the paper: 8)
     #: further reward penalties by metric name: {"latency_ms": {"weight": 2, "reference": 1}}
     reward_terms: dict[str, dict[str, float]] = field(default_factory=dict)
     #: two or more objectives (metric names or aliases, see blockqnn.pareto): the run's

@@ -86,8 +86,10 @@ class QLearningStrategy(Strategy):
         self._visits: dict[Hashable, dict[Hashable, int]] = {}
         self._memory: list[Result] = []
         self._memory_rows: list[list[Any]] = []  # encoded memory[:len], extended lazily
-        # (state, action) -> (memory index, step) of its first occurrence; names Q entries
-        # in state_dict without needing states to be JSON-able.
+        self._aliases: list[Hashable] = []  # duplicate answers that took a path of their own
+        # (state, action) -> (trajectory, step) of its first occurrence, the trajectory a
+        # memory index or -1 - an alias index; names Q entries in state_dict without
+        # needing states to be JSON-able.
         self._origin: dict[tuple[Hashable, Hashable], tuple[int, int]] = {}
 
     @property
@@ -149,8 +151,17 @@ class QLearningStrategy(Strategy):
         self._update(states, actions, reward)
 
     def _observe_duplicate(self, arch: Hashable, reward: float) -> None:
-        """A re-proposal answered with its stored reward: the update, no new memory."""
-        self._update(*self._path(arch), reward)
+        """A re-proposal answered with its stored reward: the update, no new memory. (An
+        isomorphic re-proposal may take a path of its own: its new entries are named by
+        the re-proposal, kept as an alias.)"""
+        states, actions = self._path(arch)
+        pairs = list(zip(states[:-1], actions, strict=True))
+        if any(pair not in self._origin for pair in pairs):
+            index = -1 - len(self._aliases)
+            self._aliases.append(arch)
+            for step, pair in enumerate(pairs):
+                self._origin.setdefault(pair, (index, step))
+        self._update(states, actions, reward)
 
     def _end_iteration(self) -> None:
         for _ in range(self.replay if self._memory else 0):
@@ -211,9 +222,10 @@ class QLearningStrategy(Strategy):
         }
 
     def _state(self) -> dict[str, Any]:
-        """``memory`` (``[arch text, reward]`` rows in tell order) and ``q``
-        (``[memory index, step, value, updates]`` rows: the entry for the state and action
-        at that step of that remembered trajectory, in table order)."""
+        """``memory`` (``[arch text, reward]`` rows in tell order), ``aliases`` (arch texts)
+        and ``q`` (``[trajectory, step, value, updates]`` rows: the entry for the state and
+        action at that step of that trajectory, a memory index or -1 - an alias index, in
+        table order)."""
         self._memory_rows += encode_results(self.space, self._memory[len(self._memory_rows) :])
         memory = [list(row) for row in self._memory_rows]
         rows = [
@@ -221,19 +233,24 @@ class QLearningStrategy(Strategy):
             for s, row in self._q.items()
             for a, v in row.items()
         ]
-        return {"memory": memory, "q": rows}
+        aliases = [self.space.format(arch) for arch in self._aliases]
+        return {"memory": memory, "aliases": aliases, "q": rows}
 
     def _restore(self, state: dict[str, Any]) -> None:
-        memory = decode_results(self.space, state["memory"])
-        self._memory, self._memory_rows, self._origin = [], [], {}
-        for arch, reward in memory:
-            self._remember(arch, reward)
-        at = {origin: pair for pair, origin in self._origin.items()}
-        self._q, self._visits = {}, {}
+        self._memory = decode_results(self.space, state["memory"])
+        self._memory_rows = []
+        self._aliases = [self.space.parse(text) for text in state["aliases"]]
+        paths: dict[int, list[tuple[Hashable, Hashable]]] = {}
+        self._q, self._visits, self._origin = {}, {}, {}
         for index, step, value, visits in state["q"]:
-            s, a = at[index, step]
+            if index not in paths:
+                arch = self._memory[index][0] if index >= 0 else self._aliases[-1 - index]
+                states, actions = self._path(arch)
+                paths[index] = list(zip(states[:-1], actions, strict=True))
+            s, a = pair = paths[index][step]
             self._q.setdefault(s, {})[a] = float(value)
             self._visits.setdefault(s, {})[a] = int(visits)
+            self._origin[pair] = (index, step)
 
 
 def random_search(
