@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import numbers
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -225,17 +226,27 @@ class RunStore:
         by a newer schema version. A rejected file is left as it is (beyond SQLite's own
         recovery of an interrupted transaction). A database of an older schema version is
         migrated to the current one in one transaction (see :func:`_migrate_v1`).
+
+        On read-only media (the file or its directory is not writable) the database is
+        opened read-only, so readers (``show``, ``report``) work there; writing raises. An
+        older schema version there is migrated in a copy in memory, left read-only too.
         """
         db = _resolve(path)
         _check_header(db)
+        read_only = not _writable(db)
         try:
-            conn = _connect(db)
+            conn = _connect(db, read_only=read_only)
         except sqlite3.OperationalError as exc:  # cannot open, locked, I/O error
             raise StoreError(f"{db} cannot be opened ({exc})") from exc
         except sqlite3.Error as exc:  # an SQLite header, but unreadable content
             raise StoreError(f"{db} is corrupt ({exc})") from exc
         try:
-            config_text = _validate(conn, db)
+            config_text, version = _validate(conn, db)
+            if version != SCHEMA_VERSION:
+                conn = _in_memory(conn, db) if read_only else conn
+                _migrate(conn, db, version)
+                if read_only:
+                    conn.execute("PRAGMA query_only = ON")
         except BaseException:
             conn.close()
             raise
@@ -389,12 +400,14 @@ class RunStore:
     def requeue_unfinished(self) -> list[Candidate]:
         """On resume: set RUNNING candidates back to PENDING; return all PENDING in id order.
 
-        Attempts are kept (they count starts); ``started`` and ``worker`` are cleared.
+        ``attempts`` counts starts that ended in a worker: the start the master's exit
+        interrupted is taken back, so restarting the master never uses up a candidate's
+        retries. ``started`` and ``worker`` are cleared.
         """
         with self._write() as conn:
             cursor = conn.execute(
-                "UPDATE candidates SET state = 'pending', started = NULL, worker = NULL"
-                " WHERE state = 'running'"
+                "UPDATE candidates SET state = 'pending', started = NULL, worker = NULL,"
+                " attempts = max(attempts - 1, 0) WHERE state = 'running'"
             )
             pending = self._select(conn, "WHERE state = 'pending' ORDER BY id")
         if cursor.rowcount:
@@ -555,9 +568,22 @@ def _resolve(path: str | Path) -> Path:
     return path / DB_FILENAME if path.is_dir() else path
 
 
-def _connect(db: Path) -> sqlite3.Connection:
-    """Connect to an existing file (never creating one) in autocommit mode."""
-    uri = f"{db.resolve().as_uri()}?mode=rw"
+def _writable(db: Path) -> bool:
+    return os.access(db, os.W_OK) and os.access(db.parent, os.W_OK)
+
+
+def _connect(db: Path, read_only: bool = False) -> sqlite3.Connection:
+    """Connect to an existing file (never creating one) in autocommit mode.
+
+    ``read_only``: for a file that cannot be written. Without its ``-wal``/``-shm`` files
+    (a run closed cleanly) SQLite cannot open it in WAL mode except as ``immutable``,
+    which is exact then: nothing can change it.
+    """
+    mode = "rw"
+    if read_only:
+        wal = all(db.with_name(db.name + s).exists() for s in ("-wal", "-shm"))
+        mode = "ro" if wal else "ro&immutable=1"
+    uri = f"{db.resolve().as_uri()}?mode={mode}"
     conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     try:
         conn.execute("PRAGMA synchronous = NORMAL")
@@ -629,8 +655,9 @@ def _check_header(db: Path) -> None:
         raise StoreError(f"{db} is not a blockqnn run database (not an SQLite file)")
 
 
-def _validate(conn: sqlite3.Connection, db: Path) -> str:
-    """Check identity, schema version and integrity of an open SQLite file; return the config."""
+def _validate(conn: sqlite3.Connection, db: Path) -> tuple[str, int]:
+    """Check identity, schema version and integrity of an open SQLite file; return the
+    config and the schema version (the current one or one :data:`_MIGRATIONS` upgrades)."""
     try:
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
         version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -652,9 +679,21 @@ def _validate(conn: sqlite3.Connection, db: Path) -> str:
         raise StoreError(f"{db} is corrupt ({exc})") from exc
     if problems != ["ok"]:
         raise StoreError(f"{db} is corrupt ({'; '.join(problems)})")
-    if version != SCHEMA_VERSION:
-        _migrate(conn, db, version)
-    return config_text
+    return config_text, version
+
+
+def _in_memory(conn: sqlite3.Connection, db: Path) -> sqlite3.Connection:
+    """A copy of the database of ``conn`` in memory (``conn`` is closed)."""
+    memory = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        conn.backup(memory)
+    except sqlite3.Error as exc:
+        memory.close()
+        raise StoreError(f"{db} cannot be read ({exc})") from exc
+    finally:
+        conn.close()
+    logger.info("%s is read-only: its schema is migrated in a copy in memory", db)
+    return memory
 
 
 def _migrate(conn: sqlite3.Connection, db: Path, version: int) -> None:

@@ -1,10 +1,13 @@
-"""Naming a block on the command line: codes, a known name, or ``DIR:topK``."""
+"""Naming a block on the command line: codes, a known name, or ``DIR:topK``; and the
+network a run stacked its blocks into, for commands that rebuild it (``train``, ``draw``,
+``export``, the report's hints)."""
 
 from __future__ import annotations
 
 import argparse
 import re
 from collections.abc import Collection
+from dataclasses import dataclass
 
 from blockqnn import blocks, nsc
 from blockqnn.config import COMPONENTS, SearchConfig
@@ -12,6 +15,23 @@ from blockqnn.search import open_run
 from blockqnn.store import Candidate
 
 _TOP = re.compile(r"^(?P<run>.+):top(?P<rank>\d+)$")
+
+
+@dataclass(frozen=True)
+class RunNetwork:
+    """How a search run built its networks (from its stored training evaluator).
+
+    ``None`` means the preset's default (``repeats``, ``widths``) or the data's own size
+    (``image_size``). Classes and input channels are the dataset's.
+    """
+
+    run_dir: str
+    dataset: str  #: the dataset spec the run trained on
+    preset: str  #: "cifar" or "imagenet"
+    repeats: int | None  #: N the ranked candidate was trained with (BlockQNN-L may lower it)
+    widths: tuple[int, ...] | None
+    image_size: int | None
+    conv: str  #: "pcc" or "plain" (the run's ``--components separate``)
 
 
 def add_components_option(p: argparse.ArgumentParser) -> None:
@@ -42,6 +62,31 @@ def resolve_arch(
     if config.space != "nsc":
         return candidate.arch
     return nsc.parse(candidate.arch, config.max_index, COMPONENTS[config.components])
+
+
+def run_network(text: str) -> RunNetwork | None:
+    """The network of the run ``text`` names as ``DIR:topK``; None for codes or a name.
+
+    Raises as :func:`resolve_arch` does, and ValueError for a run that did not train its
+    candidates (a tabular search).
+    """
+    found = parse_top(text)
+    if found is None:
+        return None
+    candidate, config = ranked_candidate(*found)
+    options = config.evaluator
+    if options.get("kind") != "train":
+        raise ValueError(f"{found[0]} did not train its candidates; it has no network")
+    widths = options.get("widths")
+    return RunNetwork(
+        run_dir=found[0],
+        dataset=options["dataset"],
+        preset=options.get("preset", "cifar"),
+        repeats=candidate.extra.get("repeats", options.get("repeats")),
+        widths=None if widths is None else tuple(widths),
+        image_size=options.get("image_size"),
+        conv=options.get("conv", "pcc"),
+    )
 
 
 def parse_top(text: str) -> tuple[str, int] | None:
