@@ -288,8 +288,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def v1_rows(db: Path) -> dict[int, dict]:
-    """The candidates of a version-1 database, read with plain SQL."""
-    conn = sqlite3.connect(db)
+    """The candidates of a version-1 database, read with plain SQL (read-only)."""
+    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
     conn.row_factory = sqlite3.Row
     try:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
@@ -500,3 +500,22 @@ def test_open_leaves_no_stray_files_for_a_missing_run(tmp_path: Path) -> None:
     with pytest.raises(StoreError):
         RunStore.open(tmp_path / "nowhere" / DB_FILENAME)
     assert os.listdir(tmp_path) == []
+
+
+def test_version_1_run_on_read_only_media_is_migrated_in_memory(tmp_path: Path) -> None:
+    mount = tmp_path / "media"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "none", str(mount)], capture_output=True).returncode:
+        pytest.skip("needs permission to mount a tmpfs (root with CAP_SYS_ADMIN)")
+    try:
+        shutil.copy(FIXTURES / "v1_nb201" / DB_FILENAME, mount / DB_FILENAME)
+        before = v1_rows(mount / DB_FILENAME)
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        with RunStore.open(mount) as store:
+            found = {c.id: c.test_accuracy for c in store.candidates()}
+            with pytest.raises(StoreError, match="readonly"):
+                store.set_meta("status", "touched")
+        assert found == {cid: row["test_accuracy"] for cid, row in before.items()}
+        assert v1_rows(mount / DB_FILENAME) == before  # the file itself is untouched
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
