@@ -77,11 +77,12 @@ def build_nsc_run(run_dir: Path, evaluations: int = 40, batch: int = 8) -> None:
             if i % 13 == 5:
                 store.fail(cid, SCRIPT_ERROR)
                 continue
-            result = Result(
-                accuracy=rng.uniform(40, 70), flops=rng.uniform(0.05, 0.5),
-                params=rng.randrange(10**5, 10**6), density=nsc.density(block), cost_s=2.0,
-            )  # fmt: skip
-            store.complete(cid, result, result.accuracy - 5 * result.density, None)
+            metrics = {
+                "flops": rng.uniform(0.05, 0.5), "params": rng.randrange(10**5, 10**6),
+                "density": nsc.density(block), "latency_ms": rng.uniform(0.5, 3.0),
+            }  # fmt: skip
+            result = Result(accuracy=rng.uniform(40, 70), metrics=metrics, cost_s=2.0)
+            store.complete(cid, result, result.accuracy - 5 * metrics["density"], None)
         store.set_meta("status", "finished")
 
 

@@ -84,7 +84,10 @@ def hand_run(tmp_path) -> Path:
                 curve = [{"epoch": e, "val_accuracy": accuracy - 10 / e, "val_loss": 1 / e}
                          for e in (1, 2, 3)]  # fmt: skip
                 result = Result(
-                    accuracy=accuracy, flops=flops, density=1.0, cost_s=1.0, extra={"curve": curve}
+                    accuracy=accuracy,
+                    metrics={"flops": flops, "density": 1.0},
+                    cost_s=1.0,
+                    extra={"curve": curve},
                 )
                 store.complete(cid, result, reward, None)
     return tmp_path / "hand"
@@ -407,7 +410,7 @@ def test_live_page_shows_a_candidate_added_after_it_opened(hand_run, tmp_path):
             store, _ = open_run(hand_run)
             with store:
                 cid = store.add_candidate(*single_layer("(1,3,1,0,0)"), 3, 0.1, None)
-                store.complete(cid, Result(accuracy=99.0, flops=0.05), 42.0, None)
+                store.complete(cid, Result(accuracy=99.0, metrics={"flops": 0.05}), 42.0, None)
             browser.wait_for(f"{ROWS}.length === 6 && {ROW_IDS}.includes({cid})")
             assert browser.wait_for(f"document.querySelector('#leaderboard a').hash === '#c{cid}'")
             assert not browser.errors, browser.errors

@@ -14,7 +14,8 @@ from blockqnn.config import COMPONENTS, SearchConfig
 from blockqnn.search import open_run
 from blockqnn.store import Candidate
 
-_FROM_RUN = re.compile(r"^(?P<run>.+):(?:top(?P<rank>\d+)|(?P<id>\d+))$")
+_TOP = re.compile(r"^(?P<run>.+):top(?P<rank>\d+)$")
+_ID = re.compile(r"^(?P<run>.+):(?P<id>\d+)$")
 
 
 @dataclass(frozen=True)
@@ -57,10 +58,10 @@ def resolve_arch(
     run has fewer than K ranked candidates, and StoreError when ``DIR`` holds no readable
     run or no candidate ``ID``.
     """
-    found = _FROM_RUN.match(text.strip())
-    if found is None:
+    named = run_candidate(text)
+    if named is None:
         return blocks.resolve(text, max_index, types)
-    candidate, config = _from_run(found)
+    _, candidate, config = named
     if config.space != "nsc":
         return candidate.arch
     return nsc.parse(candidate.arch, config.max_index, COMPONENTS[config.components])
@@ -73,16 +74,16 @@ def run_network(text: str) -> RunNetwork | None:
     Raises as :func:`resolve_arch` does, and ValueError for a run that did not train its
     candidates (a tabular search).
     """
-    found = _FROM_RUN.match(text.strip())
-    if found is None:
+    named = run_candidate(text)
+    if named is None:
         return None
-    candidate, config = _from_run(found)
+    run_dir, candidate, config = named
     options = config.evaluator
     if options.get("kind") != "train":
-        raise ValueError(f"{found['run']} did not train its candidates; it has no network")
+        raise ValueError(f"{run_dir} did not train its candidates; it has no network")
     widths = options.get("widths")
     return RunNetwork(
-        run_dir=found["run"],
+        run_dir=run_dir,
         dataset=options["dataset"],
         preset=options.get("preset", "cifar"),
         repeats=candidate.extra.get("repeats", options.get("repeats")),
@@ -92,16 +93,33 @@ def run_network(text: str) -> RunNetwork | None:
     )
 
 
-def _from_run(found: re.Match[str]) -> tuple[Candidate, SearchConfig]:
-    """The candidate a ``DIR:topK`` or ``DIR:ID`` match names, and the run's configuration."""
-    run_dir = found["run"]
-    if found["rank"] is not None and int(found["rank"]) < 1:
-        raise ValueError(f"{run_dir}:top{found['rank']}: ranks start at 1")
+def run_candidate(text: str) -> tuple[str, Candidate, SearchConfig] | None:
+    """``(DIR, candidate, configuration)`` for ``DIR:topK`` or ``DIR:ID``, else None
+    (errors as :func:`resolve_arch` describes)."""
+    top = parse_top(text)
+    if top is not None:
+        return (top[0], *ranked_candidate(*top))
+    found = _ID.match(text.strip())
+    if found is None:
+        return None
+    store, config = open_run(found["run"])
+    with store:
+        return found["run"], store.get(int(found["id"])), config
+
+
+def parse_top(text: str) -> tuple[str, int] | None:
+    """``(DIR, K)`` for text of the form ``DIR:topK``, else None."""
+    found = _TOP.match(text.strip())
+    return None if found is None else (found["run"], int(found["rank"]))
+
+
+def ranked_candidate(run_dir: str, rank: int) -> tuple[Candidate, SearchConfig]:
+    """The ``rank``-th candidate of the run's ranking and the run's configuration
+    (ValueError and StoreError as :func:`resolve_arch` describes)."""
+    if rank < 1:
+        raise ValueError(f"{run_dir}:top{rank}: ranks start at 1")
     store, config = open_run(run_dir)
     with store:
-        if found["rank"] is None:
-            return store.get(int(found["id"])), config
-        rank = int(found["rank"])
         best = store.top(rank)
     if len(best) < rank:
         raise ValueError(f"{run_dir} has {len(best)} ranked candidate(s); cannot take top{rank}")

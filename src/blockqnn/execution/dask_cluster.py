@@ -51,7 +51,7 @@ import cloudpickle
 import dask.config
 import distributed
 
-from blockqnn.evaluation import Evaluator, Result
+from blockqnn.evaluation import Evaluator
 from blockqnn.execution.base import ClosingExecutor, ExecutorLost, Outcome, evaluate_safely
 
 logger = logging.getLogger(__name__)
@@ -156,21 +156,6 @@ def _limit_torch_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def _plain(outcome: Outcome) -> dict[str, Any]:
-    """An outcome as plain data; a result that cannot be pickled becomes an error."""
-    data = {
-        "cid": outcome.cid,
-        "result": None if outcome.result is None else outcome.result.to_dict(),
-        "error": outcome.error,
-        "worker": outcome.worker,
-    }
-    try:
-        pickle.dumps(data)
-    except Exception as exc:  # e.g. an odd object in Result.extra
-        data.update(result=None, error=f"the result could not be sent: {exc!r}")
-    return data
-
-
 def run_evaluation(blob: bytes, cid: int, arch: str, torch_threads: int | None) -> dict[str, Any]:
     """The Dask task: evaluate candidate ``cid`` on this worker; returns plain data.
 
@@ -185,17 +170,7 @@ def run_evaluation(blob: bytes, cid: int, arch: str, torch_threads: int | None) 
         return {"broken": f"worker {worker} cannot load the evaluator: {exc!r}"}
     if torch_threads is not None:
         _limit_torch_threads(torch_threads)
-    return _plain(evaluate_safely(evaluator, cid, arch, worker))
-
-
-def _outcome(data: dict[str, Any]) -> Outcome:
-    result = data["result"]
-    return Outcome(
-        data["cid"],
-        result=None if result is None else Result.from_dict(result),
-        error=data["error"],
-        worker=data["worker"],
-    )
+    return evaluate_safely(evaluator, cid, arch, worker).to_plain()
 
 
 # --- master side -------------------------------------------------------------------------
@@ -495,4 +470,4 @@ class DaskExecutor(ClosingExecutor):
             return Outcome(cid, error=f"the Dask task failed: {exc!r}")
         if "broken" in data:
             raise ExecutorLost(data["broken"])
-        return _outcome(data)
+        return Outcome.from_plain(data)

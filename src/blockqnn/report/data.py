@@ -32,8 +32,9 @@ from blockqnn.store import Candidate, CandidateState, rank
 #: Best candidates (by reward) drawn with the full drawing engine and inlined; the page's
 #: script draws every other candidate itself from its compact graph.
 DRAWN = 10
-#: Stored metrics shown first, in this order; others (evaluator extras) follow by name.
-METRIC_ORDER = ("accuracy", "test_accuracy", "flops", "params", "density")
+#: Stored metrics shown first, in this order; others (any metric an evaluator names, and
+#: numeric evaluator extras) follow by name.
+METRIC_ORDER = ("accuracy", "test_accuracy", "flops", "params", "density", "latency_ms")
 #: Metrics plotted as a cost against accuracy: FLOPs and any latency measured.
 COST_PREFIXES = ("flops", "latency")
 
@@ -127,7 +128,7 @@ def layer_count(graph: Graph) -> int:
 
 def candidate_metrics(candidate: Candidate) -> dict[str, float]:
     """Every numeric metric stored for ``candidate``, by name (unmeasured ones left out)."""
-    named: dict[str, Any] = {name: getattr(candidate, name) for name in METRIC_ORDER}
+    named: dict[str, Any] = {"accuracy": candidate.accuracy, **candidate.metrics}
     named.update(candidate.extra)
     return {k: v for k, v in named.items() if _is_number(v)}
 

@@ -26,10 +26,11 @@ import torch
 
 from blockqnn import nsc
 from blockqnn.data import Dataset, load_dataset
-from blockqnn.evaluation import EvaluationError, Result
+from blockqnn.evaluation import EvaluationError, Result, check_limits
+from blockqnn.latency import Latency, measure_latency
 from blockqnn.model import NetworkConfig, build, cifar, imagenet
 from blockqnn.profile import count_params, profile_network
-from blockqnn.train.loop import Diverged, Loop, configure_cpu
+from blockqnn.train.loop import Diverged, Loop, configure_cpu, resolve_device
 from blockqnn.train.recipes import EarlyStopRecipe, early_stop_recipe
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,10 @@ class TrainingEvaluator:
     threads: int = 1  #: torch CPU threads in the worker process
     amp: bool = False  #: mixed precision on CUDA
     device: str = "auto"  #: "auto", "cpu" or "cuda"
+    latency_batch: int | None = 64  #: throughput batch of the latency measurement; None: skip
+    #: metric name -> largest allowed value, checked before training (flops, params,
+    #: density, latency_ms, latency_batch_ms); a candidate over one fails at once
+    limits: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Normalise ``widths`` to a tuple and fail fast (ValueError) on bad options, before
@@ -74,6 +79,8 @@ class TrainingEvaluator:
         self.network_config(num_classes=10, in_channels=3, image_size=32)  # any data shape
         if self.max_params is not None and self.max_params < 1:
             raise ValueError(f"max_params must be positive, got {self.max_params}")
+        if self.latency_batch is not None and self.latency_batch < 1:
+            raise ValueError(f"latency_batch must be positive, got {self.latency_batch}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible dict of the options."""
@@ -117,34 +124,50 @@ class TrainingEvaluator:
         return _DATASETS[key]
 
     def evaluate(self, arch: str) -> Result:
-        """Train the network of block ``arch`` (NSC text) and return its validation accuracy.
+        """Train the network of block ``arch`` (NSC text) and return its validation accuracy,
+        with the metrics ``flops``, ``params``, ``density`` and (unless ``latency_batch`` is
+        None) the network's ``latency_ms`` and ``latency_batch_ms``, measured on this
+        worker's device just before training (weights do not change the cost).
 
-        Raises NSCError for invalid codes and EvaluationError when the network is over the
+        Raises NSCError for invalid codes, ConstraintViolation before training when a
+        metric is over ``limits``, and EvaluationError when the network is over the
         parameter limit or training diverges.
         """
         start = time.perf_counter()
         configure_cpu(self.threads)
         block = nsc.as_block(arch, sys.maxsize)
         data = self.load_data()
-        config = self._fit_limit(block, self.network_config(**_shape(data)))
+        config = self._fit_limit(block, self.network_config(**data_shape(data)))
         network = build(block, config)
         prof = profile_network(network, block, config)
+        metrics = {"flops": prof.gflops, "params": prof.params, "density": prof.density}
+        extra: dict[str, Any] = {"repeats": config.repeats}
+        if self.latency_batch is not None:
+            latency = self._latency(network, config)
+            metrics.update(latency.metrics())
+            extra.update(latency.details())
+        check_limits(metrics, self.limits, "checked before training")
         loop, restarts = self._train(block, config, data)
         last = loop.history[-1]
+        extra.update(
+            epochs=loop.epoch,
+            restarts=restarts,
+            lr=loop.base_lr,
+            train_accuracy=last.train_accuracy,
+            images_per_s=_throughput(loop),
+        )
         return Result(
             accuracy=last.val_accuracy,
-            flops=prof.gflops,
-            params=prof.params,
-            density=prof.density,
+            metrics=metrics,
             cost_s=time.perf_counter() - start,
-            extra={
-                "epochs": loop.epoch,
-                "restarts": restarts,
-                "lr": loop.base_lr,
-                "repeats": config.repeats,
-                "train_accuracy": last.train_accuracy,
-                "images_per_s": _throughput(loop),
-            },
+            extra=extra,
+        )
+
+    def _latency(self, network: torch.nn.Module, config: NetworkConfig) -> Latency:
+        """The network's latency on the device it will train on (as training lays it out)."""
+        network.to(resolve_device(self.device), memory_format=torch.channels_last)
+        return measure_latency(
+            network, config.in_channels, config.image_size, batch=self.latency_batch
         )
 
     def _fit_limit(self, block: nsc.Block, config: NetworkConfig) -> NetworkConfig:
@@ -202,7 +225,8 @@ def _seed(seed: int, block: nsc.Block, restart: int) -> int:
     return int.from_bytes(hashlib.sha256(text).digest()[:8], "big") >> 1
 
 
-def _shape(data: Dataset) -> dict[str, int]:
+def data_shape(data: Dataset) -> dict[str, int]:
+    """The network options a dataset fixes: classes, input channels, image size."""
     return {
         "num_classes": data.num_classes,
         "in_channels": data.channels,
