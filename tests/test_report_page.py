@@ -27,7 +27,7 @@ from blockqnn.config import SearchConfig
 from blockqnn.evaluation import Result
 from blockqnn.report import serve, write_report
 from blockqnn.report.data import (
-    pareto_front,
+    cost_scatters,
     reward_curve,
     run_data,
     settings_rows,
@@ -129,10 +129,14 @@ def test_reward_curve_choices_and_pareto_by_hand(hand_run):
     assert progress["candidates complete"] == 4 and progress["reused duplicates"] == 1
 
 
-def test_pareto_front_keeps_only_unbeaten_points():
-    points = [(1, 5), (2, 4), (2, 6), (3, 6), (0.5, 1), (2, 6)]
-    assert pareto_front(points) == [4, 0, 2]
-    assert pareto_front([]) == []
+def test_pareto_front_of_a_scatter_is_ordered_by_cost(hand_run):
+    store, _ = open_run(hand_run)
+    with store:
+        candidates = store.candidates()
+    (scatter,) = cost_scatters(candidates, ["accuracy", "flops"])
+    # (cost, accuracy): 1 (0.2, 60), 3 (0.1, 70), 5 (0.3, 75); 1 is beaten by 3
+    assert [scatter["points"][i][2] for i in scatter["front"]] == [3, 5]
+    assert cost_scatters(candidates, ["accuracy"]) == []  # no cost measured, no chart
 
 
 def test_every_stored_metric_is_a_column(hand_run, tabular_runs):
@@ -162,10 +166,17 @@ def test_settings_are_readable_rows_for_the_runs_space(tabular_runs, hand_run):
         cells = store.candidates()
     weighted = SearchConfig(space="nb201", mu=1, rho=8, evaluator=TABULAR)
     assert dict(settings_rows(weighted, cells))["reward"] == (
-        "accuracy (no FLOPs or density measured)"
+        "accuracy (GFLOPs and density not measured)"
     )
     unweighted = dataclasses.replace(weighted, mu=0, rho=0)
-    assert dict(settings_rows(unweighted, cells))["reward"] == "accuracy (μ = ρ = 0)"
+    rows = dict(settings_rows(unweighted, cells))
+    assert rows["reward"] == "accuracy (no penalty terms: μ = ρ = 0)" and "objectives" not in rows
+    steered = dataclasses.replace(
+        unweighted, objectives=["accuracy", "latency"], constraints={"latency_ms": 5}
+    )
+    rows = dict(settings_rows(steered, cells))
+    assert rows["objectives"].startswith("accuracy, latency (reward steered")
+    assert rows["constraints"] == "latency_ms ≤ 5"
 
 
 def test_train_command_and_note_of_a_trained_run(tmp_path):

@@ -23,6 +23,7 @@ from shlex import quote
 from typing import Any
 
 from blockqnn.config import SearchConfig, make_space
+from blockqnn.pareto import front
 from blockqnn.report.draw import render
 from blockqnn.report.graph import FILLS, STROKES, Graph, block_graph, cell_graph
 from blockqnn.search import open_run
@@ -40,6 +41,7 @@ COST_PREFIXES = ("flops", "latency")
 
 _SPACE_NAMES = {"nsc": "BlockQNN blocks (Network Structure Codes)", "nb201": "NAS-Bench-201 cells"}
 _NSC_ONLY = ("max_index", "components")
+_LABELS = {"flops": "GFLOPs"}
 _COLUMNS = ("id", "iteration", "epsilon", "state", "reward")
 _TAIL_COLUMNS = ("layers", "reused_from", "cost_s", "time_s", "worker", "attempts", "arch")
 
@@ -217,6 +219,7 @@ def settings_rows(config: SearchConfig, candidates: Sequence[Candidate]) -> list
         ["budget", f"{config.evaluations} candidates, {config.batch} per iteration"],
         ["seed", str(config.seed)],
         ["reward", _reward(config, candidates)],
+        *_objectives(config),
         ["isomorphic duplicates", _duplicates(config)],
         ["attempts per candidate", str(config.max_attempts)],
     ]
@@ -247,22 +250,38 @@ def _strategy(config: SearchConfig) -> str:
 
 
 def _reward(config: SearchConfig, candidates: Sequence[Candidate]) -> str:
-    """The reward formula with the terms that apply (weighted and measured)."""
+    """The reward formula with the penalty terms that apply (weighted and measured)."""
     measured = {name for c in candidates for name in candidate_metrics(c)}
+    weighted = {name: term for name, term in config.reward.terms.items() if term.weight}
     if not candidates:  # before any result: as configured
-        measured = {"flops", "density"}
+        measured = set(weighted)
     terms = [
-        f" − {weight:g}·ln({label})"
-        for weight, name, label in (
-            (config.mu, "flops", "GFLOPs"),
-            (config.rho, "density", "density"),
-        )
-        if weight and name in measured
+        f" − {term.weight:g}·ln({_ratio(name, term.reference)})"
+        for name, term in weighted.items()
+        if name in measured
     ]
     if terms:
         return "accuracy" + "".join(terms)
-    why = "no FLOPs or density measured" if config.mu or config.rho else "μ = ρ = 0"
-    return f"accuracy ({why})"
+    if weighted:
+        return f"accuracy ({' and '.join(_LABELS.get(n, n) for n in weighted)} not measured)"
+    return "accuracy (no penalty terms: μ = ρ = 0)"
+
+
+def _ratio(name: str, reference: float) -> str:
+    label = _LABELS.get(name, name)
+    return label if reference == 1 else f"{label} / {reference:g}"
+
+
+def _objectives(config: SearchConfig) -> list[list[str]]:
+    """Rows of the multi-objective settings that are set."""
+    rows = []
+    if config.objectives:
+        steering = f"reward steered by random weights up to {config.steer_weight:g}"
+        rows.append(["objectives", f"{', '.join(config.objectives)} ({steering})"])
+    if config.constraints:
+        limits = ", ".join(f"{name} ≤ {limit:g}" for name, limit in config.constraints.items())
+        rows.append(["constraints", limits])
+    return rows
 
 
 def _text(value: Any) -> str:
@@ -397,22 +416,10 @@ def _bands(points: Sequence[Sequence[Any]]) -> list[list[Any]]:
     return bands
 
 
-def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
-    """Indices of the points no other point beats: no point with lower-or-equal cost
-    (first value) has a higher-or-equal accuracy (second), one of them strictly.
-    Ordered by cost; of equal points only the first is kept."""
-    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1], i))
-    front, best = [], float("-inf")
-    for i in order:
-        if points[i][1] > best:
-            front.append(i)
-            best = points[i][1]
-    return front
-
-
 def cost_scatters(candidates: Sequence[Candidate], metrics: Sequence[str]) -> list[dict]:
     """Accuracy against each cost metric (FLOPs, latencies) measured: ``points`` as
-    ``[cost, accuracy, id]`` of evaluated candidates and the ``front`` (indices)."""
+    ``[cost, accuracy, id]`` of evaluated candidates and the indices of the Pareto
+    ``front`` (:func:`blockqnn.pareto.front`: most accurate at least cost), by cost."""
     scatters = []
     for cost in (m for m in metrics if m.startswith(COST_PREFIXES)):
         points = []
@@ -420,7 +427,9 @@ def cost_scatters(candidates: Sequence[Candidate], metrics: Sequence[str]) -> li
             values = candidate_metrics(c)
             if cost in values and "accuracy" in values:
                 points.append([values[cost], values["accuracy"], c.id])
-        scatters.append({"cost": cost, "points": points, "front": pareto_front(points)})
+        best = front(range(len(points)), lambda i, p=points: (p[i][1], -p[i][0]))
+        order = sorted(best, key=lambda i, p=points: (p[i][0], -p[i][1]))
+        scatters.append({"cost": cost, "points": points, "front": order})
     return scatters
 
 
