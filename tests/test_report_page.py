@@ -28,6 +28,7 @@ from blockqnn.evaluation import Result
 from blockqnn.report import serve, write_report
 from blockqnn.report.data import (
     cost_scatters,
+    is_cost,
     reward_curve,
     run_data,
     settings_rows,
@@ -137,6 +138,9 @@ def test_pareto_front_of_a_scatter_is_ordered_by_cost(hand_run):
     # (cost, accuracy): 1 (0.2, 60), 3 (0.1, 70), 5 (0.3, 75); 1 is beaten by 3
     assert [scatter["points"][i][2] for i in scatter["front"]] == [3, 5]
     assert cost_scatters(candidates, ["accuracy"]) == []  # no cost measured, no chart
+    assert [is_cost(m) for m in ("flops", "latency_ms", "latency_batch", "params")] == [
+        True, True, False, False,
+    ]  # fmt: skip
 
 
 def test_every_stored_metric_is_a_column(hand_run, tabular_runs):

@@ -36,14 +36,18 @@ DRAWN = 10
 #: Stored metrics shown first, in this order; others (any metric an evaluator names, and
 #: numeric evaluator extras) follow by name.
 METRIC_ORDER = ("accuracy", "test_accuracy", "flops", "params", "density", "latency_ms")
-#: Metrics plotted as a cost against accuracy: FLOPs and any latency measured.
-COST_PREFIXES = ("flops", "latency")
 
 _SPACE_NAMES = {"nsc": "BlockQNN blocks (Network Structure Codes)", "nb201": "NAS-Bench-201 cells"}
 _NSC_ONLY = ("max_index", "components")
 _LABELS = {"flops": "GFLOPs"}
 _COLUMNS = ("id", "iteration", "epsilon", "state", "reward")
 _TAIL_COLUMNS = ("layers", "reused_from", "cost_s", "time_s", "worker", "attempts", "arch")
+
+
+def is_cost(metric: str) -> bool:
+    """Whether ``metric`` is plotted as a cost against accuracy: FLOPs and every latency in
+    milliseconds (``latency_ms``, ``latency_batch_ms``), not a measurement's settings."""
+    return metric == "flops" or (metric.startswith("latency") and metric.endswith("_ms"))
 
 
 def run_data(run_dir: str | Path) -> dict[str, Any]:
@@ -421,7 +425,7 @@ def cost_scatters(candidates: Sequence[Candidate], metrics: Sequence[str]) -> li
     ``[cost, accuracy, id]`` of evaluated candidates and the indices of the Pareto
     ``front`` (:func:`blockqnn.pareto.front`: most accurate at least cost), by cost."""
     scatters = []
-    for cost in (m for m in metrics if m.startswith(COST_PREFIXES)):
+    for cost in filter(is_cost, metrics):
         points = []
         for c in _evaluated(candidates):
             values = candidate_metrics(c)
