@@ -7,6 +7,7 @@
   const COLOURS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
   const POLL_MS = 2000;
   const LOW_QUANTILE = 0.1; // reward axes start at this quantile: low outliers fall below
+  const MIN_LABELLED_BAND = 22; // px: narrower epsilon stages go unlabelled
   const MAX_TIPS = 1000; // dots with a tooltip; more would slow a big page down
   const $ = (id) => document.getElementById(id);
   const view = { run: 0, sort: 'id', desc: false, state: '', text: '' };
@@ -182,8 +183,10 @@
       const left = sxRaw(a); const width = Math.max(sxRaw(b) - left, 1);
       parts.push(`<rect x="${left}" y="${T}" width="${width}" height="${H - T - B}" `
         + `fill="#888" fill-opacity="${0.03 + 0.14 * eps}"/>`);
-      parts.push(`<text class="band" x="${left + width / 2}" y="${T - 6}">`
-        + `${i ? '' : 'ε='}${eps.toFixed(1)}</text>`);
+      if (width >= MIN_LABELLED_BAND || !i) {
+        parts.push(`<text class="band" x="${left + width / 2}" y="${T - 6}">`
+          + `${i ? '' : 'ε='}${eps.toFixed(1)}</text>`);
+      }
     });
     ticks(y0, y1).forEach((v) => parts.push(`<line class="grid" x1="${L}" x2="${W - R}" `
       + `y1="${sy(v)}" y2="${sy(v)}"/><text class="tick" x="${L - 4}" y="${sy(v) + 4}" `
