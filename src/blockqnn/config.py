@@ -13,6 +13,7 @@ from typing import Any
 
 from blockqnn import nsc
 from blockqnn.evaluation import Evaluator
+from blockqnn.fidelity import Rungs
 from blockqnn.reward import RewardConfig
 from blockqnn.space import NSCSpace, Space
 
@@ -41,6 +42,10 @@ class SearchConfig:
     dedupe: bool = True  #: reuse the stored result of an isomorphic, completed candidate
     max_attempts: int = 3  #: tries per candidate when its worker dies
     evaluator: dict[str, Any] = field(default_factory=dict)  #: {"kind": ..., options}
+    #: multi-fidelity rung budgets (epochs, or table costs), the last the full budget;
+    #: empty for the plain early stop (see :mod:`blockqnn.fidelity`)
+    rungs: list[float] = field(default_factory=list)
+    eta: float | None = None  #: rungs: promote 1/eta per rung (None: budget ratios)
 
     def __post_init__(self) -> None:
         checks = {
@@ -56,6 +61,17 @@ class SearchConfig:
             if not ok:
                 raise ConfigError(f"invalid {name}: {getattr(self, name)!r}")
         RewardConfig(self.mu, self.rho)
+        if self.rungs:
+            self.fidelity()
+
+    def fidelity(self) -> Rungs | None:
+        """The rungs, or None for the plain early stop (ConfigError for bad ones)."""
+        if not self.rungs:
+            return None
+        try:
+            return Rungs(tuple(self.rungs), self.eta)
+        except ValueError as exc:
+            raise ConfigError(f"invalid rungs: {exc}") from None
 
     @property
     def reward(self) -> RewardConfig:

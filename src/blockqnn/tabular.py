@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import NamedTuple
 
-from blockqnn.evaluation import Result
+from blockqnn.evaluation import Result, Step
 
 log = logging.getLogger(__name__)
 
@@ -182,9 +182,13 @@ class TabularEvaluator:
     test_column: str | None = None
     cost_column: str | None = None
     arch_column: str | None = None
+    #: multi-fidelity: the column of each rung (e.g. 12-epoch and 200-epoch accuracy)
+    rung_columns: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "table", os.fspath(self.table))
+        if self.rung_columns is not None:
+            object.__setattr__(self, "rung_columns", tuple(self.rung_columns))
 
     def entries(self) -> Mapping[str, Entry]:
         """The whole table (cached), as :func:`load_table` returns it."""
@@ -202,3 +206,21 @@ class TabularEvaluator:
                 f"{self.table}: architecture {arch!r} is not in the table ({len(entries)} rows)"
             ) from None
         return Result(accuracy=entry.reward, test_accuracy=entry.test, cost_s=entry.cost)
+
+    def evaluate_rung(self, arch: str, step: Step) -> Result:
+        """The value of ``arch`` in the column of rung ``step.rung``; the test column's at
+        the last rung. The cost is the step's budget increment (the simulated cost of
+        training on from the rung below); the curve is one point at ``step.budget``.
+        Raises :class:`TableError` without ``rung_columns`` or for a rung beyond them."""
+        if not self.rung_columns or step.rung >= len(self.rung_columns):
+            raise TableError(f"{self.table}: no column for rung {step.rung} ({self.rung_columns})")
+        whole = self.evaluate(arch)  # checks that the table holds arch
+        column = self.rung_columns[step.rung]
+        value = load_table(self.table, column, arch_column=self.arch_column)[arch.strip()].reward
+        test = whole.test_accuracy if step.last else None
+        return Result(
+            accuracy=value,
+            test_accuracy=test,
+            cost_s=step.budget - step.start,
+            curve=[{"epoch": step.budget, "val_accuracy": value, "val_loss": None}],
+        )

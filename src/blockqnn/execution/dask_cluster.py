@@ -51,7 +51,7 @@ import cloudpickle
 import dask.config
 import distributed
 
-from blockqnn.evaluation import Evaluator, Result
+from blockqnn.evaluation import Evaluator, Result, Step
 from blockqnn.execution.base import ClosingExecutor, ExecutorLost, Outcome, evaluate_safely
 
 logger = logging.getLogger(__name__)
@@ -169,8 +169,11 @@ def _plain(outcome: Outcome) -> dict[str, Any]:
     return data
 
 
-def run_evaluation(blob: bytes, cid: int, arch: str, torch_threads: int | None) -> dict[str, Any]:
-    """The Dask task: evaluate candidate ``cid`` on this worker; returns plain data.
+def run_evaluation(
+    blob: bytes, cid: int, arch: str, torch_threads: int | None, step: Step | None = None
+) -> dict[str, Any]:
+    """The Dask task: evaluate candidate ``cid`` (one rung with ``step``) on this worker;
+    returns plain data.
 
     With ``torch_threads`` set and torch loaded, torch runs that many threads (set before
     each evaluation; an evaluator that sets its own count wins). An evaluator that cannot
@@ -183,7 +186,7 @@ def run_evaluation(blob: bytes, cid: int, arch: str, torch_threads: int | None) 
         return {"broken": f"worker {worker} cannot load the evaluator: {exc!r}"}
     if torch_threads is not None:
         _limit_torch_threads(torch_threads)
-    return _plain(evaluate_safely(evaluator, cid, arch, worker))
+    return _plain(evaluate_safely(evaluator, cid, arch, worker, step))
 
 
 def _outcome(data: dict[str, Any]) -> Outcome:
@@ -289,8 +292,8 @@ class DaskExecutor(ClosingExecutor):
             self._slots = (now, capacity * self._per_slot)
         return self._slots[1]
 
-    def submit(self, cid: int, arch: str) -> None:
-        """Queue the evaluation of candidate ``cid`` on the cluster."""
+    def submit(self, cid: int, arch: str, step: Step | None = None) -> None:
+        """Queue the evaluation of candidate ``cid`` (one rung with ``step``) on the cluster."""
         if self._closed:
             raise RuntimeError("submit() on a closed DaskExecutor")
         self._check_connected()
@@ -300,6 +303,7 @@ class DaskExecutor(ClosingExecutor):
             cid,
             arch,
             self._torch_threads,
+            step,
             key=f"blockqnn-eval-{cid}-{uuid.uuid4().hex[:8]}",
             pure=False,
             resources=self.resources or None,
