@@ -5,11 +5,13 @@ middle of a rung, a worker killed mid-rung."""
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 
 import pytest
 
+from blockqnn.cli import main
 from blockqnn.config import ConfigError, SearchConfig, make_evaluator
 from blockqnn.evaluation import Result
 from blockqnn.execution import InlineExecutor, ProcessExecutor
@@ -253,3 +255,30 @@ def test_plain_results_store_their_curve(tmp_path):
         store.complete(cid, Result(accuracy=20.0, curve=curve), 20.0, None)
         assert store.curve(cid) == [{**p, "rung": 0} for p in curve]
         assert store.rung_results() == []
+
+
+def test_cli_search_with_rungs_then_show_curves_and_estimates(tmp_path, capsys):
+    run_dir = str(tmp_path / "run")
+    table = ["--table", str(TABLE), "--reward-column", HIGH, "--test-column", HIGH]
+    rungs = ["--rung-columns", f"{LOW},{HIGH}", "--rungs", "12,200", "--eta", "3"]
+    budget = ["--evaluations", "30", "--batch", "10", "--mu", "0", "--rho", "0"]
+    argv = ["search", "--run-dir", run_dir, "--space", "nb201", *table, *rungs, *budget]
+    assert main([*argv, "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["show", run_dir, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["config"]["rungs"] == [12, 200] and shown["config"]["eta"] == 3
+    rows = shown["candidates"]
+    measured = [r for r in rows if r["reward"] is not None]
+    stopped = [r for r in rows if r["estimate"] is not None]
+    assert measured and stopped and len(measured) + len(stopped) == 30
+    assert rows[: len(measured)] == measured  # the measured ones rank first
+    assert [p["rung"] for p in measured[0]["curve"]] == [0, 1]
+    assert main(["show", run_dir, "--curves", str(stopped[0]["id"])]) == 0
+    text = capsys.readouterr().out.splitlines()
+    assert text[1].split() == ["epoch", "rung", "val", "acc", "val", "loss"]
+    assert text[2].split()[:3] == ["12", "0", f"{_low(stopped[0]['arch']):.2f}"]
+    assert main(["show", run_dir, "--estimated", "--top", "100"]) == 0
+    assert sum(
+        line.split()[2].startswith("~") for line in capsys.readouterr().out.splitlines()[2:-1]
+    ) == len(stopped)

@@ -48,12 +48,32 @@ def register(subparsers) -> None:
         help="convolution codes as PCCs (paper) or separate ReLU/BN/Conv codes (Fig. 9)",
     )
     add_training_options(p)
+    add_rung_options(p)
     tab = p.add_argument_group("tabular evaluation (--space nb201)")
     tab.add_argument("--table", help="CSV keyed by NAS-Bench-201 architecture strings")
     tab.add_argument("--reward-column", help="column used as the search reward")
     tab.add_argument("--test-column", help="column reported as final test accuracy")
     tab.add_argument("--cost-column", help="column of evaluation cost in seconds")
+    tab.add_argument(
+        "--rung-columns", type=_names, help="with --rungs: each rung's column, e.g. LOW,HIGH"
+    )
     p.set_defaults(func=run)
+
+
+def add_rung_options(p: argparse.ArgumentParser) -> None:
+    """Multi-fidelity evaluation (asynchronous successive halving over rungs)."""
+    g = p.add_argument_group("multi-fidelity evaluation")
+    g.add_argument(
+        "--rungs",
+        help="train every candidate a short first rung, only the best share on: 'auto'"
+        " (ASHA's epochs budget/3^k, e.g. 1,3,9 for 9 epochs) or budgets, e.g. 1,4,12"
+        " (epochs; with --space nb201 the rung columns' costs, e.g. 12,200)",
+    )
+    g.add_argument(
+        "--eta",
+        type=float,
+        help="rungs: promote 1/ETA of each rung (default: the ratio of the rung budgets)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> SearchConfig:
@@ -62,6 +82,7 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
         raise ValueError("give --evaluations or --iterations, not both")
     budget = args.evaluations or (args.iterations or 178) * args.batch
     options = dict(args.option)
+    evaluator = evaluator_from_args(args)
     if args.unshaped:
         options["shaped"] = False
     return SearchConfig(
@@ -76,8 +97,30 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
         mu=args.mu,
         rho=args.rho,
         dedupe=not args.no_dedupe,
-        evaluator=evaluator_from_args(args),
+        evaluator=evaluator,
+        rungs=rungs_from_args(args, evaluator),
+        eta=args.eta,
     )
+
+
+def rungs_from_args(args: argparse.Namespace, evaluator: dict) -> list[float]:
+    """The rung budgets ``--rungs`` asks for ([] without it)."""
+    if not args.rungs:
+        return []
+    if args.rungs != "auto":
+        return [float(b) for b in args.rungs.split(",")]
+    if evaluator["kind"] != "train":
+        raise ValueError("--rungs auto needs training epochs; give the table's rung costs")
+    from blockqnn.fidelity import geometric_rungs
+    from blockqnn.train.evaluator import TrainingEvaluator
+
+    options = {k: v for k, v in evaluator.items() if k != "kind"}
+    epochs = TrainingEvaluator.from_dict(options).early_stop_recipe().epochs
+    return list(geometric_rungs(epochs).budgets)
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def _option(text: str) -> tuple[str, object]:
@@ -145,6 +188,7 @@ def evaluator_from_args(args: argparse.Namespace) -> dict:
             "reward_column": args.reward_column,
             "test_column": args.test_column,
             "cost_column": args.cost_column,
+            "rung_columns": args.rung_columns,
         }
     from blockqnn.train.evaluator import TrainingEvaluator
 
