@@ -119,6 +119,15 @@ def rungs_from_args(args: argparse.Namespace, evaluator: dict) -> list[float]:
     return list(geometric_rungs(epochs).budgets)
 
 
+def _prefetch(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number, got {text!r}") from None
+
+
 def _names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
@@ -166,9 +175,10 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     x.add_argument("--gpus", type=_ints, help="GPU ids shared out among the workers")
     x.add_argument(
         "--prefetch",
-        type=int,
-        default=0,
-        help="Dask: evaluations queued ahead per worker slot (1 hides latency of short ones)",
+        type=_prefetch,
+        default="auto",
+        help="Dask: evaluations queued ahead per worker slot; 'auto' (default) queues one"
+        " while the master's round trip costs over 1%% of an evaluation",
     )
     x.add_argument(
         "--executor",
