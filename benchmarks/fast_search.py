@@ -156,6 +156,20 @@ def _incumbents(spent: list[tuple[float, int]], finished: dict) -> list[tuple[fl
     return out
 
 
+def matching(results: dict[str, list[ArmResult]], unit: str) -> str:
+    """When the last seed's fast arm matched the standard arm's final incumbent."""
+    standard, fast = results["standard"][-1].incumbents, results["fast"][-1].incumbents
+    if not standard:
+        return "the standard arm measured no candidate"
+    (found_at, target) = standard[-1]
+    matched = time_to_match(fast, target)
+    when = "never" if matched is None else f"at {matched:.0f} {unit}"
+    return (
+        f"fast reached the standard's final incumbent ({target:.2f}) {when}"
+        f" (the standard arm found it at {found_at:.0f} {unit})"
+    )
+
+
 def time_to_match(incumbents: list[tuple[float, float]], target: float) -> float | None:
     """The first spent cost/time at which the incumbent reaches ``target`` (None: never)."""
     return next((spent for spent, value in incumbents if value >= target), None)
@@ -218,7 +232,7 @@ def cifar_configs(args: argparse.Namespace) -> dict[str, SearchConfig]:
     from blockqnn.train.evaluator import TrainingEvaluator
 
     evaluator = TrainingEvaluator(
-        dataset=f"cifar10:{Path(args.cifar).resolve()}",
+        dataset=f"imagefolder:{Path(args.cifar).resolve()}",
         subset=args.subset,
         image_size=args.image_size,
         val_fraction=args.val_fraction,
@@ -261,7 +275,7 @@ def final_accuracy(arch: str, args: argparse.Namespace, out: Path, seed: int) ->
     from blockqnn.train.recipes import FINAL
 
     dataset = load_dataset(
-        f"cifar10:{Path(args.cifar).resolve()}",
+        f"imagefolder:{Path(args.cifar).resolve()}",
         subset=args.subset,
         image_size=args.image_size,
         val_fraction=args.val_fraction,
@@ -320,24 +334,19 @@ def main() -> None:
                 results[arm].append(result)
                 final = (
                     result.best_test
-                    if args.table
+                    if args.table or result.best_arch is None
                     else final_accuracy(result.best_arch, args, root / f"final-{arm}-{seed}", seed)
                 )
-                finals[arm].append(final)
+                if final is not None:
+                    finals[arm].append(final)
                 print(
                     f"seed {seed} {arm:>8}: evaluated {result.evaluated:4d}, best"
-                    f" {result.best_arch} (search {result.best_value}), final {final:.2f}"
+                    f" {result.best_arch} (search {result.best_value}), final {final}"
                 )
-            target = results["standard"][-1].incumbents[-1][1]
-            matched = time_to_match(results["fast"][-1].incumbents, target)
-            standard_at = results["standard"][-1].incumbents[-1][0]
-            print(
-                f"seed {seed}: fast reached the standard's final incumbent ({target:.2f}) at"
-                f" {matched} {unit} (standard found it at {standard_at:.0f} {unit})"
-            )
+            print(f"seed {seed}: {matching(results, unit)}")
     summary = {
         arm: {
-            "final": statistics.fmean(finals[arm]),
+            "final": statistics.fmean(finals[arm]) if finals[arm] else None,
             "evaluated": statistics.fmean(r.evaluated for r in results[arm]),
         }
         for arm in ARMS
@@ -345,8 +354,8 @@ def main() -> None:
     for arm in ARMS:
         spread = statistics.stdev(finals[arm]) if len(finals[arm]) > 1 else 0.0
         print(
-            f"{arm:>8}: final {summary[arm]['final']:.3f} +- {spread:.3f},"
-            f" evaluated {summary[arm]['evaluated']:.1f}"
+            f"{arm:>8}: final {summary[arm]['final']} +- {spread:.3f} over"
+            f" {len(finals[arm])} seeds, evaluated {summary[arm]['evaluated']:.1f}"
         )
     print(json.dumps(summary))
 
