@@ -1,16 +1,27 @@
-"""Search quality on a NAS-Bench-201 table: Q-learning against random search and
-regularized evolution, same budget, same seeds.
+"""Search quality on a NAS-Bench-201 table: the default Q-learning agent against the
+paper's agent, random search, regularized evolution and Optuna's TPE sampler, same
+budget, same seeds, same accounting.
 
-For each strategy and seed, the strategy proposes ``--evaluations`` cells (each looked up
-in the table: the reward column is the search signal); the result is the test-column
-accuracy of the cell with the best reward found. Prints, per strategy, the mean and
-standard deviation over seeds, the mean best-so-far curve (test accuracy of the incumbent)
-and the strategy's own overhead (time to propose and learn per evaluation, table look-up
-excluded). The last line is one JSON object keyed by strategy name.
+For each strategy and seed, the strategy proposes cells until ``--evaluations`` distinct
+cells have been looked up in the table (the reward column is the search signal). A
+re-proposal of a cell already looked up is answered with its stored reward and does not
+count (``--count-duplicates``: it counts, as the paper counts sampled blocks); this is the
+accounting of ``blockqnn search``. The result of a search is the judged (``--test-column``)
+accuracy of the cell with the best reward found, and that best reward.
 
-    python benchmarks/nb201.py --table ../shared/data/nb201/cifar10_valid.csv \
-        --reward-column valid-accuracy --test-column test-accuracy \
-        --evaluations 100 --seeds 100 --strategies 'qlearning;qlearning:alpha=0.5;random;evolution'
+Prints, per strategy, mean +- standard error over seeds of both, the mean best-so-far
+curve (judged accuracy of the incumbent) and the strategy's own overhead (time to propose
+and learn per evaluation, look-up excluded). The last line is one JSON object keyed by
+strategy name (``{"mean": judged mean, "se": ..., "reward": ..., ...}``).
+
+    python benchmarks/nb201.py --table ../shared/data/nb201/cifar10_valid.csv \\
+        --reward-column valid-accuracy --test-column test-accuracy \\
+        --evaluations 300 --seeds 100 \\
+        --strategies 'qlearning;qlearning:preset="paper";random;evolution;optuna-tpe'
+
+Strategy specs are ``NAME`` or ``NAME:key=json,...`` (options of the strategy).
+``optuna-tpe`` (needs ``pip install optuna``, a dev dependency) samples each of the six
+edges as a categorical parameter with Optuna's ``TPESampler(seed=seed)``.
 """
 
 from __future__ import annotations
@@ -20,46 +31,126 @@ import json
 import os
 import statistics
 import time
+from collections.abc import Hashable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
+from typing import Any
 
-from blockqnn.nb201 import NB201Space
-from blockqnn.strategies import iterations_for, make_strategy
+from blockqnn.nb201 import NUM_EDGES, OPS, NB201Space, format_ops, parse_ops
+from blockqnn.strategies import Strategy, iterations_for, make_strategy
 from blockqnn.tabular import Entry, best, load_table
 
 CURVE_POINTS = 10
+
+
+class OptunaTPE(Strategy):
+    """Optuna's TPE sampler behind the ask/tell contract (benchmark peer; no resume).
+
+    A proposal that never came from the sampler (a random walk after repeated duplicates)
+    is added to the study as a finished trial.
+    """
+
+    kind = "optuna-tpe"
+
+    def __init__(self, space: NB201Space, *, seed: int, budget: int, batch: int, **options):
+        import optuna
+
+        super().__init__(space, seed=seed, budget=budget, batch=batch)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        sampler = optuna.samplers.TPESampler(seed=seed, **options)
+        self._study = optuna.create_study(direction="maximize", sampler=sampler)
+        self._distribution = optuna.distributions.CategoricalDistribution(OPS)
+        self._pending: dict[str, list[Any]] = {}
+
+    def _ask(self) -> Hashable:
+        trial = self._study.ask()
+        ops = [trial.suggest_categorical(f"edge{i}", OPS) for i in range(NUM_EDGES)]
+        arch = format_ops(ops)
+        self._pending.setdefault(arch, []).append(trial)
+        return arch
+
+    def _observe(self, arch: Hashable, reward: float) -> None:
+        waiting = self._pending.get(arch)
+        if waiting:
+            self._study.tell(waiting.pop(), reward)
+            return
+        import optuna
+
+        params = {f"edge{i}": op for i, op in enumerate(parse_ops(arch))}
+        distributions = dict.fromkeys(params, self._distribution)
+        self._study.add_trial(
+            optuna.trial.create_trial(params=params, distributions=distributions, value=reward)
+        )
+
+    def _state(self) -> dict:
+        raise NotImplementedError("the benchmark's TPE peer does not resume")
+
+    def _restore(self, state: dict) -> None:
+        raise NotImplementedError("the benchmark's TPE peer does not resume")
 
 
 def parse_strategy(spec: str) -> tuple[str, dict]:
     """``"qlearning:alpha=0.5,replay=32"`` -> ("qlearning", {"alpha": 0.5, "replay": 32})."""
     name, _, options = spec.partition(":")
     pairs = (item.split("=", 1) for item in options.split(",") if item)
-    return name, {key: json.loads(value) for key, value in pairs}
+    return name, {key: _value(value) for key, value in pairs}
 
 
-def one_run(spec: str, seed: int, table: dict[str, Entry], evaluations: int, batch: int) -> dict:
-    """One search; returns the incumbent's test accuracy, curve, overhead and cost."""
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text  # a bare word such as paper
+
+
+def build(spec: str, seed: int, evaluations: int, batch: int) -> Strategy:
     name, options = parse_strategy(spec)
-    agent = make_strategy(name, NB201Space(), seed=seed, budget=evaluations, batch=batch, **options)
+    space = NB201Space()
+    if name == OptunaTPE.kind:
+        return OptunaTPE(space, seed=seed, budget=evaluations, batch=batch, **options)
+    return make_strategy(name, space, seed=seed, budget=evaluations, batch=batch, **options)
+
+
+def one_run(
+    spec: str,
+    seed: int,
+    table: Mapping[str, Entry],
+    evaluations: int,
+    batch: int,
+    count_duplicates: bool,
+) -> dict:
+    """One search; returns the incumbent's judged accuracy and reward, curve, overhead."""
+    agent = build(spec, seed, evaluations, batch)
+    seen: dict[Hashable, float] = {}
     best_reward, incumbent_test, curve = float("-inf"), None, []
-    overhead, cost = 0.0, 0.0
-    for _ in range(evaluations):
+    overhead, cost, asks = 0.0, 0.0, 0
+    while len(curve) < evaluations:
         start = time.perf_counter()
         arch = agent.ask()
+        asks += 1
+        if arch in seen and not count_duplicates:
+            agent.tell(arch, seen[arch], duplicate=True)
+            overhead += time.perf_counter() - start
+            if agent.repeats >= 2 * agent.max_repeats:
+                break  # the strategy cannot find an unseen cell: the space is exhausted
+            continue
         asked = time.perf_counter()
         entry = table[arch]
         looked_up = time.perf_counter()
         agent.tell(arch, entry.reward)
         overhead += (asked - start) + (time.perf_counter() - looked_up)
+        seen[arch] = entry.reward
         cost += entry.cost
         if entry.reward > best_reward:
             best_reward, incumbent_test = entry.reward, entry.test
         curve.append(incumbent_test)
     return {
         "test": incumbent_test,
+        "reward": best_reward,
         "curve": curve,
-        "overhead": overhead / evaluations,
+        "overhead": overhead / max(1, len(curve)),
         "cost": cost,
+        "asks": asks,
     }
 
 
@@ -70,55 +161,82 @@ def checkpoints(evaluations: int) -> list[int]:
     )
 
 
+def mean_se(values: list[float]) -> tuple[float, float]:
+    """Mean and standard error of the mean."""
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return statistics.fmean(values), spread / len(values) ** 0.5
+
+
 def summarise(runs: list[dict], evaluations: int) -> dict:
-    tests = [r["test"] for r in runs]
-    points = checkpoints(evaluations)
+    mean, se = mean_se([r["test"] for r in runs])
+    reward, reward_se = mean_se([r["reward"] for r in runs])
+    points = [n for n in checkpoints(evaluations) if all(len(r["curve"]) >= n for r in runs)]
     return {
-        "mean": statistics.fmean(tests),
-        "std": statistics.stdev(tests) if len(tests) > 1 else 0.0,
+        "mean": mean,
+        "se": se,
+        "std": statistics.stdev(r["test"] for r in runs) if len(runs) > 1 else 0.0,
+        "reward": reward,
+        "reward_se": reward_se,
         "curve": {n: statistics.fmean(r["curve"][n - 1] for r in runs) for n in points},
         "overhead_ms": 1e3 * statistics.fmean(r["overhead"] for r in runs),
+        "asks_per_eval": statistics.fmean(r["asks"] / len(r["curve"]) for r in runs),
         "cost_s": statistics.fmean(r["cost"] for r in runs),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--table", required=True)
-    parser.add_argument("--reward-column", required=True)
-    parser.add_argument("--test-column", required=True)
-    parser.add_argument("--cost-column")
-    parser.add_argument("--evaluations", type=int, default=100)
-    parser.add_argument("--seeds", type=int, default=100)
+    parser.add_argument("--table", required=True, help="CSV keyed by NB201 arch strings")
+    parser.add_argument("--reward-column", required=True, help="the search signal")
+    parser.add_argument("--test-column", required=True, help="judges the best-reward cell")
+    parser.add_argument("--cost-column", help="seconds per evaluation (summed per search)")
+    parser.add_argument("--evaluations", type=int, default=100, help="distinct cells per search")
+    parser.add_argument("--seeds", type=int, default=100, help="searches per strategy")
     parser.add_argument(
         "--strategies",
-        default="qlearning;random;evolution",
-        help="';'-separated, each NAME or NAME:key=value,... (e.g. qlearning:alpha=0.5)",
+        default='qlearning;qlearning:preset="paper";random;evolution;optuna-tpe',
+        help="';'-separated, each NAME or NAME:key=json,... (e.g. qlearning:alpha=0.5)",
     )
     parser.add_argument(
         "--batch", type=int, help="candidates per iteration (default: budget / 20, at least 1)"
     )
-    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument(
+        "--count-duplicates", action="store_true", help="re-proposals count (paper)"
+    )
+    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="processes")
     args = parser.parse_args()
     table = dict(load_table(args.table, args.reward_column, args.test_column, args.cost_column))
     batch = args.batch or max(1, args.evaluations // 20)
     optimum_arch, optimum = best(table, by="test")
-    print(f"table: {len(table)} cells; best test accuracy {optimum.test:.2f} ({optimum_arch})")
+    top_reward = max(entry.reward for entry in table.values())
+    print(
+        f"table: {len(table)} cells; best judged accuracy {optimum.test:.2f} ({optimum_arch}); "
+        f"best reward {top_reward:.2f}"
+    )
     print(
         f"budget {args.evaluations} evaluations, batch {batch} "
-        f"({iterations_for(args.evaluations, batch)} iterations), {args.seeds} seeds"
+        f"({iterations_for(args.evaluations, batch)} iterations), {args.seeds} seeds, "
+        f"duplicates {'counted' if args.count_duplicates else 'free'}"
     )
     results = {}
     with ProcessPoolExecutor(args.workers) as pool:
-        separator = ";" if ";" in args.strategies else ","
-        for name in args.strategies.split(separator):
-            run = partial(one_run, name, table=table, evaluations=args.evaluations, batch=batch)
+        for spec in args.strategies.split(";"):
+            run = partial(
+                one_run,
+                spec,
+                table=table,
+                evaluations=args.evaluations,
+                batch=batch,
+                count_duplicates=args.count_duplicates,
+            )
             runs = list(pool.map(run, range(args.seeds), chunksize=max(1, args.seeds // 8)))
-            results[name] = summary = summarise(runs, args.evaluations)
+            results[spec] = summary = summarise(runs, args.evaluations)
             curve = " ".join(f"{n}:{v:.2f}" for n, v in summary["curve"].items())
             print(
-                f"{name:>10}: test {summary['mean']:.2f} +- {summary['std']:.2f}  "
-                f"overhead {summary['overhead_ms']:.3f} ms/eval  curve {curve}"
+                f"{spec:>22}: judged {summary['mean']:.2f} +- {summary['se']:.2f}  "
+                f"reward {summary['reward']:.2f} +- {summary['reward_se']:.2f}  "
+                f"overhead {summary['overhead_ms']:.3f} ms/eval  "
+                f"asks/eval {summary['asks_per_eval']:.2f}  curve {curve}"
             )
     print(json.dumps(results))
 

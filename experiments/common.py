@@ -27,7 +27,7 @@ from blockqnn.nb201 import NB201Space
 from blockqnn.report.curves import IterationStats, epsilon_bands, iteration_stats
 from blockqnn.search import Search, create_run, open_run
 from blockqnn.store import CandidateState
-from blockqnn.strategies import EpsilonSchedule, iterations_for, make_strategy
+from blockqnn.strategies import EpsilonSchedule, Strategy, iterations_for, make_strategy
 from blockqnn.tabular import load_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -192,35 +192,45 @@ def summary_line(label: str, curve: Curve) -> str:
 
 
 def table_search(arm: Arm, seed: int, evaluations: int, batch: int) -> list[str]:
-    """The architectures one strategy proposes on the NB201 table (valid-accuracy as
-    reward), told in order as the search loop with one worker would."""
+    """The distinct architectures one strategy evaluates on the NB201 table (valid-accuracy
+    as reward), in order, with the search loop's accounting: a re-proposal is answered
+    with its stored reward and does not count."""
     table = load_table(NB201_TABLE, "valid-accuracy", "test-accuracy")
-    _, name, options = arm
-    agent = make_strategy(name, NB201Space(), seed=seed, budget=evaluations, batch=batch, **options)
-    archs = []
-    for _ in range(evaluations):
+    agent = arm_strategy(arm, seed, evaluations, batch)
+    archs: list[str] = []
+    seen: set[str] = set()
+    while len(archs) < evaluations and agent.repeats < 2 * agent.max_repeats:
         arch = agent.ask()
-        agent.tell(arch, table[arch].reward)
-        archs.append(arch)
+        agent.tell(arch, table[arch].reward, duplicate=arch in seen)
+        if arch not in seen:
+            seen.add(arch)
+            archs.append(arch)
     return archs
+
+
+def arm_strategy(arm: Arm, seed: int, evaluations: int, batch: int) -> Strategy:
+    """The strategy of ``arm`` on the NB201 space."""
+    _, name, options = arm
+    return make_strategy(name, NB201Space(), seed=seed, budget=evaluations, batch=batch, **options)
 
 
 def table_arms(arms: Sequence[Arm], seeds: int, evaluations: int, batch: int) -> dict[str, Any]:
     """Every arm on seeds ``0..seeds-1``: the seed-averaged curve, the final figures (mean
     and sd over seeds) and the fewest leading proposals any seed shares with the first arm."""
     table = load_table(NB201_TABLE, "valid-accuracy", "test-accuracy")
-    epsilons = _epsilons(evaluations, batch)
     traces = {arm[0]: [table_search(arm, s, evaluations, batch) for s in range(seeds)]
               for arm in arms}  # fmt: skip
     first = traces[arms[0][0]]
+    phases = _epsilons(arm_strategy(arms[0], 0, evaluations, batch))  # the first arm's
     result = {}
-    for label, name, _ in arms:
+    for arm in arms:
+        label = arm[0]
         curves = [trace_curve([table[a].reward for a in t], t, batch) for t in traces[label]]
         curve = mean_curve(curves)
-        curve["epsilon"] = [1.0] * len(epsilons) if name == "random" else epsilons
+        curve["epsilon"] = _epsilons(arm_strategy(arm, 0, evaluations, batch))
         result[label] = {
             "curve": curve,
-            "final": _table_final(traces[label], curves, table, epsilons),
+            "final": _table_final(traces[label], curves, table, phases),
             "shared_prefix_min": min(
                 shared_prefix(a, b) for a, b in zip(first, traces[label], strict=True)
             ),
@@ -228,10 +238,10 @@ def table_arms(arms: Sequence[Arm], seeds: int, evaluations: int, batch: int) ->
     return result
 
 
-def _epsilons(evaluations: int, batch: int) -> list[float]:
-    """The scaled paper schedule's epsilon of every iteration."""
-    iterations = iterations_for(evaluations, batch)
-    schedule = EpsilonSchedule().scaled(iterations)
+def _epsilons(agent: Strategy) -> list[float]:
+    """The epsilon of every iteration of ``agent``'s budget (1 where it has none)."""
+    iterations = iterations_for(agent.budget, agent.batch)
+    schedule = getattr(agent, "schedule", EpsilonSchedule.constant(1.0))
     return [schedule.epsilon(i) for i in range(iterations)]
 
 
@@ -239,7 +249,8 @@ def _table_final(
     traces: list[list[str]], curves: list[Curve], table: Any, epsilons: list[float]
 ) -> dict[str, Any]:
     """Final figures over seeds: top-1/top-5 reward, test accuracy of the incumbent, mean
-    reward of the exploitation iterations (epsilon < 1) and of the last iteration."""
+    reward of the exploitation iterations (epsilon < 1 in ``epsilons``, the first arm's
+    schedule) and of the last iteration."""
     exploit = [i for i, e in enumerate(epsilons) if e < 1.0]
     per_seed = {
         "top1": [c["top1"][-1] for c in curves],
@@ -286,16 +297,16 @@ def proxy_searches(
 
 
 def arm_configs(
-    arms: Sequence[Arm], evaluations: int, batch: int, evaluator: dict[str, Any]
+    arms: Sequence[Arm], evaluations: int, batch: int, evaluator: dict[str, Any], seed: int = 0
 ) -> dict[str, SearchConfig]:
-    """One search configuration per arm on the NSC space, seed 0 for all."""
+    """One search configuration per arm on the NSC space, the same seed for all."""
     return {
         label: SearchConfig(
             strategy=name,
             strategy_options=options,
             evaluations=evaluations,
             batch=batch,
-            seed=0,
+            seed=seed,
             evaluator=evaluator,
         )
         for label, name, options in arms

@@ -57,3 +57,21 @@ def test_network_options_change_the_costs():
     big = json.loads(blockqnn("block", "shortcut", "--json", "--widths", "80,160,320").stdout)
     default = json.loads(blockqnn("block", "shortcut", "--json").stdout)
     assert small["params"] < default["params"] < big["params"]
+
+
+def test_separate_component_types_need_the_separate_space():
+    codes = "(1,1,3,0,0) (2,8,0,1,0) (3,7,0,0,0)"
+    proc = blockqnn("block", codes)
+    assert proc.returncode == 2
+    assert "layer 2: type 8 (RELU) is not in this space" in proc.stderr
+    assert "exist only with separate components" in proc.stderr
+    proc = blockqnn("block", codes, "--components", "separate")
+    assert proc.returncode == 0, proc.stderr
+    assert "relu" in proc.stdout
+
+
+def test_too_many_stages_for_the_image_is_a_clear_error():
+    proc = blockqnn("block", "shortcut", "--widths", "8,16,32,64,128,256,512")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "no pixel left for stage 7: give at most 6 widths" in proc.stderr

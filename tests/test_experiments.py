@@ -45,24 +45,32 @@ def check_search_arms(part: dict, labels: set[str]) -> None:
     scale = part["scale"]
     assert set(part["arms"]) == labels
     for arm in part["arms"].values():
-        assert arm["trained"] + arm["reused"] + arm["failed"] == scale["evaluations"]
-        for metric in ("reward", "accuracy"):
-            check_curve(arm["curves"][metric], scale["evaluations"] // scale["batch"], -100, 200)
-        assert all(0 < n <= 22 for n in arm["layers"])
-        assert arm["wall_s"] > 0 and arm["best"]
+        check_search_arm(arm, scale)
+
+
+def check_search_arm(arm: dict, scale: dict) -> None:
+    assert arm["trained"] + arm["failed"] == scale["evaluations"]  # re-proposals are free
+    for metric in ("reward", "accuracy"):
+        check_curve(arm["curves"][metric], scale["evaluations"] // scale["batch"], -100, 200)
+    assert all(0 < n <= 22 for n in arm["layers"])
+    assert arm["wall_s"] > 0 and arm["best"]
 
 
 def test_q_vs_random(tmp_path):
     data = run_quick("q_vs_random", tmp_path)
-    labels = {"Q-learning", "Q-learning alpha=0.5", "random"}
-    check_table_arms(data["nb201"], labels)
-    check_search_arms(data["cifar"], labels)
+    check_table_arms(data["nb201"], {"Q-learning", "Q-learning (paper)", "random"})
+    cifar = data["cifar"]
+    assert set(cifar["runs"]) == set(cifar["summary"]) == {"Q-learning", "random"}
+    for label, runs in cifar["runs"].items():
+        assert len(runs) == cifar["scale"]["seeds"] == cifar["summary"][label]["best"]["n"]
+        for run in runs:
+            check_search_arm(run, cifar["scale"])
     nb201 = data["nb201"]
     exploration = nb201["arms"]["Q-learning"]["curve"]["epsilon"].count(1.0)
     shared = nb201["arms"]["random"]["shared_prefix_min"]
     assert shared >= exploration * nb201["scale"]["batch"]  # the same exploration phase
     assert (tmp_path / "q_vs_random_nb201.png").stat().st_size > 0
-    assert (tmp_path / "q_vs_random_cifar.png").stat().st_size > 0
+    assert (tmp_path / "q_vs_random_cifar_seed0.png").stat().st_size > 0
 
 
 def test_shaped_reward(tmp_path):

@@ -72,7 +72,7 @@ def rung_config(evaluator: TrainingEvaluator, evaluations: int) -> SearchConfig:
 
 def check_finished(store, evaluations: int) -> None:
     candidates = store.candidates()
-    assert len(candidates) == evaluations
+    assert sum(c.reused_from is None for c in candidates) == evaluations  # trainings
     assert all(c.state == CandidateState.COMPLETE for c in candidates)
     for c in candidates:
         if c.reused_from is not None:

@@ -120,6 +120,16 @@ def test_bad_network_config():
     assert model.NetworkConfig.from_dict(config.to_dict()) == config
 
 
+def test_more_stages_than_the_image_allows_are_refused():
+    model.cifar(widths=(8, 16, 32, 64, 128, 256))  # 32 -> 1 pixel at stage 6: fits
+    with pytest.raises(ValueError, match="no pixel left for stage 7: give at most 6 widths"):
+        model.cifar(widths=(8, 16, 32, 64, 128, 256, 512))
+    with pytest.raises(ValueError, match=r"8 after the imagenet stem.*at most 4 widths"):
+        model.imagenet(image_size=32, widths=(8, 16, 32, 64, 128))
+    with pytest.raises(ValueError, match="image size"):
+        model.cifar(image_size=0)
+
+
 def test_separate_components_space_builds_bare_convs():
     block = nsc.parse("(1,8,0,0,0) (2,1,3,1,0) (3,9,0,2,0) (4,7,0,0,0)")
     plain = model.build(block, model.cifar(widths=(4,), repeats=1, conv="plain"))
@@ -139,3 +149,14 @@ def test_separate_types_only_in_the_separate_space():
     }
     assert 8 not in pcc_types and 9 not in pcc_types
     assert {8, 9} <= sep_types
+
+
+def test_types_outside_the_space_are_refused_by_validation():
+    text = "(1,1,3,0,0) (2,8,0,1,0) (3,7,0,0,0)"
+    with pytest.raises(nsc.NSCError, match=r"layer 2: type 8 \(RELU\) is not in this space"):
+        nsc.parse(text, types=nsc.PCC_TYPES)
+    with pytest.raises(nsc.NSCError, match="layer 2: type 8"):
+        NSCSpace().parse(text)
+    assert NSCSpace(types=nsc.SEPARATE_TYPES).parse(text) == nsc.parse(text)
+    with pytest.raises(nsc.NSCError, match=r"layer 1: type 2 .*allowed types: 1, 4"):
+        nsc.parse("(1,2,3,0,0) (2,7,0,0,0)", types=(1, 4))

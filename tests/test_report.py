@@ -33,13 +33,14 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CELL = "|nor_conv_3x3~0|+|none~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|"
 SCRIPT_ERROR = "worker crashed: <script>alert('x')</script> & \"more\""
 
-#: Node labels of the paper's Fig. 2 blocks, counted by hand from the figure.
+#: Node labels of the paper's Fig. 2 blocks, counted by hand from the figure (each block
+#: has one leaf, which feeds the output directly: no one-input output concat).
 FIG2_LABELS = {
     "multi_branch": {
         "Input": 1, "Identity": 1, "Conv,1": 3, "Conv,3": 1, "Conv,5": 1, "MaxP,3": 1,
-        "Concat": 3, "Output": 1,
+        "Concat": 2, "Output": 1,
     },
-    "shortcut": {"Input": 1, "Identity": 1, "Conv,3": 2, "Add": 1, "Concat": 1, "Output": 1},
+    "shortcut": {"Input": 1, "Identity": 1, "Conv,3": 2, "Add": 1, "Output": 1},
 }  # fmt: skip
 
 
@@ -183,8 +184,22 @@ def test_block_graph_colours_nodes_by_kind():
     assert kinds["Conv,5"] == "conv" and kinds["MaxP,3"] == "pool"
     assert kinds["Identity"] == "identity" and kinds["Concat"] == "merge"
     assert set(FILLS) >= {n.kind for n in graph.nodes}
-    leaves_in = [e.src for e in graph.edges if e.dst == "concat"]
-    assert leaves_in == ["l9"]  # the only leaf of the block feeds the output concat
+    assert [e.src for e in graph.edges if e.dst == "out"] == ["l9"]  # the only leaf
+
+
+def test_block_output_concat_only_joins_several_leaves():
+    one_leaf = block_graph(blocks.get("shortcut"))
+    assert "Concat" not in {n.label for n in one_leaf.nodes}
+    assert [(e.src, e.dst) for e in one_leaf.edges if e.dst == "out"] == [("l4", "out")]
+    two_leaves = block_graph(nsc.parse("(1,1,3,0,0) (2,2,3,0,0) (3,7,0,0,0)"))
+    assert [n.label for n in two_leaves.nodes] == ["Input", "Conv,3", "MaxP,3", "Concat", "Output"]
+    assert [e.src for e in two_leaves.edges if e.dst == "concat"] == ["l1", "l2"]
+
+
+def test_separate_component_codes_are_drawn():
+    graph = block_graph(nsc.parse("(1,8,0,0,0) (2,1,3,1,0) (3,9,0,2,0) (4,7,0,0,0)"))
+    assert [n.label for n in graph.nodes] == ["Input", "ReLU", "Conv,3", "BN", "Output"]
+    assert set(FILLS) >= {n.kind for n in graph.nodes}
 
 
 # -- layout ---------------------------------------------------------------------------

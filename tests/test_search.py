@@ -43,10 +43,13 @@ def nb201_config(**changes) -> SearchConfig:
 
 
 def run_search(tmp_path, config, name="run", executor=None):
-    store = create_run(tmp_path / name, config)
     evaluator = TabularEvaluator(**{k: v for k, v in config.evaluator.items() if k != "kind"})
-    with store:
-        Search(store, config, executor or InlineExecutor(evaluator)).run()
+    return run_search_with(tmp_path, config, executor or InlineExecutor(evaluator), name)
+
+
+def run_search_with(tmp_path, config, executor, name="run"):
+    with create_run(tmp_path / name, config) as store:
+        Search(store, config, executor).run()
         return store.candidates()
 
 
@@ -57,7 +60,9 @@ def sequence(candidates):
 @pytest.mark.parametrize("strategy", ["qlearning", "random", "evolution"])
 def test_run_ends_with_exactly_the_budget(tmp_path, strategy):
     cands = run_search(tmp_path, nb201_config(strategy=strategy))
-    assert len(cands) == 120
+    trained = [c for c in cands if c.reused_from is None]
+    assert len(trained) == 120  # the budget buys trainings; re-proposals are free
+    assert len({c.key for c in trained}) == 120
     assert all(c.state == CandidateState.COMPLETE for c in cands)
     row = TabularEvaluator(str(TABLE), "valid-accuracy", "test-accuracy").evaluate(cands[0].arch)
     assert cands[0].accuracy == row.accuracy and cands[0].test_accuracy == row.test_accuracy
@@ -75,6 +80,40 @@ def test_duplicates_reuse_stored_results(tmp_path):
         source = next(s for s in cands if s.id == c.reused_from)
         assert (c.key, c.reward, c.accuracy) == (source.key, source.reward, source.accuracy)
         assert c.cost_s == 0
+
+
+def test_duplicates_do_not_consume_the_budget(tmp_path):
+    free = run_search(tmp_path, nb201_config(evaluations=200), "free")
+    counted = run_search(tmp_path, nb201_config(evaluations=200, count_duplicates=True), "paper")
+    assert len(counted) == 200  # the paper's accounting: every sampled block counts
+    assert sum(c.reused_from is None for c in counted) < 200
+    assert sum(c.reused_from is None for c in free) == 200
+    assert len(free) > 200  # the re-proposals were answered without training
+
+
+class LengthEvaluator:
+    """Accuracy from the architecture text alone (no training)."""
+
+    def evaluate(self, arch: str) -> Result:
+        return Result(accuracy=float(len(arch) % 7 + 50))
+
+
+@pytest.mark.parametrize("strategy", ["qlearning", "random", "evolution"])
+def test_an_exhausted_space_ends_the_search_early(tmp_path, strategy):
+    # max_index 2: one layer then the terminal, 8 blocks in all; a budget of 50 cannot be
+    # spent, and the search must end once even random proposals only repeat
+    config = SearchConfig(
+        space="nsc",
+        max_index=2,
+        strategy=strategy,
+        evaluations=50,
+        batch=5,
+        evaluator={"kind": "train"},
+    )
+    cands = run_search_with(tmp_path, config, InlineExecutor(LengthEvaluator()))
+    trained = [c for c in cands if c.reused_from is None]
+    assert len(trained) == 8
+    assert len(cands) - len(trained) >= 2 * 50  # 2 x max_repeats duplicates in a row
 
 
 def test_dedupe_off_evaluates_again(tmp_path):
@@ -175,14 +214,14 @@ def kill_when(proc, run_dir, threshold) -> bool:
 
 
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
-    budget = 1500
+    budget = 800
     reference = tmp_path / "reference"
     subprocess.run(search_args(reference, budget), check=True, capture_output=True, timeout=120)
     killed = tmp_path / "killed"
     proc = subprocess.Popen(search_args(killed, budget), stderr=subprocess.PIPE)
     resume = [*CLI, "search", "--run-dir", str(killed), "--resume", "--no-progress"]
     kills = 0
-    for threshold in (40, 300, 700, 1100):
+    for threshold in (40, 300, 700, 1500):  # complete rows, reused ones included
         kills += kill_when(proc, killed, threshold)
         proc = subprocess.Popen(resume, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert proc.wait(timeout=120) == 0, proc.stderr.read()
@@ -191,7 +230,8 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     got_store, _ = open_run(killed)
     with ref_store, got_store:
         ref, got = ref_store.candidates(), got_store.candidates()
-    assert len(got) == budget
+    assert sum(c.reused_from is None for c in got) == budget
+    assert len(got) > 1500 > budget  # re-proposals answered from stored results, for free
     assert sequence(got) == sequence(ref)
 
 
@@ -200,17 +240,22 @@ def test_show_json_and_export(tmp_path):
     subprocess.run(search_args(run_dir, 60), check=True, capture_output=True, timeout=120)
     out = subprocess.run([*CLI, "show", str(run_dir), "--json"], capture_output=True, text=True)
     data = json.loads(out.stdout)
-    assert len(data["candidates"]) == 60
+    assert sum(c["reused_from"] is None for c in data["candidates"]) == 60
     first = data["candidates"][0]
     assert {"id", "codes", "arch", "state", "accuracy", "reward"} <= set(first)
-    rewards = [c["reward"] for c in data["candidates"]]
+    ranked = [c for c in data["candidates"] if c["rank"] is not None]
+    assert [c["rank"] for c in ranked] == list(range(1, len(ranked) + 1))
+    assert data["candidates"][: len(ranked)] == ranked  # the ranking comes first
+    rewards = [c["reward"] for c in ranked]
     assert rewards == sorted(rewards, reverse=True)
+    assert len({c["key"] for c in ranked}) == len(ranked)  # one row per architecture
     text = subprocess.run([*CLI, "show", str(run_dir)], capture_output=True, text=True).stdout
     assert first["arch"] in text
     target = tmp_path / "best.json"
     subprocess.run([*CLI, "export", str(run_dir), "--top", "3", "-o", str(target)], check=True)
     exported = json.loads(target.read_text())
-    assert [b["arch"] for b in exported["blocks"]] == [c["arch"] for c in data["candidates"][:3]]
+    trained = [c["arch"] for c in data["candidates"] if c["reused_from"] is None]
+    assert [b["arch"] for b in exported["blocks"]] == trained[:3]
 
 
 def test_corrupt_and_foreign_runs_give_clear_errors(tmp_path):
@@ -250,5 +295,30 @@ def test_strategy_options_reach_the_agent(tmp_path):
     subprocess.run(args, check=True, capture_output=True, timeout=120)
     store, config = open_run(run_dir)
     with store:
-        assert config.strategy_options == {"alpha": 0.5, "replay": 8}
+        assert config.strategy_options == {"alpha": 0.5, "replay": 8, "preset": "default"}
         assert store.agent_state()["strategy"]["config"]["alpha"] == 0.5
+
+
+def test_paper_switch_and_defaults_are_stored(tmp_path):
+    subprocess.run([*search_args(tmp_path / "paper", 30), "--paper"], check=True, timeout=120)
+    default_args = [a for a in search_args(tmp_path / "default", 30) if a not in ("--batch", "50")]
+    subprocess.run(default_args, check=True, timeout=120)
+    store, paper = open_run(tmp_path / "paper")
+    store.close()
+    store, default = open_run(tmp_path / "default")
+    store.close()
+    assert paper.strategy_options == {"preset": "paper"}
+    assert (paper.mu, paper.rho, paper.count_duplicates, paper.batch) == (1.0, 8.0, True, 50)
+    assert default.strategy_options == {"preset": "default"}
+    assert (default.mu, default.rho, default.count_duplicates) == (0.0, 0.0, False)
+    assert default.batch == 1  # budget 30 / 20 iterations, rounded down
+
+
+def test_paper_switch_without_a_budget_is_the_papers_search():
+    from blockqnn.cli import build_parser
+    from blockqnn.cli.search import config_from_args
+
+    args = build_parser().parse_args(["search", "--run-dir", "r", "--paper"])
+    config = config_from_args(args)
+    assert (config.evaluations, config.batch) == (178 * 64, 64)
+    assert config.strategy_options == {"preset": "paper"}

@@ -22,6 +22,7 @@ from blockqnn.store import (
     CandidateState,
     RunStore,
     StoreError,
+    rank,
 )
 
 CONFIG = {"space": "nsc", "batch": 64, "epsilon": [[1.0, 95], [0.1, 12]], "mu": 1.0}
@@ -253,6 +254,18 @@ def test_top(store: RunStore) -> None:
     assert store.top(5, by="test_accuracy") == []  # none of them has one
     with pytest.raises(ValueError, match="cannot rank"):
         store.top(3, by="arch; DROP TABLE candidates")
+
+
+def test_rank_lists_each_architecture_once(store: RunStore) -> None:
+    first = completed(store, "a", 50.0)
+    again = completed(store, "a", 70.0)  # the same key evaluated again (no dedupe)
+    store.add_reused("arch-a3", "a", 0, 1.0, again, 70.0, None)
+    other = completed(store, "b", 60.0)
+    completed(store, "a", 40.0)
+    ranking = rank(store.candidates())
+    assert [c.id for c in ranking] == [again, other]  # "a" once, as its best evaluation
+    assert store.top(5) == ranking and store.top(1) == ranking[:1]
+    assert first not in {c.id for c in ranking}
 
 
 # -- crash safety ----------------------------------------------------------------------

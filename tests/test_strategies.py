@@ -78,8 +78,9 @@ class BitSpace:
 
 
 def agent(space, **options) -> QLearningStrategy:
-    """A Q agent that never replays unless asked (one long iteration)."""
+    """The paper's Q agent that never replays unless asked (one long iteration)."""
     options.setdefault("replay", 0)
+    options.setdefault("preset", "paper")
     return QLearningStrategy(space, seed=0, budget=1000, batch=1000, **options)
 
 
@@ -138,7 +139,7 @@ def test_max_uses_q_init_for_unseen_actions_only():
 
 
 def test_replay_applies_the_update_to_remembered_results():
-    q = QLearningStrategy(BitSpace(2), seed=0, budget=10, batch=1, replay=2)
+    q = QLearningStrategy(BitSpace(2), seed=0, budget=10, batch=1, replay=2, preset="paper")
     q.tell((0, 1), 80.0)
     # one update from the tell, two replays of the only remembered result
     value = 0.5
@@ -163,7 +164,13 @@ def test_replay_happens_exactly_at_iteration_boundaries(replay):
 def test_greedy_breaks_ties_uniformly_over_legal_actions():
     space = BitSpace(depth=1, width=5)
     greedy = QLearningStrategy(
-        space, seed=0, budget=10, batch=10, replay=0, schedule=EpsilonSchedule.constant(0.0)
+        space,
+        seed=0,
+        budget=10,
+        batch=10,
+        replay=0,
+        schedule=EpsilonSchedule.constant(0.0),
+        preset="paper",
     )
     counts = Counter(greedy.ask()[0] for _ in range(500))  # empty table: all tie at q_init
     assert set(counts) == set(range(5)) and min(counts.values()) > 60
@@ -249,7 +256,7 @@ def test_constant_schedule_and_iterations_for():
 
 
 def test_agent_epsilon_follows_the_scaled_schedule():
-    q = QLearningStrategy(BitSpace(), seed=0, budget=89 * 4, batch=4, replay=0)
+    q = QLearningStrategy(BitSpace(), seed=0, budget=89 * 4, batch=4, replay=0, preset="paper")
     assert q.schedule.counts == (48, 4, 3, 3, 5, 5, 5, 5, 5, 6)
     seen = []
     for _ in range(89 * 4 + 8):
@@ -417,3 +424,153 @@ def test_evolution_ages_out_the_oldest():
         told.append((arch, 100.0 - i))
         assert evo.population == tuple(told[-5:])
     assert len(space.parents) == 12 - 5
+
+
+# --- presets and duplicate answers ---------------------------------------------------------
+
+
+def test_the_paper_preset_is_pinned():
+    q = make_strategy("qlearning", BitSpace(), seed=0, budget=178 * 64, batch=64, preset="paper")
+    assert q.config == {
+        "space": "bits",
+        "seed": 0,
+        "budget": 178 * 64,
+        "batch": 64,
+        "max_repeats": 50,
+        "preset": "paper",
+        "alpha": 0.01,
+        "gamma": 1.0,
+        "q_init": 0.5,
+        "per_visit": False,
+        "shaped": True,
+        "replay": 64,
+        "schedule": {"counts": list(PAPER_COUNTS), "epsilons": list(PAPER_EPSILONS)},
+    }
+
+
+def test_the_default_preset_is_pinned():
+    q = make_strategy("qlearning", BitSpace(), seed=0, budget=400, batch=20)
+    assert q.config == {
+        "space": "bits",
+        "seed": 0,
+        "budget": 400,
+        "batch": 20,
+        "max_repeats": 50,
+        "preset": "default",
+        "alpha": 0.01,
+        "gamma": 1.0,
+        "q_init": 0.5,
+        "per_visit": True,
+        "shaped": True,
+        "replay": 20,  # 1:1 with the batch
+        # a quarter of the iterations at epsilon 1, the rest in the paper's proportions
+        "schedule": {"counts": [5, 1, 1, 1, 2, 2, 2, 2, 2, 2], "epsilons": list(PAPER_EPSILONS)},
+    }
+
+
+def test_options_override_the_preset_and_unknown_ones_are_refused():
+    q = make_strategy(
+        "qlearning", BitSpace(), seed=0, budget=40, batch=4, preset="paper", alpha=0.5
+    )
+    assert (q.alpha, q.per_visit, q.replay) == (0.5, False, 64)
+    with pytest.raises(ValueError, match="preset 'fast'"):
+        make_strategy("qlearning", BitSpace(), seed=0, budget=40, batch=4, preset="fast")
+    with pytest.raises(TypeError, match="alpah"):
+        make_strategy("qlearning", BitSpace(), seed=0, budget=40, batch=4, alpah=0.5)
+    with pytest.raises(ValueError, match="alpha must be a number"):
+        make_strategy("qlearning", BitSpace(), seed=0, budget=40, batch=4, alpha="abc")
+
+
+def test_per_visit_rate_makes_q_the_mean_of_its_targets():
+    q = agent(BitSpace(depth=1, width=2), preset="default", replay=0)
+    for reward in (80.0, 40.0, 60.0):
+        q.tell((1,), reward)
+    assert q.q((), 1) == pytest.approx(0.6)  # (0.8 + 0.4 + 0.6) / 3; the paper's would be ~0.51
+
+
+def dedupe_drive(strategy, n: int) -> tuple[list[str], int]:
+    """Ask until ``n`` distinct (non-isomorphic) proposals were told, re-proposals answered
+    as duplicates as the search loop does; returns the proposals and the number of
+    duplicate answers."""
+    seen: dict[str, float] = {}
+    proposed, duplicates = [], 0
+    while len(seen) < n and strategy.repeats < 2 * strategy.max_repeats:
+        arch = strategy.ask()
+        key = strategy.space.key(arch)
+        proposed.append(strategy.space.format(arch))
+        if key in seen:
+            strategy.tell(arch, seen[key], duplicate=True)
+            duplicates += 1
+        else:
+            seen[key] = reward_of(strategy.space, arch)
+            strategy.tell(arch, seen[key])
+    return proposed, duplicates
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_duplicate_answers_teach_but_do_not_count(name):
+    space = BitSpace(depth=3, width=5)  # 125 architectures
+    strategy = make_strategy(name, space, seed=7, budget=120, batch=8)
+    proposed, duplicates = dedupe_drive(strategy, 100)
+    assert duplicates > 0 and len(set(proposed)) == 100
+    assert strategy.tells == 100 and strategy.iteration == 100 // 8
+
+
+def test_an_isomorphic_duplicate_on_its_own_path_survives_a_round_trip():
+    # the same block numbered differently: its own (state, action) entries in Q
+    space = NSCSpace(max_index=6)
+    first = nsc.parse("(1,1,3,0,0) (2,2,3,0,0) (3,6,0,2,1) (4,7,0,0,0)")
+    renumbered = nsc.parse("(1,2,3,0,0) (2,1,3,0,0) (3,6,0,2,1) (4,7,0,0,0)")
+    assert space.key(first) == space.key(renumbered) and first != renumbered
+    q = QLearningStrategy(space, seed=0, budget=10, batch=10)
+    q.tell(first, 80.0)
+    q.tell(renumbered, 80.0, duplicate=True)
+    state = json.loads(json.dumps(q.state_dict()))
+    assert state["aliases"] == [space.format(renumbered)]
+    resumed = QLearningStrategy(space, seed=0, budget=10, batch=10)
+    resumed.load_state_dict(state)
+    assert json.dumps(resumed.state_dict()) == json.dumps(state)
+    step = space.step(space.initial_state(), renumbered[0])
+    assert resumed.q(space.initial_state(), renumbered[0]) == q.q(
+        space.initial_state(), renumbered[0]
+    )
+    assert resumed.q(step, renumbered[1]) == q.q(step, renumbered[1]) > 0.5
+
+
+def test_a_duplicate_answer_updates_q_without_new_memory_or_replay():
+    q = agent(BitSpace(depth=1, width=2), preset="default", replay=5)
+    q.tell((1,), 80.0)
+    q.tell((1,), 40.0, duplicate=True)
+    assert q.q((), 1) == pytest.approx(0.6) and len(q.memory) == 1 and q.tells == 1
+
+
+def test_repeated_duplicates_force_exploration_then_the_space_is_exhausted():
+    space = BitSpace(depth=2, width=3)  # 9 architectures
+    greedy = QLearningStrategy(
+        space, seed=0, budget=100, batch=100, schedule=EpsilonSchedule.constant(0.0),
+        max_repeats=5,
+    )  # fmt: skip
+    greedy.tell((2, 2), 90.0)
+    for count in range(1, 6):  # the greedy proposal, answered as a duplicate five times
+        arch = greedy.ask()
+        assert arch == (2, 2)
+        greedy.tell(arch, 90.0, duplicate=True)
+        assert greedy.repeats == count
+    explored = set()
+    for _ in range(40):  # now random walks for as long as every ask is a duplicate
+        explored.add(greedy.ask())
+        greedy.tell((2, 2), 90.0, duplicate=True)
+    assert len(explored) == 9 and greedy.repeats == 45
+    greedy.ask()  # not answered as a duplicate: the streak is over
+    assert greedy.repeats == 0 and greedy.ask() == (2, 2)
+
+
+@pytest.mark.parametrize("space_name", list(SPACES))
+@pytest.mark.parametrize("name", NAMES)
+def test_state_dict_round_trip_with_duplicate_answers(name, space_name):
+    original = build(name, space_name)
+    dedupe_drive(original, 30)
+    resumed = build(name, space_name)
+    resumed.load_state_dict(json.loads(json.dumps(original.state_dict())))
+    assert resumed.repeats == original.repeats
+    assert dedupe_drive(resumed, 30) == dedupe_drive(original, 30)

@@ -253,7 +253,7 @@ class Foreign:
 def test_model_file_refuses_foreign_content(tmp_path: Path) -> None:
     pickled = tmp_path / "pickled.pt"
     torch.save({"x": Foreign()}, pickled)
-    with pytest.raises(ModelFileError, match=r"pickled\.pt: not a blockqnn-model file .*refused"):
+    with pytest.raises(ModelFileError, match=r"pickled\.pt: not a blockqnn-model file: .*refused"):
         blockqnn.load(pickled)
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a torch file")
@@ -315,3 +315,65 @@ def test_resolve_block_from_a_run(tmp_path: Path) -> None:
     assert resolve_block("shortcut") == nsc.parse(SHORTCUT)
     with pytest.raises(ValueError, match="has 2 ranked candidate"):
         resolve_block(f"{run}:top3")
+
+
+class Payload:
+    """Unpickling this would run a shell command: a model file must never do that."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo unpickled",))
+
+
+def test_bad_model_files_say_which_file_and_what_is_wrong(tmp_path: Path) -> None:
+    good = tmp_path / "model.pt"
+    save_model(good, build(SHORTCUT, TINY), classes=list("0123456789"), mean=(0,), std=(1,))
+    data = good.read_bytes()
+    truncated = tmp_path / "truncated.pt"
+    for cut in (10, len(data) // 2, len(data) - 10):
+        truncated.write_bytes(data[:cut])
+        with pytest.raises(ModelFileError) as caught:
+            blockqnn.load(truncated)
+        assert str(caught.value) == (
+            f"{truncated}: not a blockqnn-model file: it is truncated or corrupt "
+            "(not a complete torch file)"
+        )
+    malicious = tmp_path / "malicious.pt"
+    torch.save({"format": "blockqnn-model", "x": Payload()}, malicious)
+    with pytest.raises(ModelFileError) as caught:
+        blockqnn.load(malicious)
+    message = str(caught.value)
+    assert message.startswith(f"{malicious}: not a blockqnn-model file: it holds a Python object")
+    assert "system" in message and "refused" in message
+    assert "weights_only" not in message and "will likely succeed" not in message
+    record = torch.load(good, weights_only=True)
+    record["state_dict"]["renamed.weight"] = record["state_dict"].pop("head.3.weight")
+    atomic_save(record, good)
+    with pytest.raises(ModelFileError) as caught:
+        blockqnn.load(good)
+    message = str(caught.value)
+    assert message.startswith(f"{good}: model file does not match its network (")
+    assert "renamed.weight" in message and "\n" not in message
+
+
+def test_resume_refuses_a_checkpoint_with_the_wrong_keys(
+    tmp_path: Path, cache: str, main, capsys
+) -> None:
+    argv = ["train", "--block", "shortcut", "--dataset", "digits", "--epochs", "1"]
+    argv += ["--widths", "8,16", "-N", "1", "--out", str(tmp_path), "--cache-dir", cache]
+    assert main([*argv, "--no-progress"]) == 0
+    path = tmp_path / "checkpoint.pt"
+    state = torch.load(path, weights_only=True)
+    model_state = state["loop"]["model"]
+    model_state["renamed.weight"] = model_state.pop(next(iter(model_state)))
+    atomic_save(state, path)
+    capsys.readouterr()
+    assert main([*argv, "--no-progress", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: checkpoint does not match this training's network" in err
+    assert "renamed.weight" in err and "Traceback" not in err
+    del state["loop"]
+    atomic_save(state, path)
+    assert main([*argv, "--no-progress", "--resume"]) == 2
+    assert "lacks its 'meta' and 'loop' records" in capsys.readouterr().err

@@ -6,6 +6,8 @@ appear in the paper only as garbled figure text, so they are not shipped.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from blockqnn import nsc
 
 #: The paper's Fig. 2 exemplars, exactly as printed.
@@ -31,9 +33,14 @@ def get(name: str) -> nsc.Block:
         raise KeyError(f"unknown block {name!r}; known blocks: {', '.join(names())}") from None
 
 
-def resolve(text: str, max_index: int = nsc.DEFAULT_MAX_INDEX) -> nsc.Block:
-    """A block from a known name or from code text (raises NSCError for invalid codes)."""
+def resolve(
+    text: str,
+    max_index: int = nsc.DEFAULT_MAX_INDEX,
+    types: Collection[int] = nsc.SEPARATE_TYPES,
+) -> nsc.Block:
+    """A block from a known name or from code text (raises NSCError for invalid codes, or
+    codes of a layer type outside ``types``)."""
     text = text.strip()
     if text and text[0] not in "([":
         return get(text)
-    return nsc.parse(text, max_index)
+    return nsc.parse(text, max_index, types)

@@ -8,6 +8,8 @@ that need torch are imported only when built.
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -37,9 +39,10 @@ class SearchConfig:
     evaluations: int = PAPER_EVALUATIONS  #: budget: candidates proposed in all
     batch: int = 64  #: candidates per iteration (epsilon schedule, replay)
     seed: int = 0  #: seeds the strategy (and evaluators that train)
-    mu: float = 1.0  #: reward weight of ln(GFLOPs)
-    rho: float = 8.0  #: reward weight of ln(density)
+    mu: float = 0.0  #: reward weight of ln(GFLOPs) (the paper: 1)
+    rho: float = 0.0  #: reward weight of ln(density) (the paper: 8)
     dedupe: bool = True  #: reuse the stored result of an isomorphic, completed candidate
+    count_duplicates: bool = False  #: reused duplicates count towards the budget (paper)
     max_attempts: int = 3  #: tries per candidate when its worker dies
     evaluator: dict[str, Any] = field(default_factory=dict)  #: {"kind": ..., options}
     #: multi-fidelity rung budgets (epochs, or table costs), the last the full budget;
@@ -48,6 +51,7 @@ class SearchConfig:
     eta: float | None = None  #: rungs: promote 1/eta per rung (None: budget ratios)
 
     def __post_init__(self) -> None:
+        _check_types(self)
         checks = {
             "space": self.space in SPACES,
             "evaluations": self.evaluations >= 1,
@@ -82,12 +86,57 @@ class SearchConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SearchConfig:
-        """Inverse of :meth:`to_dict`; unknown fields raise :class:`ConfigError`."""
+        """Inverse of :meth:`to_dict`; unknown fields and values of the wrong type raise
+        :class:`ConfigError` naming the field."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"a configuration must be an object, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown configuration field(s): {', '.join(unknown)}")
+        if "count_duplicates" not in data:  # written by 0.1, which counted them
+            data = {**data, "count_duplicates": True}
         return cls(**data)
+
+
+def _check_types(config: SearchConfig) -> None:
+    """ConfigError naming the first field whose value is not of its annotated type (a
+    hand-edited stored configuration, say). Only the outer type is checked; integers pass
+    as floats, lists as tuples; booleans are not integers."""
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        value, hint = getattr(config, f.name), hints[f.name]
+        if not _matches(value, hint):
+            raise ConfigError(
+                f"invalid {f.name}: expected {_type_name(hint)}, got "
+                f"{type(value).__name__} {value!r}"
+            )
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    if hint is Any:
+        return True
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(hint))
+    kind = typing.get_origin(hint) or hint
+    if kind is type(None):
+        return value is None
+    if isinstance(value, bool):
+        return kind is bool
+    if kind is float:
+        return isinstance(value, int | float)
+    if kind is tuple:  # JSON stores tuples as lists
+        return isinstance(value, tuple | list)
+    return isinstance(value, kind)
+
+
+def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(arg) for arg in typing.get_args(hint))
+    kind = typing.get_origin(hint) or hint
+    return {dict: "an object", list: "a list", type(None): "null"}.get(
+        kind, getattr(kind, "__name__", str(kind))
+    )
 
 
 def _nb201_space(config: SearchConfig) -> Space:

@@ -1,6 +1,6 @@
 """PyTorch modules: the op table, the block module and the stacked network presets.
 
-Channel rules (DESIGN.md section 3): a convolution is a Pre-activation Convolutional Cell
+Channel rules (docs/design.md section 6): a convolution is a Pre-activation Convolutional Cell
 (ReLU -> Conv -> BN, stride 1, same padding) with the stage width C; pooling (stride 1,
 same padding) and identity keep their input's channels; add projects inputs whose
 channels differ from C with a 1x1 PCC when the two inputs differ; concat is followed by a
@@ -10,6 +10,7 @@ to C, so blocks stack cleanly.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -133,8 +134,22 @@ class NetworkConfig:
             raise ValueError(f"unknown preset {self.preset!r}; presets: {', '.join(STEMS)}")
         if self.conv not in CONVS:
             raise ValueError(f"unknown conv {self.conv!r}; choices: {', '.join(CONVS)}")
-        if self.repeats < 1 or not self.widths or min(self.widths) < 1:
-            raise ValueError(f"need repeats >= 1 and positive widths, got {self}")
+        if self.repeats < 1 or not self.widths or min(self.widths) < 1 or self.image_size < 1:
+            raise ValueError(f"need repeats >= 1, positive widths and image size, got {self}")
+        self._check_stages()
+
+    def _check_stages(self) -> None:
+        """ValueError unless every stage keeps at least one pixel: each of the
+        ``len(widths) - 1`` 2x2 poolings halves the stem's output (rounding down)."""
+        size = STEM_SIZES[self.preset](self.image_size)
+        fit = size.bit_length()  # stages whose input is >= 1 pixel: size // 2**k >= 1
+        if len(self.widths) > fit:
+            widths = ",".join(map(str, self.widths))
+            raise ValueError(
+                f"widths {widths} make {len(self.widths)} stages, but a {self.image_size}-pixel "
+                f"image ({size} after the {self.preset} stem) has no pixel left for stage "
+                f"{fit + 1}: give at most {fit} widths or a larger image size"
+            )
 
     def to_dict(self) -> dict:
         """Plain-data form (JSON-compatible)."""
@@ -178,6 +193,12 @@ def _imagenet_stem(in_channels: int, width: int) -> nn.Module:
 STEMS: dict[str, Callable[[int, int], nn.Module]] = {
     "cifar": _cifar_stem,
     "imagenet": _imagenet_stem,
+}
+
+#: The side length each stem makes of an input side ``s`` (stride 2: ``ceil(s / 2)``).
+STEM_SIZES: dict[str, Callable[[int], int]] = {
+    "cifar": lambda s: s,
+    "imagenet": lambda s: math.ceil(math.ceil(s / 2) / 2),
 }
 
 

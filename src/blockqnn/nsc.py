@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from enum import IntEnum
 from typing import NamedTuple
 
@@ -39,6 +39,8 @@ class LayerType(IntEnum):
 PCC_TYPES = tuple(LayerType)[:7]
 #: The Fig. 9 ablation's code space: ReLU, BN and Conv chosen separately.
 SEPARATE_TYPES = tuple(LayerType)
+#: Types that exist only in the separate-components space.
+COMPONENT_TYPES = frozenset(SEPARATE_TYPES) - frozenset(PCC_TYPES)
 
 
 #: Kernel sizes each layer type may take.
@@ -111,11 +113,14 @@ Block = tuple[Layer, ...]
 _TUPLE = re.compile(r"\(([^()]*)\)")
 
 
-def parse(text: str, max_index: int = DEFAULT_MAX_INDEX) -> Block:
+def parse(
+    text: str, max_index: int = DEFAULT_MAX_INDEX, types: Collection[int] = SEPARATE_TYPES
+) -> Block:
     """Parse and validate a block from NSC text or JSON.
 
     Accepts ``"(1,4,0,0,0) (2,1,3,1,0) ..."`` (spaces and/or commas between tuples,
-    optional surrounding brackets) or a JSON list of 5-lists. Raises :class:`NSCError`.
+    optional surrounding brackets) or a JSON list of 5-lists. ``types`` are the layer types
+    allowed (see :func:`validate`). Raises :class:`NSCError`.
     """
     text = text.strip()
     if not text:
@@ -125,7 +130,7 @@ def parse(text: str, max_index: int = DEFAULT_MAX_INDEX) -> Block:
             rows = json.loads(text)
         except json.JSONDecodeError as exc:
             raise NSCError(f"invalid JSON: {exc}") from None
-        return from_rows(rows, max_index=max_index)
+        return from_rows(rows, max_index, types)
     inner = text[1:-1] if text.startswith("[") and text.endswith("]") else text
     rows, leftover = [], _TUPLE.sub("", inner)
     if leftover.replace(",", "").strip():
@@ -135,10 +140,14 @@ def parse(text: str, max_index: int = DEFAULT_MAX_INDEX) -> Block:
             rows.append([int(x) for x in body.split(",")])
         except ValueError:
             raise NSCError(f"tuple ({body}) must hold five integers") from None
-    return from_rows(rows, max_index=max_index)
+    return from_rows(rows, max_index, types)
 
 
-def from_rows(rows: Iterable[Sequence[int]], max_index: int = DEFAULT_MAX_INDEX) -> Block:
+def from_rows(
+    rows: Iterable[Sequence[int]],
+    max_index: int = DEFAULT_MAX_INDEX,
+    types: Collection[int] = SEPARATE_TYPES,
+) -> Block:
     """Build and validate a block from a sequence of 5-sequences of integers."""
     if not isinstance(rows, list | tuple):
         raise NSCError("a block must be a list of 5-element codes")
@@ -150,15 +159,19 @@ def from_rows(rows: Iterable[Sequence[int]], max_index: int = DEFAULT_MAX_INDEX)
             raise NSCError(f"code number {pos} must hold integers, got {row!r}")
         layers.append(Layer(*row))
     block = tuple(layers)
-    validate(block, max_index=max_index)
+    validate(block, max_index, types)
     return block
 
 
-def as_block(codes: str | Sequence[Sequence[int]], max_index: int = DEFAULT_MAX_INDEX) -> Block:
+def as_block(
+    codes: str | Sequence[Sequence[int]],
+    max_index: int = DEFAULT_MAX_INDEX,
+    types: Collection[int] = SEPARATE_TYPES,
+) -> Block:
     """A validated block from code text or from a sequence of codes."""
     if isinstance(codes, str):
-        return parse(codes, max_index)
-    return from_rows([tuple(layer) for layer in codes], max_index)
+        return parse(codes, max_index, types)
+    return from_rows([tuple(layer) for layer in codes], max_index, types)
 
 
 def format_block(block: Sequence[Layer]) -> str:
@@ -171,8 +184,14 @@ def to_json(block: Sequence[Layer]) -> str:
     return json.dumps([[int(x) for x in layer] for layer in block])
 
 
-def validate_layer(layer: Layer, max_index: int = DEFAULT_MAX_INDEX) -> None:
-    """Check one code in isolation (type, kernel, predecessors). Raises :class:`NSCError`."""
+def validate_layer(
+    layer: Layer, max_index: int = DEFAULT_MAX_INDEX, types: Collection[int] = SEPARATE_TYPES
+) -> None:
+    """Check one code in isolation (type, kernel, predecessors). Raises :class:`NSCError`.
+
+    ``types`` are the layer types allowed besides the terminal: every type of the grammar
+    by default, ``PCC_TYPES`` for the paper's space.
+    """
     i = layer.index
     if i < 1 or i > max_index:
         raise NSCError(f"index {i} outside 1..{max_index} (the maximum layer index)", i)
@@ -180,6 +199,8 @@ def validate_layer(layer: Layer, max_index: int = DEFAULT_MAX_INDEX) -> None:
         kind = LayerType(layer.type)
     except ValueError:
         raise NSCError(f"unknown layer type {layer.type} (types are 1..9)", i) from None
+    if kind != LayerType.TERMINAL and kind not in types:
+        raise NSCError(_type_refusal(kind, types), i)
     if layer.kernel not in KERNELS[kind]:
         allowed = ", ".join(map(str, KERNELS[kind]))
         raise NSCError(f"kernel {layer.kernel} not allowed for {kind.name} ({allowed})", i)
@@ -199,14 +220,29 @@ def validate_layer(layer: Layer, max_index: int = DEFAULT_MAX_INDEX) -> None:
         raise NSCError(f"{kind.name} takes one predecessor, but pred2 = {layer.pred2}", i)
 
 
-def validate(block: Sequence[Layer], max_index: int = DEFAULT_MAX_INDEX) -> None:
-    """Check a whole block; raise :class:`NSCError` naming the layer and the broken rule."""
+def _type_refusal(kind: LayerType, types: Collection[int]) -> str:
+    allowed = ", ".join(str(int(t)) for t in sorted(types))
+    message = f"type {int(kind)} ({kind.name}) is not in this space (allowed types: {allowed})"
+    if kind in COMPONENT_TYPES:
+        message += "; ReLU (8) and BN (9) codes exist only with separate components"
+    return message
+
+
+def validate(
+    block: Sequence[Layer],
+    max_index: int = DEFAULT_MAX_INDEX,
+    types: Collection[int] = SEPARATE_TYPES,
+) -> None:
+    """Check a whole block; raise :class:`NSCError` naming the layer and the broken rule.
+
+    ``types``: the layer types allowed (see :func:`validate_layer`).
+    """
     if not block:
         raise NSCError("a block needs at least one layer and a terminal")
     for pos, layer in enumerate(block, start=1):
         if layer.index != pos:
             raise NSCError(f"indices must run 1..n in order; expected {pos} here", layer.index)
-        validate_layer(layer, max_index)
+        validate_layer(layer, max_index, types)
         if layer.type == LayerType.TERMINAL and pos != len(block):
             raise NSCError("layer after the terminal (the terminal must come last)", pos + 1)
     last = block[-1]
@@ -229,7 +265,7 @@ def leaves(block: Sequence[Layer]) -> list[int]:
 
 
 def density(block: Sequence[Layer]) -> float:
-    """Edges / nodes of the block DAG (DESIGN.md section 3).
+    """Edges / nodes of the block DAG (docs/design.md section 1).
 
     Nodes: the input, every non-terminal layer, the output. Edges: every predecessor link
     plus one link from each leaf to the output.

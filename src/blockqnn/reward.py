@@ -1,7 +1,7 @@
 """The redefined reward of the paper's Eq. (7), from stored parts.
 
 ``reward = accuracy - mu * ln(GFLOPs) - rho * ln(density)`` with accuracy in percent
-(DESIGN.md section 3). With ``mu = rho = 0`` the reward is plain accuracy. A missing
+(docs/design.md section 4). With ``mu = rho = 0`` the reward is plain accuracy. A missing
 FLOPs or density figure contributes nothing (tabular spaces may lack them).
 """
 

@@ -1,18 +1,25 @@
 """The search loop: ask -> submit -> collect -> tell -> persist.
 
 Only this module knows the strategy, the run store and the executor together. The loop is
-asynchronous as DESIGN.md section 3 describes: whenever an executor slot is free and
+asynchronous as docs/design.md section 8 describes: whenever an executor slot is free and
 budget remains, the strategy proposes a new candidate; results are told to the strategy
 as they arrive. Every change of the strategy's state is saved in the same transaction as
 the candidate row it concerns, so a run killed at any instant resumes exactly: completed
 evaluations are kept, candidates that were in flight are evaluated again, and the run ends
-with exactly ``evaluations`` candidates.
+with exactly ``evaluations`` trained candidates.
 
-Persistence: the strategy's state is saved with every result it learns from (one
-transaction with the candidate's row), together with the number of proposals made so far.
-Proposals change only the strategy's random state, so they are not saved each time: on
-resume, the proposals made after the last save are asked again, which reproduces them
-exactly (checked against the stored architectures).
+Duplicates: a proposal isomorphic to a completed candidate is not trained; it is stored
+as a reused candidate and told to the strategy at once with the stored reward. By default
+it does not consume the budget (the budget buys trainings; the strategy explores after
+too many re-proposals in a row, and the search ends early if even exploring finds only
+duplicates). With ``count_duplicates`` it counts, as the paper counts sampled blocks.
+
+Persistence: the strategy's state is saved with every evaluation result it learns from
+(one transaction with the candidate's row), together with the number of proposals made
+so far. Proposals and the duplicate answers given at once change the strategy in a way
+that is reproducible from the stored rows, so they are not saved each time: on resume,
+the proposals made after the last save are asked again (checked against the stored
+architectures) and the reused ones among them are told again.
 """
 
 from __future__ import annotations
@@ -65,9 +72,15 @@ def create_run(run_dir: str | Path, config: SearchConfig) -> RunStore:
 
 
 def open_run(run_dir: str | Path) -> tuple[RunStore, SearchConfig]:
-    """Open an existing run and its stored configuration (StoreError / ConfigError)."""
-    store = RunStore.open(Path(run_dir) / DB_NAME)
-    return store, SearchConfig.from_dict(store.config)
+    """Open an existing run and its stored configuration (StoreError / ConfigError; a bad
+    stored configuration's error names the database and the field)."""
+    path = Path(run_dir) / DB_NAME
+    store = RunStore.open(path)
+    try:
+        return store, SearchConfig.from_dict(store.config)
+    except ConfigError as exc:
+        store.close()
+        raise ConfigError(f"{path}: stored configuration: {exc}") from exc
 
 
 def new_strategy(config: SearchConfig, space: Space) -> Strategy:
@@ -93,13 +106,22 @@ def make_run_strategy(config: SearchConfig, space: Space, store: RunStore) -> St
     if saved["strategy"] is not None:
         strategy.load_state_dict(saved["strategy"])
     for candidate in store.candidates()[saved["proposals"] :]:
-        again = space.format(strategy.ask())
+        arch = strategy.ask()
+        again = space.format(arch)
         if again != candidate.arch:
             raise StoreError(
                 f"{store.path}: cannot resume exactly: candidate #{candidate.id} was "
                 f"{candidate.arch}, the restored strategy proposes {again}"
             )
+        if candidate.reused_from is not None:
+            tell_duplicate(strategy, config, arch, candidate.reward)
     return strategy
+
+
+def tell_duplicate(strategy: Strategy, config: SearchConfig, arch: Hashable, reward: float) -> None:
+    """Answer a re-proposal with its stored reward (an evaluation only if the run counts
+    duplicates)."""
+    strategy.tell(arch, reward, duplicate=not config.count_duplicates)
 
 
 class Search:
@@ -119,6 +141,7 @@ class Search:
         rungs = config.fidelity()
         self.ladder = None if rungs is None else Ladder.from_results(rungs, store.rung_results())
         self._inflight: dict[int, Hashable] = {}
+        self._exhausted = False
         self._started = time.monotonic()
         self._done_at_start = 0
 
@@ -146,17 +169,22 @@ class Search:
         self.store.set_meta("status", "finished")
         return self.store.counts()
 
+    def _free(self) -> int:
+        """Reused candidates that do not count against the budget."""
+        return 0 if self.config.count_duplicates else self.store.count_reused()
+
     def _done(self) -> int:
+        """Candidates finished that count against the budget."""
         counts = self.store.counts()
-        return counts.get(CandidateState.COMPLETE.value, 0) + counts.get(
-            CandidateState.FAILED.value, 0
-        )
+        finished = counts[CandidateState.COMPLETE.value] + counts[CandidateState.FAILED.value]
+        return finished - self._free()
 
     def _fill(self) -> bool:
         """Propose candidates while a slot is free and budget remains; False when the
-        budget is fully proposed."""
+        budget is fully proposed (or the space holds nothing new)."""
         while len(self._inflight) < self.executor.slots:
-            if sum(self.store.counts().values()) >= self.config.evaluations:
+            spent = sum(self.store.counts().values()) - self._free()
+            if spent >= self.config.evaluations or self._exhausted:
                 return False
             self._propose()
         return True
@@ -167,11 +195,17 @@ class Search:
         iteration, epsilon = self.strategy.iteration, self.strategy.epsilon
         source = self.store.find_by_key(key) if self.config.dedupe else None
         if source is not None and source.reward is not None:
-            self.strategy.tell(arch, source.reward)
-            self.store.add_reused(
-                text, key, iteration, epsilon, source.id, source.reward, self._state(1)
-            )
-            logger.info("candidate reuses #%d (isomorphic): reward %.3f", source.id, source.reward)
+            tell_duplicate(self.strategy, self.config, arch, source.reward)
+            self.store.add_reused(text, key, iteration, epsilon, source.id, source.reward, None)
+            logger.debug("candidate reuses #%d (isomorphic): reward %.3f", source.id, source.reward)
+            self._exhausted = self.strategy.repeats >= 2 * self.strategy.max_repeats
+            if self._exhausted:
+                logger.warning(
+                    "%d proposals in a row were duplicates, %d of them random: the space "
+                    "seems exhausted; ending the search early",
+                    self.strategy.repeats,
+                    self.strategy.max_repeats,
+                )
             return
         cid = self.store.add_candidate(text, key, iteration, epsilon, None)
         self._submit(cid, text)
@@ -246,10 +280,9 @@ class Search:
         """Where the evaluator keeps candidate ``cid``'s weights between rungs."""
         return self.store.path.parent / "weights" / f"{cid}.pt"
 
-    def _state(self, adding: int = 0) -> dict:
-        """What is saved with a result: the strategy and the proposals it has made
-        (``adding`` counts a candidate row written in the same transaction)."""
-        proposals = sum(self.store.counts().values()) + adding
+    def _state(self) -> dict:
+        """What is saved with a result: the strategy and the proposals it has made."""
+        proposals = sum(self.store.counts().values())
         return {"strategy": self.strategy.state_dict(), "proposals": proposals}
 
     def _report(self) -> None:

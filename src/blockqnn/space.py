@@ -85,7 +85,7 @@ INPUT_STATE = Layer(0, 0, 0, 0, 0)
 
 
 class NSCSpace:
-    """The BlockQNN block space (DESIGN.md section 3).
+    """The BlockQNN block space (docs/design.md section 2).
 
     State: the code of the current layer (the block input is ``(0,0,0,0,0)``). Action: the
     code of the next layer, index + 1. Predecessors range over 0..index; add and concat
@@ -157,7 +157,7 @@ class NSCSpace:
 
     def architecture(self, actions: Sequence[Layer]) -> nsc.Block:
         block = tuple(Layer(*a) for a in actions)
-        nsc.validate(block, self.max_index)
+        nsc.validate(block, self.max_index, self.types)
         return block
 
     def trajectory(self, arch: nsc.Block) -> list[Layer]:
@@ -170,7 +170,7 @@ class NSCSpace:
         return nsc.format_block(arch)
 
     def parse(self, text: str) -> nsc.Block:
-        return nsc.parse(text, self.max_index)
+        return nsc.parse(text, self.max_index, self.types)
 
     def mutate(self, arch: nsc.Block, rng: random.Random) -> nsc.Block:
         """Replace one layer by another legal layer, append one, or drop the last one."""

@@ -177,6 +177,34 @@ class RungResult:
     reward: float  #: the reward measured at this budget
 
 
+def rank(candidates: Iterable[Candidate], by: str = "reward") -> list[Candidate]:
+    """The ranking of a run: best first by ``by``, one row per architecture.
+
+    The one ranking every view of a run uses (``show``, ``export``, the report,
+    ``DIR:topK``). ``by`` is ``"reward"``, ``"accuracy"`` or ``"test_accuracy"`` (higher is
+    better). Only COMPLETE candidates holding the metric count; reused duplicates are left
+    out, and isomorphic blocks (one canonical key) evaluated more than once (without
+    dedupe) appear once, as their best evaluation. Ties go to the earlier id.
+    """
+    if by not in _TOP_METRICS:
+        raise ValueError(f"cannot rank by {by!r}; choose one of {sorted(_TOP_METRICS)}")
+    scored = [
+        c
+        for c in candidates
+        if c.state == CandidateState.COMPLETE
+        and c.reused_from is None
+        and getattr(c, by) is not None
+    ]
+    scored.sort(key=lambda c: (-getattr(c, by), c.id))
+    seen: set[str] = set()
+    ranking = []
+    for c in scored:
+        if c.key not in seen:
+            seen.add(c.key)
+            ranking.append(c)
+    return ranking
+
+
 class RunStore:
     """The database of one search run.
 
@@ -524,23 +552,17 @@ class RunStore:
             found = dict(rows.fetchall())
         return {state.value: found.get(state.value, 0) for state in CandidateState}
 
-    def top(self, k: int, by: str = "reward") -> list[Candidate]:
-        """The ``k`` best COMPLETE candidates by ``by`` (higher is better), best first.
+    def count_reused(self) -> int:
+        """Number of candidates that reuse another's result (isomorphic duplicates)."""
+        with self._read() as conn:
+            row = conn.execute("SELECT COUNT(*) FROM candidates WHERE reused_from IS NOT NULL")
+            return int(row.fetchone()[0])
 
-        ``by`` is ``"reward"``, ``"accuracy"`` or ``"test_accuracy"``. Reused duplicates
-        and candidates lacking the metric are left out; ties go to the earlier id.
-        """
-        if by not in _TOP_METRICS:
-            raise ValueError(f"cannot rank by {by!r}; choose one of {sorted(_TOP_METRICS)}")
+    def top(self, k: int, by: str = "reward") -> list[Candidate]:
+        """The first ``k`` of the run's ranking by ``by``: see :func:`rank`."""
         if k < 0:
             raise ValueError(f"k must be non-negative, got {k}")
-        with self._read() as conn:
-            return self._select(
-                conn,
-                f"WHERE state = 'complete' AND reused_from IS NULL AND {by} IS NOT NULL"
-                f" ORDER BY {by} DESC, id LIMIT ?",
-                (k,),
-            )
+        return rank(self.candidates([CandidateState.COMPLETE]), by)[:k]
 
     # -- metadata ------------------------------------------------------------------------
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from blockqnn import blocks, nsc
+from blockqnn import nsc
+from blockqnn.cli._blocks import add_components_option, resolve_block
+from blockqnn.config import COMPONENTS
 
 
 def register(subparsers) -> None:
@@ -13,6 +15,7 @@ def register(subparsers) -> None:
     p.add_argument("codes", help='block codes, e.g. "(1,4,0,0,0) (2,1,3,1,0) ..." or a name')
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_network_options(p)
+    add_components_option(p)
     p.set_defaults(func=run)
 
 
@@ -55,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from blockqnn import profile
 
     try:
-        block = blocks.resolve(args.codes, args.max_index)
+        block = resolve_block(args.codes, args.max_index, COMPONENTS[args.components])
     except nsc.NSCError as exc:
         if args.json:
             print(json.dumps({"valid": False, "error": str(exc), "layer": exc.layer}))

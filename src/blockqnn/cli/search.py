@@ -16,6 +16,9 @@ from blockqnn.search import Progress, Search, create_run, open_run
 
 logger = logging.getLogger(__name__)
 
+#: Iterations a search's budget is divided into when --batch is not given.
+ITERATIONS_PER_SEARCH = 20
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("search", help="search for a block (or a NAS-Bench-201 cell)")
@@ -25,10 +28,31 @@ def register(subparsers) -> None:
     p.add_argument("--strategy", choices=("qlearning", "random", "evolution"), default="qlearning")
     p.add_argument("--evaluations", type=int, help="budget of candidates (default: 64 x 178)")
     p.add_argument("--iterations", type=int, help="budget in iterations of --batch candidates")
-    p.add_argument("--batch", type=int, default=64, help="candidates per iteration")
+    p.add_argument(
+        "--batch",
+        type=int,
+        help="candidates per iteration of the epsilon schedule and replay "
+        f"(default: budget / {ITERATIONS_PER_SEARCH}, at most 64; 64 with --paper)",
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--mu", type=float, default=1.0, help="reward weight of ln(GFLOPs)")
-    p.add_argument("--rho", type=float, default=8.0, help="reward weight of ln(density)")
+    p.add_argument(
+        "--paper",
+        action="store_true",
+        help="the paper's exact search: its Q-learning agent (preset=paper), reward "
+        "(--mu 1 --rho 8), accounting (--count-duplicates), batch 64 and budget 11,392",
+    )
+    p.add_argument(
+        "--mu", type=float, help="reward weight of ln(GFLOPs) (default 0; 1 with --paper)"
+    )
+    p.add_argument(
+        "--rho", type=float, help="reward weight of ln(density) (default 0; 8 with --paper)"
+    )
+    p.add_argument(
+        "--count-duplicates",
+        action="store_true",
+        help="isomorphic re-proposals (answered from the stored result) count towards the "
+        "budget, as the paper counts sampled blocks (default: only trainings count)",
+    )
     p.add_argument("--max-index", type=int, default=nsc.DEFAULT_MAX_INDEX)
     p.add_argument("--no-dedupe", action="store_true", help="retrain isomorphic duplicates")
     p.add_argument("--unshaped", action="store_true", help="Q-learning without r_t = r_T / T")
@@ -80,11 +104,15 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
     """The run configuration the command-line options describe."""
     if args.evaluations and args.iterations:
         raise ValueError("give --evaluations or --iterations, not both")
-    budget = args.evaluations or (args.iterations or 178) * args.batch
+    batch = args.batch or (64 if args.paper or not args.evaluations else None)
+    budget = args.evaluations or (args.iterations or 178) * batch
+    batch = batch or max(1, min(64, budget // ITERATIONS_PER_SEARCH))
     options = dict(args.option)
     evaluator = evaluator_from_args(args)
     if args.unshaped:
         options["shaped"] = False
+    if args.strategy in ("qlearning", "random"):
+        options.setdefault("preset", "paper" if args.paper else "default")
     return SearchConfig(
         space=args.space,
         components=args.components,
@@ -92,11 +120,12 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
         strategy=args.strategy,
         strategy_options=options,
         evaluations=budget,
-        batch=args.batch,
+        batch=batch,
         seed=args.seed,
-        mu=args.mu,
-        rho=args.rho,
+        mu=_either(args.mu, 1.0 if args.paper else 0.0),
+        rho=_either(args.rho, 8.0 if args.paper else 0.0),
         dedupe=not args.no_dedupe,
+        count_duplicates=args.count_duplicates or args.paper,
         evaluator=evaluator,
         rungs=rungs_from_args(args, evaluator),
         eta=args.eta,
@@ -130,6 +159,10 @@ def _prefetch(text: str) -> int | str:
 
 def _names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _either(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 def _option(text: str) -> tuple[str, object]:

@@ -7,8 +7,9 @@ import json
 import sys
 from pathlib import Path
 
+from blockqnn.config import SearchConfig
 from blockqnn.search import open_run
-from blockqnn.store import Candidate, CandidateState
+from blockqnn.store import Candidate, rank
 
 
 def register(subparsers) -> None:
@@ -54,21 +55,20 @@ def candidate_dict(c: Candidate) -> dict:
     }
 
 
-def ranked(candidates: list[Candidate], estimated: bool = False) -> list[Candidate]:
-    """Complete candidates by measured reward (best first; with ``estimated`` those
-    stopped at a low rung by their estimated reward too), then the others by id."""
-    done = [c for c in candidates if _rank_reward(c, estimated) is not None]
-    rest = [c for c in candidates if c not in done]
-    return sorted(done, key=lambda c: (-_rank_reward(c, estimated), c.id)) + rest
+def with_estimates(ranking: list[Candidate], candidates: list[Candidate]) -> list[Candidate]:
+    """``ranking`` (measured rewards) merged with the candidates stopped at a low rung,
+    ranked by their estimated full-budget reward (ties to the earlier id)."""
+    stopped = [
+        c
+        for c in candidates
+        if c.reward is None and c.reused_from is None and "estimate" in c.extra
+    ]
+    return sorted(ranking + stopped, key=lambda c: (-_reward(c), c.id))
 
 
-def _rank_reward(c: Candidate, estimated: bool) -> float | None:
-    """The reward ``c`` is ranked by: measured, or (``estimated``) else its estimate."""
-    if c.state != CandidateState.COMPLETE:
-        return None
-    if c.reward is None and estimated and "estimate" in c.extra:
-        return c.extra["estimate"]["reward"]
-    return c.reward
+def _reward(c: Candidate) -> float:
+    """The measured reward, else the estimated one."""
+    return c.extra["estimate"]["reward"] if c.reward is None else c.reward
 
 
 def show(args: argparse.Namespace) -> int:
@@ -76,29 +76,25 @@ def show(args: argparse.Namespace) -> int:
     with store:
         if args.curves is not None:
             return show_curve(store.get(args.curves), store.curve(args.curves), args.json)
-        candidates = ranked(store.candidates(), args.estimated)
+        candidates = store.candidates()
         counts, status = store.counts(), store.get_meta("status")
         curves = {c.id: store.curve(c.id) for c in candidates} if args.json else {}
+    ranking = rank(candidates)
+    if args.estimated:
+        ranking = with_estimates(ranking, candidates)
     if args.json:
-        out = {
-            "run_dir": str(args.run_dir),
-            "status": status,
-            "counts": counts,
-            "config": config.to_dict(),
-            "candidates": [{**candidate_dict(c), "curve": curves[c.id]} for c in candidates],
-        }
+        out = _show_json(args.run_dir, status, counts, config, candidates, ranking)
+        for row in out["candidates"]:
+            row["curve"] = curves[row["id"]]
         print(json.dumps(out))
         return 0
     print(f"run {args.run_dir}: {status}, {counts}, budget {config.evaluations}")
     print(f"{'rank':>4} {'id':>6} {'reward':>8} {'acc':>7} {'test':>7}  architecture")
-    for rank, c in enumerate(candidates[: args.top], start=1):
-        reward = _rank_reward(c, args.estimated)
-        if reward is None:
-            break
+    for position, c in enumerate(ranking[: args.top], start=1):
         test = "-" if c.test_accuracy is None else f"{c.test_accuracy:.2f}"
-        mark, accuracy = ("", c.accuracy) if c.reward is not None else ("~", None)
-        acc = "-" if accuracy is None else f"{accuracy:.2f}"
-        print(f"{rank:>4} {c.id:>6} {mark + f'{reward:.3f}':>8} {acc:>7} {test:>7}  {c.arch}")
+        acc = "-" if c.accuracy is None else f"{c.accuracy:.2f}"
+        reward = ("" if c.reward is not None else "~") + f"{_reward(c):.3f}"
+        print(f"{position:>4} {c.id:>6} {reward:>8} {acc:>7} {test:>7}  {c.arch}")
     if args.estimated:
         print("~ estimated from a low rung (stopped there)")
     return 0
@@ -115,6 +111,27 @@ def show_curve(c: Candidate, curve: list[dict], as_json: bool) -> int:
         loss = "-" if p["val_loss"] is None else f"{p['val_loss']:.4f}"
         print(f"{p['epoch']:>6} {p['rung']:>4} {p['val_accuracy']:>8.2f} {loss:>9}")
     return 0
+
+
+def _show_json(
+    run_dir: Path,
+    status: object,
+    counts: dict[str, int],
+    config: SearchConfig,
+    candidates: list[Candidate],
+    ranking: list[Candidate],
+) -> dict:
+    """Every candidate: the ranking first (``rank`` 1, 2, ...), then the rest by id
+    (``rank`` null: duplicates, failed and unfinished candidates)."""
+    ranks = {c.id: position for position, c in enumerate(ranking, start=1)}
+    ordered = ranking + [c for c in candidates if c.id not in ranks]
+    return {
+        "run_dir": str(run_dir),
+        "status": status,
+        "counts": counts,
+        "config": config.to_dict(),
+        "candidates": [{"rank": ranks.get(c.id), **candidate_dict(c)} for c in ordered],
+    }
 
 
 def export(args: argparse.Namespace) -> int:

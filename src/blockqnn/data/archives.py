@@ -70,13 +70,14 @@ def _open_stream(archive: Path) -> Iterator[tarfile.TarFile]:
 
 
 def scan_files(
-    archive: Path, wanted: Callable[[str], bool], budget: int
+    archive: Path, wanted: Callable[[str], bool], budget: int, max_member: int
 ) -> tuple[list[str], dict[str, bytes] | None]:
     """Names of the wanted regular files in archive order, with their bytes if they fit.
 
     The bytes come back only when all wanted files together take at most ``budget`` bytes
     (else None, and :func:`read_files` reads the ones needed in a second pass). Every
-    member is checked (see :func:`check_member`).
+    member is checked (see :func:`check_member`); a wanted file over ``max_member`` bytes
+    is refused before anything of it is read.
     """
     names: list[str] = []
     contents: dict[str, bytes] | None = {}
@@ -86,27 +87,58 @@ def scan_files(
             check_member(archive, member)
             if not (member.isfile() and wanted(member.name)):
                 continue
+            _check_size(archive, member, max_member)
             names.append(member.name)
             kept += member.size
             if contents is not None and kept <= budget:
-                contents[member.name] = tar.extractfile(member).read()
+                contents[member.name] = _read_member(tar, member)
             else:
                 contents = None
     return names, contents
 
 
-def read_files(archive: Path, wanted: Callable[[str], bool]) -> dict[str, bytes]:
+def read_files(archive: Path, wanted: Callable[[str], bool], max_member: int) -> dict[str, bytes]:
     """The bytes of every regular file whose name ``wanted`` accepts, in one streaming pass.
 
-    Every member is checked (see :func:`check_member`), wanted or not.
+    Every member is checked (see :func:`check_member`), wanted or not; a wanted file over
+    ``max_member`` bytes is refused before anything of it is read.
     """
     found: dict[str, bytes] = {}
     with _open_stream(archive) as tar:
         for member in tar:
             check_member(archive, member)
             if member.isfile() and wanted(member.name):
-                found[member.name] = tar.extractfile(member).read()
+                _check_size(archive, member, max_member)
+                found[member.name] = _read_member(tar, member)
     return found
+
+
+def read_file(path: Path, max_bytes: int) -> bytes:
+    """The bytes of the file at ``path``, refused with DatasetError if over ``max_bytes``
+    (checked before reading, and the read itself is bounded)."""
+    try:
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            data = f.read(max_bytes + 1) if size <= max_bytes else b""
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read ({exc})") from exc
+    if size > max_bytes or len(data) > max_bytes:
+        raise DatasetError(f"{path}: {_too_big(max(size, len(data)), max_bytes)}")
+    return data
+
+
+def _check_size(archive: Path, member: tarfile.TarInfo, max_member: int) -> None:
+    if member.size > max_member:
+        raise DatasetError(f"{archive}: member {member.name!r} {_too_big(member.size, max_member)}")
+
+
+def _too_big(size: int, limit: int) -> str:
+    return f"is {size:,} bytes, over the {limit:,}-byte limit for one file"
+
+
+def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    """A member's bytes; the read is bounded by its (already checked) header size."""
+    return tar.extractfile(member).read(member.size)
 
 
 def download(remote: Remote, folder: Path) -> Path:

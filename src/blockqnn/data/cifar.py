@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from blockqnn.data.archives import Remote, read_files
+from blockqnn.data.archives import Remote, read_file, read_files
 from blockqnn.data.catalog import Catalog, array_catalog
 from blockqnn.data.errors import DatasetError
 from blockqnn.data.splits import TEST, TRAIN
@@ -33,6 +33,10 @@ REMOTES: dict[str, Remote] = {
         "cifar-100-python.tar.gz",
     ),
 }
+
+#: Largest file read from a CIFAR source (the biggest official one, CIFAR-100's ``train``,
+#: has 155 MB).
+MAX_FILE_BYTES = 256 << 20
 
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer",
@@ -79,9 +83,13 @@ def cifar_catalog(kind: str, path: Path) -> Catalog:
 def _read_source(path: Path, layout: _Layout) -> dict[str, bytes]:
     if path.is_dir():
         folder = path / layout.folder if (path / layout.folder).is_dir() else path
-        files = {n: (folder / n).read_bytes() for n in layout.files if (folder / n).is_file()}
+        files = {
+            n: read_file(folder / n, MAX_FILE_BYTES) for n in layout.files if (folder / n).is_file()
+        }
     elif path.is_file():
-        found = read_files(path, lambda name: posixpath.basename(name) in layout.files)
+        found = read_files(
+            path, lambda name: posixpath.basename(name) in layout.files, MAX_FILE_BYTES
+        )
         files = {posixpath.basename(name): data for name, data in found.items()}
     else:
         raise DatasetError(f"{path}: no such file or folder")

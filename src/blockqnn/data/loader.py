@@ -133,8 +133,10 @@ def build_dataset(
     plan = plan_splits(
         catalog.labels, catalog.tags, val_fraction=val_fraction, subset=subset, seed=seed
     )
+    where = kind if path is None else f"{kind}:{path}"
     if len(plan.train) == 0:
-        raise DatasetError(f"{kind}:{path}: no training images left after the splits")
+        raise DatasetError(f"{where}: no training images left after the splits")
+    _check_classes(where, catalog.classes, catalog.labels[plan.train])
     order = np.concatenate([plan.train, plan.val, plan.test])
     logger.info("decoding %d images of %s", len(order), kind)
     x = catalog.fetch(order, image_size)
@@ -142,3 +144,14 @@ def build_dataset(
     a, b = len(plan.train), len(plan.train) + len(plan.val)
     name = kind if path is None or kind != "imagefolder" else path.name.split(".")[0]
     return Dataset(name, x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:], catalog.classes)
+
+
+def _check_classes(where: str, classes: tuple[str, ...], train_labels: np.ndarray) -> None:
+    """DatasetError unless the training images hold at least two classes: a single class
+    trains to 100% accuracy and says nothing about an architecture."""
+    present = [classes[i] for i in np.unique(train_labels)]
+    if len(present) < 2:
+        raise DatasetError(
+            f"{where}: the training images hold {len(present)} class(es) "
+            f"({', '.join(present) or 'none'}); a classifier needs at least 2"
+        )

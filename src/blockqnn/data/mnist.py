@@ -17,6 +17,9 @@ _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0
 
 MNIST_CLASSES = tuple(str(d) for d in range(10))
 
+#: Largest idx file read, after decompression (MNIST's training images take 47 MB).
+MAX_FILE_BYTES = 1 << 30
+
 
 def parse_idx(data: bytes, where: str) -> np.ndarray:
     """Decode an idx file: magic ``00 00 <type> <ndim>``, ndim big-endian uint32 sizes, data.
@@ -73,10 +76,14 @@ def _read(folder: Path, base: str, ndim: int) -> tuple[Path, np.ndarray]:
     path = next((folder / n for n in names if (folder / n).is_file()), None)
     if path is None:
         raise DatasetError(f"{folder}: missing {names[0]} (or {names[1]})")
+    opener = gzip.open if path.suffix == ".gz" else open
     try:
-        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        with opener(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)  # bounded: a small .gz may inflate to anything
     except (OSError, EOFError) as exc:
         raise DatasetError(f"{path}: cannot read ({exc})") from exc
+    if len(data) > MAX_FILE_BYTES:
+        raise DatasetError(f"{path}: over the {MAX_FILE_BYTES:,}-byte limit for one idx file")
     array = parse_idx(data, str(path))
     if array.ndim != ndim:
         raise DatasetError(f"{path}: expected {ndim} dimensions, header has {array.ndim}")

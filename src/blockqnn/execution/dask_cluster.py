@@ -65,7 +65,7 @@ LARGE_EVALUATOR_BYTES = 1 << 20
 
 #: The environment recommended for worker processes (``None``: unset). Dask's default
 #: ``MALLOC_TRIM_THRESHOLD_=65536`` turns off glibc's adaptive mmap threshold, and torch
-#: training then runs 1.5-1.7x slower (DESIGN.md section 6; 1.5x measured again on a
+#: training then runs 1.5-1.7x slower (docs/design.md section 10; 1.5x measured again on a
 #: small CNN), so it is unset. One BLAS/OpenMP thread per single-threaded worker process.
 WORKER_ENVIRONMENT: Mapping[str, str | None] = MappingProxyType(
     {

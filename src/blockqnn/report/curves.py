@@ -1,8 +1,8 @@
 """Learning curves of search runs, as in the paper's Fig. 8a and Fig. 10.
 
 Per iteration: the mean reward of the candidates proposed in it, and the best (top-1) and
-the mean of the five best (top-5) rewards found so far; the first run's epsilon stages
-are shaded in the background. Several runs (e.g. Q-learning and random search) share one
+the mean of the five best (top-5) rewards found so far, with the epsilon stages shaded.
+Several runs (e.g. Q-learning and random search) share one
 plot. The numbers are available as plain data (:func:`run_curves`).
 """
 
@@ -122,6 +122,22 @@ def render_curves(
     fmt: str = "png",
 ) -> bytes:
     """The plot of ``runs`` as ``fmt`` bytes (see :func:`plot_runs`)."""
+    fig = curves_figure(runs, labels, metric)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=fmt, dpi=100 if fmt == "svg" else 150)
+    return buffer.getvalue()
+
+
+def curves_figure(
+    runs: Sequence[RunCurves], labels: Sequence[str] | None = None, metric: str = "reward"
+):
+    """The matplotlib Figure of :func:`render_curves`.
+
+    The x axis counts iterations when every run has the same batch size, else candidates
+    proposed (iteration x batch). Epsilon stages are shaded across the plot when every run
+    has the same stages; otherwise each run's stages are a strip in its colour at the
+    bottom, so no run's schedule is shown as another's.
+    """
     from matplotlib.figure import Figure
 
     if not runs:
@@ -131,21 +147,34 @@ def render_curves(
         raise ValueError(f"{len(names)} label(s) for {len(runs)} run(s)")
     fig = Figure(figsize=(9, 4.8), dpi=100, layout="constrained")
     ax = fig.add_subplot()
-    _shade_epsilon(ax, runs[0].stats)
-    for index, (run, name) in enumerate(zip(runs, names, strict=True)):
-        _plot_run(ax, run.stats, name, f"C{index}")
-    _decorate(ax, runs, metric)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format=fmt, dpi=100 if fmt == "svg" else 150)
-    return buffer.getvalue()
+    xlabel, scales = x_axis(runs)
+    bands = [epsilon_bands(run.stats) for run in runs]
+    shared = all(b == bands[0] and s == scales[0] for b, s in zip(bands, scales, strict=True))
+    for index, (run, name, scale) in enumerate(zip(runs, names, scales, strict=True)):
+        if shared and index == 0:
+            _shade_epsilon(ax, bands[0], scale)
+        elif not shared:
+            _strip_epsilon(ax, bands[index], scale, index, f"C{index}")
+        _plot_run(ax, run.stats, name, f"C{index}", scale)
+    _decorate(ax, runs, metric, xlabel)
+    return fig
+
+
+def x_axis(runs: Sequence[RunCurves]) -> tuple[str, list[int]]:
+    """The x axis label, and per run the x units one iteration spans: 1 (iterations) when
+    all runs share a batch size, else the run's batch size (candidates proposed)."""
+    batches = [run.config.batch for run in runs]
+    if len(set(batches)) == 1:
+        return f"Iteration (batch of {batches[0]})", [1] * len(runs)
+    return "Candidates proposed", batches
 
 
 def _default_label(run: RunCurves) -> str:
     return f"{run.run_dir.name} ({run.config.strategy})"
 
 
-def _plot_run(ax, stats: list[IterationStats], name: str, colour: str) -> None:
-    x = [s.iteration + 1 for s in stats]
+def _plot_run(ax, stats: list[IterationStats], name: str, colour: str, scale: int) -> None:
+    x = [(s.iteration + 1) * scale for s in stats]
     ax.plot(x, [s.mean for s in stats], color=colour, alpha=0.45, lw=1, label=f"{name} mean")
     ax.plot(x, [s.top1 for s in stats], color=colour, lw=2, label=f"{name} top-1")
     ax.plot(x, [s.top5 for s in stats], color=colour, lw=1.5, ls="--", label=f"{name} top-{TOP}")
@@ -165,12 +194,18 @@ def epsilon_bands(stats: Sequence[IterationStats]) -> list[tuple[int, int, float
     return bands
 
 
-def _shade_epsilon(ax, stats: list[IterationStats]) -> None:
+def _span(first: int, last: int, scale: int) -> tuple[float, float]:
+    """The x extent of iterations ``first..last`` (points sit at ``(iteration + 1) * scale``)."""
+    return (first + 0.5) * scale, (last + 1.5) * scale
+
+
+def _shade_epsilon(ax, bands: list[tuple[int, int, float]], scale: int) -> None:
     """Grey bands, darker for more exploration, each labelled with its epsilon."""
-    for index, (first, last, epsilon) in enumerate(epsilon_bands(stats)):
-        ax.axvspan(first + 0.5, last + 1.5, color="0.5", alpha=0.04 + 0.16 * epsilon, lw=0)
+    for index, (first, last, epsilon) in enumerate(bands):
+        start, end = _span(first, last, scale)
+        ax.axvspan(start, end, color="0.5", alpha=0.04 + 0.16 * epsilon, lw=0)
         ax.text(
-            (first + last) / 2 + 1,
+            (start + end) / 2,
             1.0,
             f"ε={epsilon:.1f}" if index == 0 else f"{epsilon:.1f}",
             transform=ax.get_xaxis_transform(),
@@ -181,8 +216,22 @@ def _shade_epsilon(ax, stats: list[IterationStats]) -> None:
         )
 
 
-def _decorate(ax, runs: Sequence[RunCurves], metric: str) -> None:
-    ax.set_xlabel(f"Iteration (batch of {runs[0].config.batch})")
+def _strip_epsilon(
+    ax, bands: list[tuple[int, int, float]], scale: int, row: int, colour: str
+) -> None:
+    """One run's epsilon stages as a strip in its colour along the bottom (row ``row``),
+    darker for more exploration."""
+    height = 0.03
+    for first, last, epsilon in bands:
+        start, end = _span(first, last, scale)
+        ax.axvspan(
+            start, end, ymin=row * height, ymax=(row + 1) * height,
+            color=colour, alpha=0.1 + 0.6 * epsilon, lw=0,
+        )  # fmt: skip
+
+
+def _decorate(ax, runs: Sequence[RunCurves], metric: str, xlabel: str) -> None:
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("Reward" if metric == "reward" else "Accuracy (%)")
     ax.grid(alpha=0.3)
     if any(run.stats for run in runs):

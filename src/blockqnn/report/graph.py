@@ -3,7 +3,8 @@
 A :class:`Graph` lists its nodes in topological order (every edge goes from an earlier
 node to a later one). An NSC block becomes, in the style of the paper's figures: an
 ``Input`` node, one node per non-terminal layer labelled like ``Conv,3`` or ``Add``, a
-``Concat`` node joining every leaf (the block output) and an ``Output`` node below it. A
+``Concat`` node joining the leaves when there are several, and an ``Output`` node below
+(a single leaf feeds the output directly). A
 NAS-Bench-201 cell becomes its 4 nodes and 6 edges labelled with their operations.
 
 Pure Python: never imports torch or matplotlib.
@@ -43,6 +44,8 @@ _LAYER_KINDS: dict[LayerType, str] = {
     LayerType.IDENTITY: "identity",
     LayerType.ADD: "merge",
     LayerType.CONCAT: "merge",
+    LayerType.RELU: "identity",
+    LayerType.BATCH_NORM: "identity",
 }
 
 _OP_KINDS: dict[str, str] = {
@@ -86,10 +89,15 @@ def block_graph(block: Sequence[nsc.Layer]) -> Graph:
     layers = nsc.body(block)
     nodes = [Node("in", "Input", "io")]
     nodes += [Node(f"l{x.index}", x.label(), _LAYER_KINDS[LayerType(x.type)]) for x in layers]
-    nodes += [Node("concat", "Concat", "merge"), Node("out", "Output", "io")]
     edges = [Edge(_layer_id(p), f"l{x.index}") for x in layers for p in x.preds]
-    edges += [Edge(f"l{i}", "concat") for i in nsc.leaves(block)]
-    edges.append(Edge("concat", "out"))
+    leaves = nsc.leaves(block)
+    if len(leaves) > 1:
+        nodes.append(Node("concat", "Concat", "merge"))
+        edges += [Edge(f"l{i}", "concat") for i in leaves]
+        edges.append(Edge("concat", "out"))
+    else:
+        edges.append(Edge(f"l{leaves[0]}", "out"))
+    nodes.append(Node("out", "Output", "io"))
     return Graph(tuple(nodes), tuple(edges))
 
 

@@ -16,6 +16,9 @@ from blockqnn.space import Space, random_walk
 
 logger = logging.getLogger(__name__)
 
+#: Duplicate answers in a row after which a strategy explores (see :class:`Strategy`).
+DEFAULT_MAX_REPEATS = 50
+
 #: One finished evaluation: an architecture and its reward in percent.
 Result = tuple[Hashable, float]
 
@@ -29,8 +32,15 @@ class Strategy(ABC):
       the matching tells (asynchronous search: several candidates in flight). An ask
       changes only the random state, never what the strategy has learnt.
     - :meth:`tell` reports one finished evaluation with its reward in **percent** (e.g.
-      65.3). Results may arrive in any order and need not come from an ask (e.g. the
-      stored reward of a duplicate). Failed candidates are simply never told.
+      65.3). Results may arrive in any order and need not come from an ask. Failed
+      candidates are simply never told.
+    - A proposal the caller already knows (isomorphic to an evaluated architecture) is
+      answered at once with ``tell(arch, stored_reward, duplicate=True)``: the strategy
+      learns from it, but it is not an evaluation (it does not advance :attr:`tells`,
+      :attr:`iteration` or the budget). After ``max_repeats`` such answers in a row the
+      strategy explores: each ask is a random walk of the space until an ask is not
+      answered as a duplicate. :attr:`repeats` counts the answers in a row, so a caller
+      can tell an exhausted space (``repeats >= 2 * max_repeats``) and stop.
     - :attr:`iteration` is ``tells // batch``; :attr:`epsilon` is the exploration rate the
       next ask uses (None where it does not apply).
     - :meth:`state_dict` is JSON-serialisable (str keys, lists, numbers, str, None).
@@ -43,26 +53,57 @@ class Strategy(ABC):
     #: The name recorded in :meth:`state_dict`.
     kind: ClassVar[str]
 
-    def __init__(self, space: Space, *, seed: int, budget: int, batch: int) -> None:
+    def __init__(
+        self,
+        space: Space,
+        *,
+        seed: int,
+        budget: int,
+        batch: int,
+        max_repeats: int = DEFAULT_MAX_REPEATS,
+    ) -> None:
         if budget < 1 or batch < 1:
             raise ValueError(f"budget and batch must be >= 1, got budget={budget}, batch={batch}")
+        if isinstance(max_repeats, bool) or not isinstance(max_repeats, int) or max_repeats < 1:
+            raise ValueError(f"max_repeats must be an integer >= 1, got {max_repeats!r}")
         self.space = space
         self.seed = seed
         self.budget = budget
         self.batch = batch
+        self.max_repeats = max_repeats
         self._rng = random.Random(seed)
         self._tells = 0
+        self._repeats = 0  # duplicate answers in a row
+        self._answered = True  # the last ask was answered as a duplicate (or none yet)
+
+    def ask(self) -> Hashable:
+        """The next architecture of :attr:`space` to evaluate (a random walk after
+        ``max_repeats`` duplicate answers in a row)."""
+        if not self._answered:
+            self._repeats = 0
+        self._answered = False
+        if self._repeats >= self.max_repeats:
+            return random_architecture(self.space, self._rng)
+        return self._ask()
 
     @abstractmethod
-    def ask(self) -> Hashable:
-        """The next architecture of :attr:`space` to evaluate."""
+    def _ask(self) -> Hashable:
+        """The strategy's own next proposal."""
 
-    def tell(self, arch: Hashable, reward: float) -> None:
+    def tell(self, arch: Hashable, reward: float, *, duplicate: bool = False) -> None:
         """Learn from one finished evaluation of ``arch`` (an architecture of the space,
-        as :meth:`ask` or ``space.parse`` return it); ``reward`` in percent."""
+        as :meth:`ask` or ``space.parse`` return it); ``reward`` in percent.
+
+        ``duplicate=True`` answers the last ask with the stored reward of an isomorphic,
+        already evaluated architecture (see the class contract)."""
         reward = float(reward)
         if not math.isfinite(reward):
             raise ValueError(f"reward must be finite, got {reward}")
+        if duplicate:
+            self._repeats += 1
+            self._answered = True
+            self._observe_duplicate(arch, reward)
+            return
         self._observe(arch, reward)
         self._tells += 1
         if self._tells % self.batch == 0:
@@ -71,6 +112,15 @@ class Strategy(ABC):
     @abstractmethod
     def _observe(self, arch: Hashable, reward: float) -> None:
         """Learn from one result (reward in percent)."""
+
+    def _observe_duplicate(self, arch: Hashable, reward: float) -> None:
+        """Learn from a duplicate answer (by default as from a result)."""
+        self._observe(arch, reward)
+
+    @property
+    def repeats(self) -> int:
+        """Duplicate answers in a row (0 once an ask is not answered as a duplicate)."""
+        return self._repeats if self._answered else 0
 
     def _end_iteration(self) -> None:
         """Hook run after every ``batch`` tells (just logs by default)."""
@@ -99,10 +149,12 @@ class Strategy(ABC):
             "seed": self.seed,
             "budget": self.budget,
             "batch": self.batch,
+            "max_repeats": self.max_repeats,
         }
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume: ``strategy`` (kind), ``config``, ``tells``, ``rng``
+        """Everything needed to resume: ``strategy`` (kind), ``config``, ``tells``,
+        ``repeats`` (``[count, answered]``), ``rng``
         (``random.Random.getstate()`` as ``[version, [ints], gauss_next]``) and the keys
         the subclass's :meth:`_state` adds."""
         version, internal, gauss = self._rng.getstate()
@@ -110,6 +162,7 @@ class Strategy(ABC):
             "strategy": self.kind,
             "config": self.config,
             "tells": self._tells,
+            "repeats": [self._repeats, self._answered],
             "rng": [version, list(internal), gauss],
             **self._state(),
         }
@@ -127,6 +180,7 @@ class Strategy(ABC):
             raise ValueError(f"state was saved with a different config: {', '.join(differ)}")
         self._restore(state)
         self._tells = int(state["tells"])
+        self._repeats, self._answered = int(state["repeats"][0]), bool(state["repeats"][1])
         version, internal, gauss = state["rng"]
         self._rng.setstate((version, tuple(internal), gauss))
 

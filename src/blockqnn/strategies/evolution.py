@@ -11,6 +11,7 @@ from typing import Any
 
 from blockqnn.space import Space
 from blockqnn.strategies.base import (
+    DEFAULT_MAX_REPEATS,
     Result,
     Strategy,
     decode_results,
@@ -40,8 +41,9 @@ class EvolutionStrategy(Strategy):
         batch: int,
         population_size: int = 20,
         sample_size: int = 5,
+        max_repeats: int = DEFAULT_MAX_REPEATS,
     ) -> None:
-        super().__init__(space, seed=seed, budget=budget, batch=batch)
+        super().__init__(space, seed=seed, budget=budget, batch=batch, max_repeats=max_repeats)
         if population_size < 1 or sample_size < 1:
             raise ValueError(
                 f"population_size and sample_size must be >= 1, "
@@ -56,7 +58,7 @@ class EvolutionStrategy(Strategy):
         """The living ``(arch, reward in percent)`` members, oldest first."""
         return tuple(self._population)
 
-    def ask(self) -> Hashable:
+    def _ask(self) -> Hashable:
         if len(self._population) < self.population_size:
             return random_architecture(self.space, self._rng)
         return self.space.mutate(self._tournament(), self._rng)

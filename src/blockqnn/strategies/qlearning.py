@@ -1,7 +1,7 @@
 """Tabular Q-learning over a space's decision process (paper sections 3.2 and 4.2).
 
 The agent learns on reward / 100 (a 0..1 scale, as MetaQNN) with Q initialised to 0.5
-(DESIGN.md section 3). A complete trajectory ``s_0, a_1, s_1, ..., a_T, s_T`` is updated
+(docs/design.md section 3). A complete trajectory ``s_0, a_1, s_1, ..., a_T, s_T`` is updated
 in reverse order (as MetaQNN does) with the paper's rules (3)-(5)::
 
     Q(s_T, .) = 0
@@ -18,12 +18,19 @@ Pure Python: never imports torch.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Hashable, Sequence
 from typing import Any
 
 from blockqnn.space import Space, walk
-from blockqnn.strategies.base import Result, Strategy, decode_results, encode_results
-from blockqnn.strategies.schedule import EpsilonSchedule, iterations_for
+from blockqnn.strategies.base import (
+    DEFAULT_MAX_REPEATS,
+    Result,
+    Strategy,
+    decode_results,
+    encode_results,
+)
+from blockqnn.strategies.schedule import EpsilonSchedule, budget_schedule, iterations_for
 
 logger = logging.getLogger(__name__)
 
@@ -53,30 +60,36 @@ class QLearningStrategy(Strategy):
         seed: int,
         budget: int,
         batch: int,
-        alpha: float = 0.01,
-        gamma: float = 1.0,
-        q_init: float = 0.5,
-        shaped: bool = True,
-        replay: int = 64,
-        schedule: EpsilonSchedule | None = None,
+        preset: str = "default",
+        **options: Any,
     ) -> None:
-        super().__init__(space, seed=seed, budget=budget, batch=batch)
-        if not 0.0 < alpha <= 1.0 or not 0.0 <= gamma <= 1.0:
-            raise ValueError(f"need 0 < alpha <= 1 and 0 <= gamma <= 1, got {alpha}, {gamma}")
-        if replay < 0:
-            raise ValueError(f"replay must be >= 0, got {replay}")
-        self.alpha = alpha
-        self.gamma = gamma
-        self.q_init = q_init
-        self.shaped = shaped
-        self.replay = replay
-        template = EpsilonSchedule() if schedule is None else schedule
+        settings = preset_options(preset, batch)
+        unknown = sorted(set(options) - set(settings))
+        if unknown:
+            raise TypeError(f"unknown Q-learning option(s): {', '.join(unknown)}")
+        settings.update(options)
+        super().__init__(
+            space, seed=seed, budget=budget, batch=batch, max_repeats=settings["max_repeats"]
+        )
+        self.preset = preset
+        self.alpha = _number(settings, "alpha", 0.0, 1.0, low_open=True)
+        self.gamma = _number(settings, "gamma", 0.0, 1.0)
+        self.q_init = _number(settings, "q_init", -math.inf, math.inf)
+        self.per_visit = _flag(settings, "per_visit")
+        self.shaped = _flag(settings, "shaped")
+        self.replay = _count(settings, "replay")
+        template = settings["schedule"]
+        if not isinstance(template, EpsilonSchedule):
+            template = EpsilonSchedule(**template)
         self.schedule = template.scaled(iterations_for(budget, batch))
         self._q: dict[Hashable, dict[Hashable, float]] = {}
+        self._visits: dict[Hashable, dict[Hashable, int]] = {}
         self._memory: list[Result] = []
         self._memory_rows: list[list[Any]] = []  # encoded memory[:len], extended lazily
-        # (state, action) -> (memory index, step) of its first occurrence; names Q entries
-        # in state_dict without needing states to be JSON-able.
+        self._aliases: list[Hashable] = []  # duplicate answers that took a path of their own
+        # (state, action) -> (trajectory, step) of its first occurrence, the trajectory a
+        # memory index or -1 - an alias index; names Q entries in state_dict without
+        # needing states to be JSON-able.
         self._origin: dict[tuple[Hashable, Hashable], tuple[int, int]] = {}
 
     @property
@@ -92,7 +105,7 @@ class QLearningStrategy(Strategy):
         """Q(state, action), ``q_init`` where never updated."""
         return self._q.get(state, {}).get(action, self.q_init)
 
-    def ask(self) -> Hashable:
+    def _ask(self) -> Hashable:
         epsilon = self.epsilon
         actions = walk(self.space, lambda state, legal: self._choose(state, legal, epsilon))
         return self.space.architecture(actions)
@@ -137,8 +150,21 @@ class QLearningStrategy(Strategy):
         states, actions = self._remember(arch, reward)
         self._update(states, actions, reward)
 
+    def _observe_duplicate(self, arch: Hashable, reward: float) -> None:
+        """A re-proposal answered with its stored reward: the update, no new memory. (An
+        isomorphic re-proposal may take a path of its own: its new entries are named by
+        the re-proposal, kept as an alias.)"""
+        states, actions = self._path(arch)
+        pairs = list(zip(states[:-1], actions, strict=True))
+        if any(pair not in self._origin for pair in pairs):
+            index = -1 - len(self._aliases)
+            self._aliases.append(arch)
+            for step, pair in enumerate(pairs):
+                self._origin.setdefault(pair, (index, step))
+        self._update(states, actions, reward)
+
     def _end_iteration(self) -> None:
-        for _ in range(self.replay):
+        for _ in range(self.replay if self._memory else 0):
             arch, reward = self._rng.choice(self._memory)
             self._update(*self._path(arch), reward)
         logger.debug("replayed %d of %d results", self.replay, len(self._memory))
@@ -171,46 +197,132 @@ class QLearningStrategy(Strategy):
             target = r + self.gamma * self._value(states[t + 1])
             row = self._q.setdefault(states[t], {})
             old = row.get(actions[t], self.q_init)
-            row[actions[t]] = (1.0 - self.alpha) * old + self.alpha * target
+            row[actions[t]] = old + self._rate(states[t], actions[t]) * (target - old)
+
+    def _rate(self, state: Hashable, action: Hashable) -> float:
+        """The learning rate of this update of Q(state, action): ``alpha``, or with
+        ``per_visit`` ``max(alpha, 1 / n)`` for its n-th update (Watkins), which makes Q
+        the running mean of its targets until n reaches 1 / alpha."""
+        visits = self._visits.setdefault(state, {})
+        n = visits[action] = visits.get(action, 0) + 1
+        return max(self.alpha, 1.0 / n) if self.per_visit else self.alpha
 
     @property
     def config(self) -> dict[str, Any]:
         return {
             **super().config,
+            "preset": self.preset,
             "alpha": self.alpha,
             "gamma": self.gamma,
             "q_init": self.q_init,
+            "per_visit": self.per_visit,
             "shaped": self.shaped,
             "replay": self.replay,
             "schedule": self.schedule.as_dict(),
         }
 
     def _state(self) -> dict[str, Any]:
-        """``memory`` (``[arch text, reward]`` rows in tell order) and ``q``
-        (``[memory index, step, value]`` rows: the entry for the state and action at that
-        step of that remembered trajectory, in table order)."""
+        """``memory`` (``[arch text, reward]`` rows in tell order), ``aliases`` (arch texts)
+        and ``q`` (``[trajectory, step, value, updates]`` rows: the entry for the state and
+        action at that step of that trajectory, a memory index or -1 - an alias index, in
+        table order)."""
         self._memory_rows += encode_results(self.space, self._memory[len(self._memory_rows) :])
         memory = [list(row) for row in self._memory_rows]
-        rows = [[*self._origin[s, a], v] for s, row in self._q.items() for a, v in row.items()]
-        return {"memory": memory, "q": rows}
+        rows = [
+            [*self._origin[s, a], v, self._visits[s][a]]
+            for s, row in self._q.items()
+            for a, v in row.items()
+        ]
+        aliases = [self.space.format(arch) for arch in self._aliases]
+        return {"memory": memory, "aliases": aliases, "q": rows}
 
     def _restore(self, state: dict[str, Any]) -> None:
-        memory = decode_results(self.space, state["memory"])
-        self._memory, self._memory_rows, self._origin = [], [], {}
-        for arch, reward in memory:
-            self._remember(arch, reward)
-        at = {origin: pair for pair, origin in self._origin.items()}
-        self._q = {}
-        for index, step, value in state["q"]:
-            s, a = at[index, step]
+        self._memory = decode_results(self.space, state["memory"])
+        self._memory_rows = []
+        self._aliases = [self.space.parse(text) for text in state["aliases"]]
+        paths: dict[int, list[tuple[Hashable, Hashable]]] = {}
+        self._q, self._visits, self._origin = {}, {}, {}
+        for index, step, value, visits in state["q"]:
+            if index not in paths:
+                arch = self._memory[index][0] if index >= 0 else self._aliases[-1 - index]
+                states, actions = self._path(arch)
+                paths[index] = list(zip(states[:-1], actions, strict=True))
+            s, a = pair = paths[index][step]
             self._q.setdefault(s, {})[a] = float(value)
+            self._visits.setdefault(s, {})[a] = int(visits)
+            self._origin[pair] = (index, step)
 
 
 def random_search(
     space: Space, *, seed: int, budget: int, batch: int, **options: Any
 ) -> QLearningStrategy:
     """The paper's random-search baseline (Appendix A): the same pipeline, epsilon = 1."""
-    schedule = EpsilonSchedule.constant(1.0)
-    return QLearningStrategy(
-        space, seed=seed, budget=budget, batch=batch, schedule=schedule, **options
-    )
+    options["schedule"] = EpsilonSchedule.constant(1.0)
+    return QLearningStrategy(space, seed=seed, budget=budget, batch=batch, **options)
+
+
+def preset_options(preset: str, batch: int) -> dict[str, Any]:
+    """The Q-learning settings of ``preset`` (ValueError for an unknown one).
+
+    - ``"paper"``: the paper's agent exactly: alpha 0.01 for every update, gamma 1, Q
+      initialised to 0.5, shaped reward, replay of 64 results after every iteration and
+      the paper's epsilon schedule (95, 7, 7, 7, 10 x 5, 12 iterations) scaled to the budget.
+    - ``"default"``: the same algorithm fitted to budgets of 50-2,000 evaluations: the
+      learning rate of each entry is ``max(alpha, 1 / n)`` at its n-th update (Watkins), so
+      Q is the mean of its targets rather than a slow drift from 0.5 (with alpha 0.01 and
+      a few visits per entry Q otherwise tracks visit counts, not rewards); replay is 1:1
+      with the batch, as the paper's 64 of 64; and the epsilon = 1 stage is a quarter of
+      the budget instead of the paper's 53%, with the later stages in the paper's
+      proportions (:func:`~blockqnn.strategies.schedule.budget_schedule`).
+    """
+    if preset == "paper":
+        return {
+            "alpha": 0.01,
+            "gamma": 1.0,
+            "q_init": 0.5,
+            "per_visit": False,
+            "shaped": True,
+            "replay": 64,
+            "schedule": EpsilonSchedule(),
+            "max_repeats": DEFAULT_MAX_REPEATS,
+        }
+    if preset == "default":
+        return {
+            "alpha": 0.01,
+            "gamma": 1.0,
+            "q_init": 0.5,
+            "per_visit": True,
+            "shaped": True,
+            "replay": batch,
+            "schedule": budget_schedule(),
+            "max_repeats": DEFAULT_MAX_REPEATS,
+        }
+    raise ValueError(f"unknown Q-learning preset {preset!r}; presets: default, paper")
+
+
+def _number(
+    settings: dict[str, Any], name: str, low: float, high: float, *, low_open: bool = False
+) -> float:
+    value = settings[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    below = value <= low if low_open else value < low
+    if math.isnan(value) or below or value > high:
+        bounds = f"{'(' if low_open else '['}{low}, {high}]"
+        raise ValueError(f"{name} must lie in {bounds}, got {value}")
+    return value
+
+
+def _flag(settings: dict[str, Any], name: str) -> bool:
+    value = settings[name]
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+def _count(settings: dict[str, Any], name: str) -> int:
+    value = settings[name]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    return value

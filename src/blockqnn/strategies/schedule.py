@@ -2,7 +2,7 @@
 
 The paper (Table 2) holds epsilon at 1.0, 0.9, ..., 0.1 for 95, 7, 7, 7, 10, 10, 10, 10, 10
 and 12 iterations (178 in all) of 64 blocks. A smaller or larger search keeps these
-proportions (DESIGN.md section 3, "scale-down") via :meth:`EpsilonSchedule.scaled`.
+proportions (docs/design.md section 3) via :meth:`EpsilonSchedule.scaled`.
 
 Pure Python: never imports torch.
 """
@@ -10,6 +10,7 @@ Pure Python: never imports torch.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 #: Iterations per epsilon level in the paper's Table 2.
@@ -80,6 +81,25 @@ class EpsilonSchedule:
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form: ``{"counts": [...], "epsilons": [...]}``."""
         return {"counts": list(self.counts), "epsilons": list(self.epsilons)}
+
+
+#: Share of the budget the default schedule spends at epsilon = 1 (the paper: 95 / 178).
+DEFAULT_EXPLORE_SHARE = 0.25
+
+
+def budget_schedule(explore: float = DEFAULT_EXPLORE_SHARE) -> EpsilonSchedule:
+    """The paper's stages with the epsilon = 1 stage resized to ``explore`` of the total.
+
+    The later stages (0.9 down to 0.1) keep the paper's proportions among themselves
+    (7, 7, 7, 10, 10, 10, 10, 10, 12). ``explore`` lies in (0, 1).
+    """
+    if not 0.0 < explore < 1.0:
+        raise ValueError(f"explore must lie in (0, 1), got {explore}")
+    share = Fraction(explore).limit_denominator(1000)
+    later = PAPER_COUNTS[1:]
+    first = share.numerator * sum(later)
+    rest = share.denominator - share.numerator
+    return EpsilonSchedule(counts=(first, *(c * rest for c in later)), epsilons=PAPER_EPSILONS)
 
 
 def iterations_for(budget: int, batch: int) -> int:

@@ -64,15 +64,16 @@ def load_tagged(path: PathLike, kind: str) -> dict[str, Any]:
     """The dict saved in ``path`` by ``atomic_save(tagged(kind, ...))``.
 
     Raises FileNotFoundError for a missing file and :class:`ModelFileError` naming the file
-    for anything else: not a torch file, corrupt, holding arbitrary Python objects (never
-    unpickled), another format, or another version.
+    and what is wrong for anything else: not a torch file, truncated or corrupt, holding
+    Python objects beyond tensors and plain data (refused, never unpickled), another
+    format, or another version.
     """
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise ModelFileError(f"{path}: not a {kind} file ({_reason(exc)})") from exc
+        raise ModelFileError(f"{path}: not a {kind} file: {_reason(exc)}") from exc
     found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
     if found != kind:
         raise ModelFileError(f"{path}: not a {kind} file (it holds {found!r})")
@@ -84,14 +85,28 @@ def load_tagged(path: PathLike, kind: str) -> dict[str, Any]:
 
 
 def _reason(exc: BaseException) -> str:
-    """A short reason from a ``torch.load`` failure (its messages run to paragraphs)."""
-    text = str(exc)
-    found = re.search(r"WeightsUnpickler error:\s*(.+)", text)
-    if found:
-        detail = found.group(1).split(" was not an allowed global")[0].strip()
-        return f"refused to unpickle it: {detail}"
-    lines = text.strip().splitlines()
-    return lines[0] if lines else f"{type(exc).__name__}: truncated or empty"
+    """What is wrong with a file ``torch.load(weights_only=True)`` failed on, in our words.
+
+    torch's own messages run to paragraphs, report a truncated file as ``[Errno 22]`` and
+    advise retrying with ``weights_only=False``, which would run the file's code: never
+    repeat them.
+    """
+    if isinstance(exc, pickle.UnpicklingError):
+        found = re.search(r"GLOBAL (\S+)", str(exc))
+        what = f"a Python object ({found.group(1)})" if found else "pickled Python objects"
+        return f"it holds {what} beyond tensors and plain data, so loading was refused"
+    if isinstance(exc, PermissionError | IsADirectoryError):
+        return exc.strerror or type(exc).__name__
+    return "it is truncated or corrupt (not a complete torch file)"
+
+
+def mismatch(exc: BaseException) -> str:
+    """One line saying why a saved record did not fit what was built from it (a missing
+    entry, or ``load_state_dict``'s multi-line list of missing and unexpected keys)."""
+    if isinstance(exc, KeyError):
+        return f"no {exc.args[0]!r} entry"
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def save_model(
@@ -130,7 +145,9 @@ def load(path: PathLike) -> Network:
         network = build(record["codes"], NetworkConfig.from_dict(record["network"]))
         network.load_state_dict(record["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise ModelFileError(f"{path}: model file does not match its network ({exc})") from exc
+        raise ModelFileError(
+            f"{path}: model file does not match its network ({mismatch(exc)})"
+        ) from exc
     network.classes = tuple(record["classes"])
     network.mean, network.std = tuple(record["mean"]), tuple(record["std"])
     return network.eval()

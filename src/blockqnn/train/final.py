@@ -30,6 +30,7 @@ from blockqnn.train.checkpoint import (
     atomic_save,
     atomic_write,
     load_tagged,
+    mismatch,
     save_model,
     tagged,
 )
@@ -131,8 +132,17 @@ def _start(loop: Loop, path: Path, meta: dict[str, Any], resume: bool) -> None:
     if not path.exists():
         raise CheckpointError(f"nothing to resume: {path} does not exist")
     state = load_tagged(path, CHECKPOINT_FORMAT)
-    _check_identity(path, state["meta"], meta)
-    loop.load_state_dict(state["loop"])
+    saved, loop_state = state.get("meta"), state.get("loop")
+    if not isinstance(saved, dict) or not isinstance(loop_state, dict):
+        raise CheckpointError(f"{path}: checkpoint lacks its 'meta' and 'loop' records")
+    _check_identity(path, saved, meta)
+    try:
+        loop.load_state_dict(loop_state)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"{path}: checkpoint does not match this training's network and optimiser "
+            f"({mismatch(exc)})"
+        ) from exc
     logger.info("resumed %s after epoch %d of %d", path, loop.epoch, loop.epochs)
 
 

@@ -1,0 +1,122 @@
+"""Every view of a run ranks alike (show, show --json, export, DIR:topK); NAS-Bench-201 runs
+in draw / train; learning curves of runs with different batch sizes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from matplotlib.colors import to_rgba
+
+from blockqnn import cli, nsc
+from blockqnn.cli._blocks import resolve_arch, resolve_block
+from blockqnn.config import SearchConfig
+from blockqnn.evaluation import Result
+from blockqnn.report.curves import IterationStats, RunCurves, curves_figure
+from blockqnn.search import create_run
+
+#: Two isomorphic blocks (the concat's inputs swapped) and one other block.
+BRANCHES = "(1,1,3,0,0) (2,2,3,0,0) (3,6,0,2,1) (4,7,0,0,0)"
+SWAPPED = "(1,2,3,0,0) (2,1,3,0,0) (3,6,0,2,1) (4,7,0,0,0)"
+SHORTCUT = "(1,4,0,0,0) (2,1,3,1,0) (3,1,3,2,0) (4,5,0,1,3) (5,7,0,0,0)"
+CELL = "|nor_conv_3x3~0|+|none~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|"
+
+
+def complete(store, arch: str, key: str, reward: float) -> int:
+    cid = store.add_candidate(arch, key, 0, 1.0, None)
+    store.complete(cid, Result(accuracy=reward), reward, None)
+    return cid
+
+
+@pytest.fixture
+def nsc_run(tmp_path: Path) -> Path:
+    """A run without dedupe: one architecture evaluated twice (both orders) and reused."""
+    run = tmp_path / "nsc"
+    config = SearchConfig(dedupe=False, evaluator={"kind": "train"})
+    with create_run(run, config) as store:
+        key = nsc.canonical_key(nsc.parse(BRANCHES))
+        assert nsc.canonical_key(nsc.parse(SWAPPED)) == key
+        best = complete(store, BRANCHES, key, 70.0)
+        complete(store, SWAPPED, key, 65.0)
+        store.add_reused(BRANCHES, key, 0, 1.0, best, 70.0, None)
+        complete(store, SHORTCUT, nsc.canonical_key(nsc.parse(SHORTCUT)), 60.0)
+    return run
+
+
+@pytest.fixture
+def nb201_run(tmp_path: Path) -> Path:
+    run = tmp_path / "nb201"
+    config = SearchConfig(space="nb201", evaluator={"kind": "tabular", "table": "t.csv"})
+    with create_run(run, config) as store:
+        complete(store, CELL, CELL, 91.0)
+    return run
+
+
+def test_show_export_and_topk_rank_alike(nsc_run: Path, tmp_path: Path, capsys) -> None:
+    assert cli.main(["show", str(nsc_run)]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
+    assert [(r[0], r[2]) for r in rows] == [("1", "70.000"), ("2", "60.000")]
+    assert cli.main(["show", str(nsc_run), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)["candidates"]
+    assert [(c["rank"], c["arch"]) for c in shown[:3]] == [
+        (1, BRANCHES),
+        (2, SHORTCUT),
+        (None, SWAPPED),
+    ]
+    out = tmp_path / "best.json"
+    assert cli.main(["export", str(nsc_run), "--top", "5", "-o", str(out)]) == 0
+    exported = json.loads(out.read_text())["blocks"]
+    assert [(b["rank"], b["arch"]) for b in exported] == [(1, BRANCHES), (2, SHORTCUT)]
+    assert nsc.format_block(resolve_block(f"{nsc_run}:top2")) == SHORTCUT
+    with pytest.raises(ValueError, match="has 2 ranked candidate"):
+        resolve_block(f"{nsc_run}:top3")
+
+
+def test_nb201_run_draws_its_cell_but_does_not_train(nb201_run: Path, tmp_path: Path, capsys):
+    assert resolve_arch(f"{nb201_run}:top1") == CELL
+    svg = tmp_path / "cell.svg"
+    assert cli.main(["draw", f"{nb201_run}:top1", "-o", str(svg), "--engine", "python"]) == 0
+    assert "nor_conv_3x3" in svg.read_text()
+    best = tmp_path / "best.json"
+    assert cli.main(["export", str(nb201_run), "-o", str(best)]) == 0
+    exported = json.loads(best.read_text())
+    assert exported["space"] == "nb201"
+    assert [(b["rank"], b["arch"], b["reward"]) for b in exported["blocks"]] == [(1, CELL, 91.0)]
+    argv = ["train", "--block", f"{nb201_run}:top1", "--dataset", "digits", "--epochs", "1"]
+    assert cli.main([*argv, "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "NAS-Bench-201 cell" in err and "builds and trains NSC blocks only" in err
+    assert not (tmp_path / "out").exists()
+
+
+def curves(name: str, batch: int, epsilons: list[float]) -> RunCurves:
+    stats = [
+        IterationStats(i, batch, 50.0 + i, 50.0 + i, 50.0 + i, eps)
+        for i, eps in enumerate(epsilons)
+    ]
+    return RunCurves(Path(name), SearchConfig(batch=batch, evaluator={"kind": "train"}), stats)
+
+
+def span_colours(ax) -> list[tuple]:
+    return [tuple(round(v, 3) for v in p.get_facecolor()[:3]) for p in ax.patches]
+
+
+def rgb(colour: str) -> tuple:
+    return tuple(round(v, 3) for v in to_rgba(colour)[:3])
+
+
+def test_curves_of_runs_with_different_batches_count_candidates() -> None:
+    q, random = curves("q", 8, [1.0, 1.0, 0.5, 0.1]), curves("r", 2, [1.0] * 10)
+    ax = curves_figure([q, random]).axes[0]
+    assert ax.get_xlabel() == "Candidates proposed"
+    top1 = [line for line in ax.lines if line.get_label().endswith("top-1")]
+    assert [list(line.get_xdata()) for line in top1] == [[8, 16, 24, 32], list(range(2, 22, 2))]
+    # each run's own stages, in its own colour: q has 3 stages, random search 1
+    assert span_colours(ax) == [rgb("C0")] * 3 + [rgb("C1")]
+
+
+def test_curves_with_one_schedule_shade_it_once() -> None:
+    ax = curves_figure([curves("a", 4, [1.0, 0.1]), curves("b", 4, [1.0, 0.1])]).axes[0]
+    assert ax.get_xlabel() == "Iteration (batch of 4)"
+    assert span_colours(ax) == [rgb("0.5")] * 2
