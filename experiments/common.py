@@ -346,12 +346,16 @@ def run_search(run_dir: Path, config: SearchConfig, workers: int) -> None:
 def run_figures(run_dir: Path) -> dict[str, Any]:
     """A finished NSC run's reward and accuracy curves, mean block length per iteration,
     counts, proposals in order and its five best candidates."""
-    store, _ = open_run(run_dir)
+    store, config = open_run(run_dir)
     with store:
         candidates, best = store.candidates(), store.top(TOP)
     done = [c for c in candidates if c.state == CandidateState.COMPLETE]
+    reused = config.count_duplicates
     return {
-        "curves": {m: stats_curve(iteration_stats(candidates, m)) for m in ("reward", "accuracy")},
+        "curves": {
+            m: stats_curve(iteration_stats(candidates, m, with_reused=reused))
+            for m in ("reward", "accuracy")
+        },
         "layers": _mean_layers(done),
         "trained": sum(c.reused_from is None for c in done),
         "reused": sum(c.reused_from is not None for c in done),

@@ -23,8 +23,9 @@ ARMS: list[common.Arm] = [
     ("Q-learning (paper)", "qlearning", {"preset": "paper"}),
     ("random", "random", {}),
 ]
-#: The proxy for this comparison: 5,000 CIFAR-10 images, a fifth of them for validation.
-PROXY = {"subset": 5000, "val_fraction": 0.2}
+#: The proxy for this comparison: 5,000 CIFAR-10 images, a fifth of them for validation,
+#: two epochs per candidate.
+PROXY = {"subset": 5000, "val_fraction": 0.2, "recipe_overrides": {"epochs": 2}}
 SEEDS = 3
 
 
@@ -47,7 +48,7 @@ def _test(arm: dict[str, Any]) -> float:
 
 def cifar_part(args) -> dict[str, Any]:
     """Every arm on the CPU proxy, the same seeds and budget, through the search loop."""
-    evaluations, batch = common.proxy_scale(args.quick) if args.quick else (64, 4)
+    evaluations, batch = common.proxy_scale(args.quick) if args.quick else (48, 4)
     evaluator = common.proxy_evaluator(args.quick, **({} if args.quick else PROXY))
     seeds = 1 if args.quick else SEEDS
     arms = [label for label, _, _ in ARMS if label != "Q-learning (paper)"]

@@ -53,12 +53,14 @@ SLEEP = 0.4  #: seconds per evaluation where a test must catch evaluations runni
 
 
 def config(**changes) -> SearchConfig:
-    """The searches of this file: the evaluator under test and a small budget."""
+    """The searches of this file: the evaluator under test and a small budget of
+    candidates (duplicates counted, so a run holds exactly its budget)."""
     base = SearchConfig(
         space="nb201",
         evaluations=12,
         batch=4,
         seed=5,
+        count_duplicates=True,
         evaluator={"kind": "tabular", "table": str(TABLE), "reward_column": "valid-accuracy"},
     )
     return replace(base, **changes)
@@ -177,12 +179,16 @@ def test_master_killed_and_resumed_against_the_same_cluster(tmp_path, cluster):
     master.kill()
     master.wait()
     assert 4 <= completed(run_dir) < 16, "the master was not killed mid-run"
+    resumed_at = time.time()
     resumed = driver(run_dir, cluster.scheduler_address, log)
     assert resumed.wait(timeout=60) == 0, log.read_text()
     store, _ = open_run(run_dir)
     with store:
         assert_each_candidate_once(store, 16)
-        assert any(c.attempts == 2 for c in store.candidates()), "none was in flight"
+        cands = store.candidates()
+        assert any(c.created < resumed_at < c.started for c in cands), "none was in flight"
+        trained = {c.attempts for c in cands if c.reused_from is None}
+        assert trained == {1}  # the master's restart is no attempt
 
 
 def test_scheduler_lost_then_resumed_on_a_new_scheduler(tmp_path):
@@ -323,5 +329,6 @@ def test_cli_reports_a_missing_scheduler(tmp_path):
         "--executor", "tcp://127.0.0.1:9", "--run-dir", str(tmp_path / "r"), "--no-progress",
     ]  # fmt: skip
     proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 3
-    assert "127.0.0.1:9" in proc.stderr and "--resume" in proc.stderr
+    assert proc.returncode == 2  # a setup error: refused before the run exists
+    assert "cannot connect to the Dask scheduler at tcp://127.0.0.1:9" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "r").exists()

@@ -270,6 +270,7 @@ def tiny_run(tmp_path) -> Path:
         space="nsc",
         evaluations=9,
         batch=2,
+        count_duplicates=True,
         evaluator={"kind": "tabular", "table": "x", "reward_column": "y"},
     )
     with create_run(tmp_path / "tiny", config) as store:
@@ -301,6 +302,11 @@ def test_curve_numbers_by_hand(tiny_run):
     assert epsilon_bands(stats) == [(0, 1, 1.0), (2, 3, 0.5)]
     accuracy = run_curves(tiny_run, metric="accuracy").stats
     assert [s.top1 for s in accuracy] == [70.0, 80.0, 80.0, 80.0]
+    store, _ = open_run(tiny_run)
+    with store:
+        free = iteration_stats(store.candidates(), with_reused=False)
+    # a run whose duplicates are free: the iteration's mean is over trained candidates
+    assert (free[3].count, free[3].mean, free[3].top5) == (2, 10.0, pytest.approx(19.4))
 
 
 def test_curve_rejects_unknown_metric():

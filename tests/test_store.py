@@ -200,13 +200,13 @@ def test_requeue_unfinished(store: RunStore) -> None:
     again = store.get(running)
     assert (again.state, again.attempts, again.started, again.worker) == (
         CandidateState.PENDING,
-        1,
+        0,  # the interrupted start is not an attempt
         None,
         None,
     )
     assert store.get(done).state is CandidateState.COMPLETE
     store.mark_running(running)
-    assert store.get(running).attempts == 2
+    assert store.get(running).attempts == 1
 
 
 def test_find_by_key_only_sees_complete_originals(store: RunStore) -> None:

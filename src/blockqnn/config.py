@@ -19,8 +19,11 @@ from blockqnn.fidelity import Rungs
 from blockqnn.reward import RewardConfig
 from blockqnn.space import NSCSpace, Space
 
-#: The paper's budget: 178 iterations of 64 blocks.
+#: The paper's budget: 178 iterations of 64 blocks (weeks of training on a CPU).
 PAPER_EVALUATIONS = 178 * 64
+#: ``blockqnn search``'s budget when none is given: 4 iterations of 64 candidates, minutes
+#: on digits and hours for a small CIFAR proxy on a few CPU cores.
+DEFAULT_EVALUATIONS = 4 * 64
 
 
 class ConfigError(ValueError):

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -255,11 +256,14 @@ class RunStore:
         run database (not SQLite, or another application's), is corrupt, or was written
         by a newer schema version. A rejected file is left as it is (beyond SQLite's own
         recovery of an interrupted transaction).
+
+        On read-only media (the file or its directory is not writable) the database is
+        opened read-only, so readers (``show``, ``report``) work there; writing raises.
         """
         db = _resolve(path)
         _check_header(db)
         try:
-            conn = _connect(db)
+            conn = _connect(db, read_only=not _writable(db))
         except sqlite3.OperationalError as exc:  # cannot open, locked, I/O error
             raise StoreError(f"{db} cannot be opened ({exc})") from exc
         except sqlite3.Error as exc:  # an SQLite header, but unreadable content
@@ -476,12 +480,14 @@ class RunStore:
     def requeue_unfinished(self) -> list[Candidate]:
         """On resume: set RUNNING candidates back to PENDING; return all PENDING in id order.
 
-        Attempts are kept (they count starts); ``started`` and ``worker`` are cleared.
+        ``attempts`` counts starts that ended in a worker: the start the master's exit
+        interrupted is taken back, so restarting the master never uses up a candidate's
+        retries. ``started`` and ``worker`` are cleared.
         """
         with self._write() as conn:
             cursor = conn.execute(
-                "UPDATE candidates SET state = 'pending', started = NULL, worker = NULL"
-                " WHERE state = 'running'"
+                "UPDATE candidates SET state = 'pending', started = NULL, worker = NULL,"
+                " attempts = max(attempts - 1, 0) WHERE state = 'running'"
             )
             pending = self._select(conn, "WHERE state = 'pending' ORDER BY id")
         if cursor.rowcount:
@@ -658,9 +664,22 @@ def _resolve(path: str | Path) -> Path:
     return path / DB_FILENAME if path.is_dir() else path
 
 
-def _connect(db: Path) -> sqlite3.Connection:
-    """Connect to an existing file (never creating one) in autocommit mode."""
-    uri = f"{db.resolve().as_uri()}?mode=rw"
+def _writable(db: Path) -> bool:
+    return os.access(db, os.W_OK) and os.access(db.parent, os.W_OK)
+
+
+def _connect(db: Path, read_only: bool = False) -> sqlite3.Connection:
+    """Connect to an existing file (never creating one) in autocommit mode.
+
+    ``read_only``: for a file that cannot be written. Without its ``-wal``/``-shm`` files
+    (a run closed cleanly) SQLite cannot open it in WAL mode except as ``immutable``,
+    which is exact then: nothing can change it.
+    """
+    mode = "rw"
+    if read_only:
+        wal = all(db.with_name(db.name + s).exists() for s in ("-wal", "-shm"))
+        mode = "ro" if wal else "ro&immutable=1"
+    uri = f"{db.resolve().as_uri()}?mode={mode}"
     conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     try:
         conn.execute("PRAGMA synchronous = NORMAL")

@@ -2,25 +2,33 @@
 
 Each subcommand module exposes ``register(subparsers)``, which adds its parser and sets
 ``func(args) -> int`` (the exit status). Errors the user can fix exit with status 2 and a
-one-line message on stderr.
+one-line message on stderr. A subcommand may also set ``user_errors``, the exception classes
+that are the user's errors (any other exception is a bug and keeps its traceback); without
+it, the broad :data:`USER_ERRORS` apply. Output cut short by a closed pipe (``| head``)
+ends quietly; Ctrl-C ends with status 130 and no traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from blockqnn import __version__
 from blockqnn.cli import block, draw, plot, report, search, show, train
+from blockqnn.cli._errors import UsageError
 from blockqnn.store import StoreError
 
 COMMANDS = (block, search, show, train, draw, plot, report)
 
-
-class UsageError(Exception):
-    """A problem with the user's input: printed on stderr, exit status 2."""
+#: Exceptions reported as the user's errors by subcommands that set no ``user_errors``.
+USER_ERRORS = (UsageError, ValueError, KeyError, FileNotFoundError, StoreError)
+#: Exit status when stdout was closed early (128 + SIGPIPE, as a shell reports it).
+EXIT_BROKEN_PIPE = 141
+#: Exit status after Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +50,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     try:
         return args.func(args)
-    except (UsageError, ValueError, KeyError, FileNotFoundError, StoreError) as exc:
+    except getattr(args, "user_errors", USER_ERRORS) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"blockqnn {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        print(f"blockqnn {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so flushing it at exit does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

@@ -21,7 +21,9 @@ def register(subparsers) -> None:
 
 def add_network_options(p: argparse.ArgumentParser) -> None:
     """Options that describe how a block is stacked (shared by several commands)."""
-    p.add_argument("--preset", choices=("cifar", "imagenet"), default="cifar")
+    p.add_argument(
+        "--preset", choices=("cifar", "imagenet"), help="how blocks are stacked (default: cifar)"
+    )
     p.add_argument("--repeats", "-N", type=int, help="blocks per stage (preset default)")
     p.add_argument("--widths", type=_ints, help="stage widths, e.g. 32,64,128")
     p.add_argument("--classes", type=int, help="number of classes (preset default)")

@@ -1,51 +1,170 @@
-"""``blockqnn search``: run (or ``--resume``) a search in a run directory."""
+"""``blockqnn search``: run (or ``--resume``) a search in a run directory.
+
+Order of work, so that a mistake never leaves a half-made run behind: the options are
+checked, then everything the master can check (the strategy's options, the dataset or
+table, one network, the executor's connection), and only then is the run directory
+created and locked. A resume takes the lock first, then reads the stored configuration,
+which is the truth: an option that contradicts it is refused.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
+import shlex
+import shutil
 import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from blockqnn import nsc
+from blockqnn.cli._errors import UsageError
+from blockqnn.cli._types import (
+    fraction,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    widths,
+)
 from blockqnn.cli.block import _ints
-from blockqnn.config import SearchConfig
+from blockqnn.config import (
+    DEFAULT_EVALUATIONS,
+    PAPER_EVALUATIONS,
+    ConfigError,
+    SearchConfig,
+    make_space,
+)
 from blockqnn.execution.base import ExecutorLost
-from blockqnn.search import Progress, Search, create_run, open_run
+from blockqnn.preflight import SetupError, check_evaluator
+from blockqnn.runlock import RunLock, RunLocked
+from blockqnn.search import DB_NAME, Progress, Search, create_run, new_strategy, open_run
+from blockqnn.store import CandidateState, RunStore, StoreError
 
 logger = logging.getLogger(__name__)
 
+#: Defaults of the options that define the run (argparse defaults are None, so a resume
+#: can tell what was typed).
+DEFAULTS: dict[str, Any] = {
+    "space": "nsc",
+    "strategy": "qlearning",
+    "seed": 0,
+    "max_index": nsc.DEFAULT_MAX_INDEX,
+    "components": "pcc",
+    "dataset": "digits",
+    "val_fraction": 0.1,
+    "fidelity": "proxy",
+    "preset": "cifar",
+    "device": "auto",
+    "threads": 1,
+}
 #: Iterations a search's budget is divided into when --batch is not given.
 ITERATIONS_PER_SEARCH = 20
+#: The search command's user errors; anything else is a bug and keeps its traceback.
+USER_ERRORS = (UsageError, SetupError, RunLocked, StoreError, ConfigError)
+#: Default evaluation timeout per epoch of the early-stop recipe.
+TIMEOUT_PER_EPOCH_S = 1800.0
+#: Default evaluation timeout of an evaluator that does not train (a table look-up).
+TIMEOUT_LOOKUP_S = 600.0
+
+
+# --- option types --------------------------------------------------------------------------
+
+
+def _option(text: str) -> tuple[str, object]:
+    """``KEY=VALUE``; VALUE is read as JSON when it is a number, true/false or null, else
+    kept as text. Lists and objects are refused (no strategy option takes one)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+    if isinstance(parsed, (dict, list)):
+        raise argparse.ArgumentTypeError(f"{key}: expected a number, true/false or text")
+    return key, parsed
+
+
+def _executor(text: str) -> str:
+    if text == "local":
+        return text
+    from blockqnn.execution.dask_cluster import scheduler_address
+
+    try:
+        return scheduler_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"'local' or a scheduler address: {exc}") from None
+
+
+# --- the parser ----------------------------------------------------------------------------
+
+
+def _default(name: str) -> str:
+    return f"(default: {DEFAULTS[name]})"
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("search", help="search for a block (or a NAS-Bench-201 cell)")
+    p = subparsers.add_parser(
+        "search",
+        help="search for a block (or a NAS-Bench-201 cell)",
+        description="Run a search in --run-dir, or continue one with --resume (which uses "
+        "the stored configuration; options that contradict it are refused).",
+    )
     p.add_argument("--run-dir", required=True, type=Path, help="directory of the run's files")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
-    p.add_argument("--space", choices=("nsc", "nb201"), default="nsc")
-    p.add_argument("--strategy", choices=("qlearning", "random", "evolution"), default="qlearning")
-    p.add_argument("--evaluations", type=int, help="budget of candidates (default: 64 x 178)")
-    p.add_argument("--iterations", type=int, help="budget in iterations of --batch candidates")
+    p.add_argument(
+        "--space",
+        choices=("nsc", "nb201"),
+        help="nsc: BlockQNN blocks trained on a dataset; nb201: NAS-Bench-201 cells looked "
+        f"up in --table {_default('space')}",
+    )
+    p.add_argument(
+        "--strategy",
+        choices=("qlearning", "random", "evolution"),
+        help="the paper's Q-learning agent, random search (epsilon 1) or regularized "
+        f"evolution {_default('strategy')}",
+    )
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument(
+        "--evaluations",
+        type=positive_int,
+        help=f"budget of candidates (default: {DEFAULT_EVALUATIONS}, sized for a CPU; "
+        f"{PAPER_EVALUATIONS} with --paper)",
+    )
+    budget.add_argument(
+        "--iterations",
+        type=positive_int,
+        help="budget in iterations of --batch (default 64) candidates",
+    )
     p.add_argument(
         "--batch",
-        type=int,
+        type=positive_int,
         help="candidates per iteration of the epsilon schedule and replay "
         f"(default: budget / {ITERATIONS_PER_SEARCH}, at most 64; 64 with --paper)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, help=f"seeds the agent and the training {_default('seed')}")
     p.add_argument(
         "--paper",
         action="store_true",
         help="the paper's exact search: its Q-learning agent (preset=paper), reward "
-        "(--mu 1 --rho 8), accounting (--count-duplicates), batch 64 and budget 11,392",
+        f"(--mu 1 --rho 8), accounting (--count-duplicates), batch 64 and budget "
+        f"{PAPER_EVALUATIONS}",
     )
     p.add_argument(
-        "--mu", type=float, help="reward weight of ln(GFLOPs) (default 0; 1 with --paper)"
+        "--mu",
+        type=non_negative_float,
+        help="reward weight of ln(GFLOPs) (default 0; 1 with --paper)",
     )
     p.add_argument(
-        "--rho", type=float, help="reward weight of ln(density) (default 0; 8 with --paper)"
+        "--rho",
+        type=non_negative_float,
+        help="reward weight of ln(density) (default 0; 8 with --paper)",
     )
     p.add_argument(
         "--count-duplicates",
@@ -53,7 +172,11 @@ def register(subparsers) -> None:
         help="isomorphic re-proposals (answered from the stored result) count towards the "
         "budget, as the paper counts sampled blocks (default: only trainings count)",
     )
-    p.add_argument("--max-index", type=int, default=nsc.DEFAULT_MAX_INDEX)
+    p.add_argument(
+        "--max-index",
+        type=positive_int,
+        help=f"NSC: largest layer index, terminal included {_default('max_index')}",
+    )
     p.add_argument("--no-dedupe", action="store_true", help="retrain isomorphic duplicates")
     p.add_argument("--unshaped", action="store_true", help="Q-learning without r_t = r_T / T")
     p.add_argument(
@@ -68,8 +191,8 @@ def register(subparsers) -> None:
     p.add_argument(
         "--components",
         choices=("pcc", "separate"),
-        default="pcc",
-        help="convolution codes as PCCs (paper) or separate ReLU/BN/Conv codes (Fig. 9)",
+        help="convolution codes as PCCs (paper) or separate ReLU/BN/Conv codes (Fig. 9) "
+        f"{_default('components')}",
     )
     add_training_options(p)
     add_rung_options(p)
@@ -81,7 +204,86 @@ def register(subparsers) -> None:
     tab.add_argument(
         "--rung-columns", type=_names, help="with --rungs: each rung's column, e.g. LOW,HIGH"
     )
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, user_errors=USER_ERRORS)
+
+
+def add_training_options(p: argparse.ArgumentParser) -> None:
+    """Options of the early-stop training evaluator and of where evaluations run."""
+    g = p.add_argument_group("training evaluation (--space nsc)")
+    g.add_argument(
+        "--dataset",
+        help=f"digits, cifar10:PATH, cifar100:PATH, mnist:DIR, imagefolder:PATH "
+        f"{_default('dataset')}",
+    )
+    g.add_argument("--subset", type=positive_int, help="keep this many training images")
+    g.add_argument("--image-size", type=positive_int, help="resize images to this size")
+    g.add_argument(
+        "--val-fraction",
+        type=fraction,
+        help=f"share of the training images held out for validation {_default('val_fraction')}",
+    )
+    g.add_argument(
+        "--fidelity",
+        choices=("paper", "proxy"),
+        help="early-stop recipe: the paper's 12 epochs, or a CPU-sized proxy "
+        f"{_default('fidelity')}",
+    )
+    g.add_argument("--epochs", type=positive_int, help="override the recipe's epochs")
+    g.add_argument(
+        "--preset",
+        choices=("cifar", "imagenet"),
+        help=f"how blocks are stacked into a network {_default('preset')}",
+    )
+    g.add_argument("--repeats", "-N", type=positive_int, help="blocks per stage (preset default)")
+    g.add_argument("--widths", type=widths, help="stage widths, e.g. 32,64,128")
+    g.add_argument(
+        "--param-limit", type=positive_int, help="skip candidates over this many parameters"
+    )
+    g.add_argument(
+        "--adapt-repeats",
+        action="store_true",
+        help="over the limit, lower N until it fits (BlockQNN-L)",
+    )
+    g.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        help=f"where candidates train {_default('device')}",
+    )
+    g.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
+    g.add_argument(
+        "--threads",
+        type=positive_int,
+        help=f"torch threads per worker, stored with the run {_default('threads')}",
+    )
+    x = p.add_argument_group("execution (may change on --resume)")
+    x.add_argument(
+        "--workers",
+        type=non_negative_int,
+        help="worker processes; 0 evaluates in this process (default: 1; tabular: 0)",
+    )
+    x.add_argument("--gpus", type=_ints, help="GPU ids shared out among the workers")
+    x.add_argument(
+        "--prefetch",
+        type=_prefetch,
+        default="auto",
+        help="Dask: evaluations queued ahead per worker slot; 'auto' (default) queues one"
+        " while the master's round trip costs over 1%% of an evaluation",
+    )
+    x.add_argument(
+        "--executor",
+        type=_executor,
+        default="local",
+        help="'local' (process pool) or dask://HOST:PORT, tls://HOST:PORT (a running scheduler)",
+    )
+    x.add_argument(
+        "--eval-timeout",
+        type=positive_float,
+        metavar="SECONDS",
+        help="kill (local) or restart (Dask) a worker whose evaluation runs longer than this "
+        "and retry the candidate (default: "
+        f"{TIMEOUT_PER_EPOCH_S:g} s per epoch of the recipe; {TIMEOUT_LOOKUP_S:g} s for "
+        "tables)",
+    )
 
 
 def add_rung_options(p: argparse.ArgumentParser) -> None:
@@ -95,51 +297,70 @@ def add_rung_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--eta",
-        type=float,
+        type=positive_float,
         help="rungs: promote 1/ETA of each rung (default: the ratio of the rung budgets)",
     )
 
 
+def _prefetch(text: str) -> int | str:
+    return text if text == "auto" else non_negative_int(text)
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+# --- the configuration the options describe ----------------------------------------------
+
+
+def _value(args: argparse.Namespace, name: str) -> Any:
+    """The option's value, or its default when it was not given."""
+    value = getattr(args, name)
+    return DEFAULTS[name] if value is None else value
+
+
 def config_from_args(args: argparse.Namespace) -> SearchConfig:
-    """The run configuration the command-line options describe."""
-    if args.evaluations and args.iterations:
-        raise ValueError("give --evaluations or --iterations, not both")
-    batch = args.batch or (64 if args.paper or not args.evaluations else None)
-    budget = args.evaluations or (args.iterations or 178) * batch
-    batch = batch or max(1, min(64, budget // ITERATIONS_PER_SEARCH))
+    """The run configuration the command-line options describe (UsageError if invalid)."""
+    budget, batch = budget_and_batch(args)
     options = dict(args.option)
     evaluator = evaluator_from_args(args)
     if args.unshaped:
         options["shaped"] = False
-    if args.strategy in ("qlearning", "random"):
+    if _value(args, "strategy") in ("qlearning", "random"):
         options.setdefault("preset", "paper" if args.paper else "default")
-    return SearchConfig(
-        space=args.space,
-        components=args.components,
-        max_index=args.max_index,
-        strategy=args.strategy,
-        strategy_options=options,
-        evaluations=budget,
-        batch=batch,
-        seed=args.seed,
-        mu=_either(args.mu, 1.0 if args.paper else 0.0),
-        rho=_either(args.rho, 8.0 if args.paper else 0.0),
-        dedupe=not args.no_dedupe,
-        count_duplicates=args.count_duplicates or args.paper,
-        evaluator=evaluator,
-        rungs=rungs_from_args(args, evaluator),
-        eta=args.eta,
-    )
+    try:
+        return SearchConfig(
+            space=_value(args, "space"),
+            components=_value(args, "components"),
+            max_index=_value(args, "max_index"),
+            strategy=_value(args, "strategy"),
+            strategy_options=options,
+            evaluations=budget,
+            batch=batch,
+            seed=_value(args, "seed"),
+            mu=_either(args.mu, 1.0 if args.paper else 0.0),
+            rho=_either(args.rho, 8.0 if args.paper else 0.0),
+            dedupe=not args.no_dedupe,
+            count_duplicates=args.count_duplicates or args.paper,
+            evaluator=evaluator,
+            rungs=rungs_from_args(args, evaluator),
+            eta=args.eta,
+        )
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def rungs_from_args(args: argparse.Namespace, evaluator: dict) -> list[float]:
-    """The rung budgets ``--rungs`` asks for ([] without it)."""
+    """The rung budgets ``--rungs`` asks for ([] without it; UsageError if invalid)."""
     if not args.rungs:
         return []
     if args.rungs != "auto":
-        return [float(b) for b in args.rungs.split(",")]
+        try:
+            return [float(b) for b in args.rungs.split(",")]
+        except ValueError:
+            raise UsageError(f"--rungs: expected 'auto' or budgets, got {args.rungs!r}") from None
     if evaluator["kind"] != "train":
-        raise ValueError("--rungs auto needs training epochs; give the table's rung costs")
+        raise UsageError("--rungs auto needs training epochs; give the table's rung costs")
     from blockqnn.fidelity import geometric_rungs
     from blockqnn.train.evaluator import TrainingEvaluator
 
@@ -148,83 +369,30 @@ def rungs_from_args(args: argparse.Namespace, evaluator: dict) -> list[float]:
     return list(geometric_rungs(epochs).budgets)
 
 
-def _prefetch(text: str) -> int | str:
-    if text == "auto":
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or a number, got {text!r}") from None
-
-
-def _names(text: str) -> list[str]:
-    return [name.strip() for name in text.split(",") if name.strip()]
+def budget_and_batch(args: argparse.Namespace) -> tuple[int, int]:
+    """The budget: ``--evaluations``, ``--iterations`` of ``--batch`` (64 by default), else
+    :data:`DEFAULT_EVALUATIONS` (the paper's with ``--paper``). The batch, when not given,
+    divides the budget into :data:`ITERATIONS_PER_SEARCH` iterations (at most 64; 64 with
+    ``--paper`` or ``--iterations``)."""
+    batch = args.batch or (64 if args.paper or args.iterations else None)
+    if args.evaluations:
+        budget = args.evaluations
+    elif args.iterations:
+        budget = args.iterations * batch
+    else:
+        budget = PAPER_EVALUATIONS if args.paper else DEFAULT_EVALUATIONS
+    return budget, batch or max(1, min(64, budget // ITERATIONS_PER_SEARCH))
 
 
 def _either(value: float | None, default: float) -> float:
     return default if value is None else value
 
 
-def _option(text: str) -> tuple[str, object]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
-
-
-def add_training_options(p: argparse.ArgumentParser) -> None:
-    """Options of the early-stop training evaluator and of where evaluations run."""
-    g = p.add_argument_group("training evaluation (--space nsc)")
-    g.add_argument("--dataset", default="digits", help="digits, cifar10:PATH, imagefolder:PATH...")
-    g.add_argument("--subset", type=int, help="keep this many training images")
-    g.add_argument("--image-size", type=int, help="resize images to this size")
-    g.add_argument("--val-fraction", type=float, default=0.1)
-    g.add_argument(
-        "--fidelity",
-        choices=("paper", "proxy"),
-        default="proxy",
-        help="early-stop recipe: the paper's 12 epochs, or a CPU-sized proxy",
-    )
-    g.add_argument("--epochs", type=int, help="override the recipe's epochs")
-    g.add_argument("--preset", choices=("cifar", "imagenet"), default="cifar")
-    g.add_argument("--repeats", "-N", type=int, help="blocks per stage (preset default)")
-    g.add_argument("--widths", type=_ints, help="stage widths, e.g. 32,64,128")
-    g.add_argument("--param-limit", type=int, help="skip candidates over this many parameters")
-    g.add_argument(
-        "--adapt-repeats",
-        action="store_true",
-        help="over the limit, lower N until it fits (BlockQNN-L)",
-    )
-    g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    g.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
-    x = p.add_argument_group("execution")
-    x.add_argument(
-        "--workers", type=int, help="worker processes (default: 1; tabular runs in-process)"
-    )
-    x.add_argument("--threads", type=int, default=1, help="torch threads per worker")
-    x.add_argument("--gpus", type=_ints, help="GPU ids shared out among the workers")
-    x.add_argument(
-        "--prefetch",
-        type=_prefetch,
-        default="auto",
-        help="Dask: evaluations queued ahead per worker slot; 'auto' (default) queues one"
-        " while the master's round trip costs over 1%% of an evaluation",
-    )
-    x.add_argument(
-        "--executor",
-        default="local",
-        help="'local' (process pool) or dask://HOST:PORT (an existing scheduler)",
-    )
-
-
 def evaluator_from_args(args: argparse.Namespace) -> dict:
     """The evaluator options the command line describes (plain data for the run config)."""
-    if args.space == "nb201":
+    if _value(args, "space") == "nb201":
         if not (args.table and args.reward_column):
-            raise ValueError("--space nb201 needs --table and --reward-column")
+            raise UsageError("--space nb201 needs --table and --reward-column")
         return {
             "kind": "tabular",
             "table": str(Path(args.table).resolve()),
@@ -235,24 +403,27 @@ def evaluator_from_args(args: argparse.Namespace) -> dict:
         }
     from blockqnn.train.evaluator import TrainingEvaluator
 
-    evaluator = TrainingEvaluator(
-        dataset=_absolute_dataset(args.dataset),
-        subset=args.subset,
-        image_size=args.image_size,
-        val_fraction=args.val_fraction,
-        preset=args.preset,
-        widths=args.widths,
-        repeats=args.repeats,
-        conv="plain" if args.components == "separate" else "pcc",
-        recipe=args.fidelity,
-        recipe_overrides={"epochs": args.epochs} if args.epochs else {},
-        max_params=args.param_limit,
-        adapt_repeats=args.adapt_repeats,
-        seed=args.seed,
-        threads=args.threads,
-        amp=args.amp,
-        device=args.device,
-    )
+    try:
+        evaluator = TrainingEvaluator(
+            dataset=_absolute_dataset(_value(args, "dataset")),
+            subset=args.subset,
+            image_size=args.image_size,
+            val_fraction=_value(args, "val_fraction"),
+            preset=_value(args, "preset"),
+            widths=args.widths,
+            repeats=args.repeats,
+            conv="plain" if _value(args, "components") == "separate" else "pcc",
+            recipe=_value(args, "fidelity"),
+            recipe_overrides={"epochs": args.epochs} if args.epochs else {},
+            max_params=args.param_limit,
+            adapt_repeats=args.adapt_repeats,
+            seed=_value(args, "seed"),
+            threads=_value(args, "threads"),
+            amp=args.amp,
+            device=_value(args, "device"),
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     return {"kind": "train", **evaluator.to_dict()}
 
 
@@ -262,16 +433,112 @@ def _absolute_dataset(spec: str) -> str:
     return f"{name}:{Path(path).resolve()}" if sep and path else spec
 
 
+def _evaluator_field(name: str) -> Callable[[SearchConfig], Any]:
+    return lambda c: c.evaluator.get(name)
+
+
+def _stored_widths(c: SearchConfig) -> tuple[int, ...] | None:
+    widths = c.evaluator.get("widths")
+    return None if widths is None else tuple(widths)
+
+
+#: Per option that defines the run: its value in a stored configuration.
+STORED: dict[str, Callable[[SearchConfig], Any]] = {
+    "space": lambda c: c.space,
+    "strategy": lambda c: c.strategy,
+    "evaluations": lambda c: c.evaluations,
+    "batch": lambda c: c.batch,
+    "seed": lambda c: c.seed,
+    "mu": lambda c: c.mu,
+    "rho": lambda c: c.rho,
+    "max_index": lambda c: c.max_index,
+    "components": lambda c: c.components,
+    "no_dedupe": lambda c: not c.dedupe,
+    "count_duplicates": lambda c: c.count_duplicates,
+    "paper": lambda c: (
+        c.count_duplicates
+        and (c.mu, c.rho) == (1.0, 8.0)
+        and c.strategy_options.get("preset", "paper") == "paper"
+    ),
+    "unshaped": lambda c: c.strategy_options.get("shaped") is False,
+    "dataset": _evaluator_field("dataset"),
+    "subset": _evaluator_field("subset"),
+    "image_size": _evaluator_field("image_size"),
+    "val_fraction": _evaluator_field("val_fraction"),
+    "fidelity": _evaluator_field("recipe"),
+    "epochs": lambda c: c.evaluator.get("recipe_overrides", {}).get("epochs"),
+    "preset": _evaluator_field("preset"),
+    "repeats": _evaluator_field("repeats"),
+    "widths": _stored_widths,
+    "param_limit": _evaluator_field("max_params"),
+    "adapt_repeats": _evaluator_field("adapt_repeats"),
+    "device": _evaluator_field("device"),
+    "amp": _evaluator_field("amp"),
+    "threads": _evaluator_field("threads"),
+    "table": _evaluator_field("table"),
+    "reward_column": _evaluator_field("reward_column"),
+    "test_column": _evaluator_field("test_column"),
+    "cost_column": _evaluator_field("cost_column"),
+}
+#: How a typed value is stored (paths are made absolute).
+NORMALISE: dict[str, Callable[[Any], Any]] = {
+    "dataset": _absolute_dataset,
+    "table": lambda text: str(Path(text).resolve()),
+}
+
+
+def conflicts(args: argparse.Namespace, stored: SearchConfig) -> list[str]:
+    """The typed options that contradict the stored configuration, as ``--opt V (run: W)``.
+
+    An option counts when it was typed (not None; a flag that is set; ``--option``).
+    """
+    found = []
+    for name, value_of in STORED.items():
+        given = getattr(args, name)
+        if given is None or given is False:
+            continue
+        given = NORMALISE.get(name, lambda v: v)(given)
+        if given != value_of(stored):
+            found.append(_describe(name, given, value_of(stored)))
+    if args.iterations and args.iterations * stored.batch != stored.evaluations:
+        found.append(_describe("iterations", args.iterations, stored.evaluations // stored.batch))
+    for key, value in args.option:
+        if stored.strategy_options.get(key) != value:
+            found.append(f"--option {key}={value} (run: {stored.strategy_options.get(key)})")
+    return found
+
+
+def _describe(name: str, given: Any, stored: Any) -> str:
+    """``--option VALUE (run: STORED)`` (a flag alone), values as typed on a command line."""
+    option = "--" + name.replace("_", "-")
+    return option if given is True else f"{option} {_shown(given)} (run: {_shown(stored)})"
+
+
+def _shown(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+# --- the executor --------------------------------------------------------------------------
+
+
 def make_executor(args: argparse.Namespace, config: SearchConfig):
-    """The executor the options ask for: in-process, a local process pool, or Dask."""
+    """The executor the options ask for, set up as the stored ``config`` says (device,
+    threads): in-process, a local process pool, or Dask. Raises SetupError when a Dask
+    scheduler cannot be reached or refuses this client."""
     from blockqnn.config import make_evaluator
 
     evaluator = make_evaluator(config)
     if args.executor != "local":
         from blockqnn.execution.dask_cluster import DaskExecutor
 
-        gpu = {"GPU": 1} if args.device == "cuda" else None
-        return DaskExecutor(args.executor, evaluator, resources=gpu, prefetch=args.prefetch)
+        gpu = {"GPU": 1} if config.evaluator.get("device") == "cuda" else None
+        timeout = args.eval_timeout or _default_timeout(evaluator)
+        try:
+            return DaskExecutor(
+                args.executor, evaluator, resources=gpu, prefetch=args.prefetch, timeout_s=timeout
+            )
+        except ExecutorLost as exc:
+            raise SetupError(str(exc).splitlines()[0]) from None
     workers = args.workers if args.workers is not None else int(config.space == "nsc")
     if workers < 1:
         from blockqnn.execution import InlineExecutor
@@ -279,19 +546,143 @@ def make_executor(args: argparse.Namespace, config: SearchConfig):
         return InlineExecutor(evaluator)
     from blockqnn.execution import ProcessExecutor
 
-    return ProcessExecutor(evaluator, workers, threads=args.threads, gpus=args.gpus)
+    threads = config.evaluator.get("threads", 1)
+    timeout = args.eval_timeout or _default_timeout(evaluator)
+    return ProcessExecutor(evaluator, workers, threads=threads, gpus=args.gpus, timeout_s=timeout)
+
+
+def _default_timeout(evaluator: Any) -> float:
+    """:data:`TIMEOUT_PER_EPOCH_S` per epoch of a training evaluator's recipe, else
+    :data:`TIMEOUT_LOOKUP_S`."""
+    recipe = getattr(evaluator, "early_stop_recipe", None)
+    return TIMEOUT_PER_EPOCH_S * recipe().epochs if recipe else TIMEOUT_LOOKUP_S
+
+
+def _prepare(args: argparse.Namespace, config: SearchConfig):
+    """Everything the master checks before it writes: the strategy's options, the
+    evaluator (dataset or table, one network) and the executor, which is returned."""
+    try:
+        new_strategy(config, make_space(config))
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    logger.info("checked: %s", check_evaluator(config, local=args.executor == "local"))
+    return make_executor(args, config)
+
+
+# --- the run directory ---------------------------------------------------------------------
+
+
+def check_new_run_dir(run_dir: Path) -> None:
+    """UsageError unless a new run can be made in ``run_dir`` (checked first, before the
+    slow checks): not a file, no run in it yet, its nearest existing ancestor a writable
+    directory, a name the file system accepts."""
+    try:
+        if run_dir.exists() and not run_dir.is_dir():
+            raise UsageError(f"--run-dir {run_dir} is a file, not a directory")
+        if (run_dir / DB_NAME).exists():
+            raise UsageError(
+                f"{run_dir} already holds a run; continue it with --resume or use another --run-dir"
+            )
+        existing = next(p for p in (run_dir, *run_dir.parents) if p.exists())
+    except OSError as exc:
+        raise UsageError(f"--run-dir {run_dir}: cannot create it ({exc.strerror or exc})") from None
+    if not existing.is_dir():
+        raise UsageError(f"--run-dir {run_dir}: cannot create it ({existing} is not a directory)")
+    if not os.access(existing, os.W_OK):
+        raise UsageError(f"--run-dir {run_dir}: cannot create it ({existing} is not writable)")
+
+
+def _make_run_dir(run_dir: Path) -> Path | None:
+    """Create ``run_dir`` (and missing parents) for a new run; the topmost directory
+    created, None if it existed (UsageError when it cannot be used)."""
+    check_new_run_dir(run_dir)
+    created = next((p for p in (*reversed(run_dir.parents), run_dir) if not p.exists()), None)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--run-dir {run_dir}: cannot create it ({exc.strerror or exc})") from None
+    return created
+
+
+@contextlib.contextmanager
+def _new_run(run_dir: Path) -> Iterator[None]:
+    """Make the run directory and hold its lock; if the body fails before the run's
+    database exists, remove the directories made (never when another process holds the
+    lock: the directory is then its run's)."""
+    created = _make_run_dir(run_dir)
+    with _lock(run_dir):
+        try:
+            yield
+        except BaseException:
+            if created is not None and not (run_dir / DB_NAME).exists():
+                shutil.rmtree(created, ignore_errors=True)
+            raise
+
+
+@contextlib.contextmanager
+def _lock(run_dir: Path) -> Iterator[None]:
+    """Hold the run's lock (RunLocked when another process has it)."""
+    lock = RunLock(run_dir)
+    try:
+        lock.acquire()
+    except OSError as exc:
+        raise UsageError(f"--run-dir {run_dir}: cannot lock it ({exc.strerror or exc})") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+# --- running -------------------------------------------------------------------------------
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.resume:
+    return _resume(args) if args.resume else _start(args)
+
+
+def _start(args: argparse.Namespace) -> int:
+    check_new_run_dir(args.run_dir)
+    config = config_from_args(args)
+    with (
+        _prepare(args, config) as executor,
+        _new_run(args.run_dir),
+        create_run(args.run_dir, config) as store,
+    ):
+        return _search(args, store, config, executor)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    if not _holds_run(args.run_dir):
+        raise UsageError(f"{args.run_dir} holds no run to resume (no {DB_NAME})")
+    with _lock(args.run_dir):
         store, config = open_run(args.run_dir)
-    else:
-        config = config_from_args(args)
-        store = create_run(args.run_dir, config)
-    with store, ProgressBar(config, disabled=args.no_progress) as bar:
+        with store:
+            changed = conflicts(args, config)
+            if changed:
+                raise UsageError(
+                    f"--resume continues {args.run_dir} with its stored configuration, which "
+                    f"these options contradict: {', '.join(changed)}; drop them, or start a "
+                    "new run in another --run-dir"
+                )
+            with _prepare(args, config) as executor:
+                return _search(args, store, config, executor)
+
+
+def _holds_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` has a run database (False for any path that cannot have one)."""
+    try:
+        return (run_dir / DB_NAME).is_file()
+    except OSError:  # e.g. a name too long
+        return False
+
+
+def _search(args: argparse.Namespace, store: RunStore, config: SearchConfig, executor) -> int:
+    """Run the search to its end; print the summary. Exit status: 0, 1 when every
+    candidate failed, 3 when the cluster was lost, 130 on Ctrl-C."""
+    started = time.monotonic()
+    with ProgressBar(config, disabled=args.no_progress) as bar:
         try:
-            search = Search(store, config, make_executor(args, config), progress=bar.update)
-            counts = search.run()
+            Search(store, config, executor, progress=bar.update).run()
         except KeyboardInterrupt:
             logger.warning("interrupted: everything finished is saved; continue with --resume")
             return 130
@@ -299,11 +690,46 @@ def run(args: argparse.Namespace) -> int:
             print(f"blockqnn search: {exc}", file=sys.stderr)
             print(f"(the run in {args.run_dir} is saved; --resume continues it)", file=sys.stderr)
             return 3
-        best = store.top(1)
-    print(f"run {args.run_dir}: {counts}")
-    if best:
-        print(f"best reward {best[0].reward:.3f} (accuracy {best[0].accuracy:.2f}): {best[0].arch}")
+    print(summary(args.run_dir, store, config, time.monotonic() - started))
+    failed = store.candidates([CandidateState.FAILED])
+    if failed and not store.counts()[CandidateState.COMPLETE.value]:
+        print(
+            f"blockqnn search: error: every candidate failed; #{failed[0].id}: {failed[0].error}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def summary(run_dir: Path, store: RunStore, config: SearchConfig, wall_s: float) -> str:
+    """What the run found and what to do next, as printed at its end."""
+    counts, reused = store.counts(), store.count_reused()
+    complete, failed = counts[CandidateState.COMPLETE.value] - reused, counts["failed"]
+    counted = " (counted in the budget)" if config.count_duplicates else ""
+    lines = [
+        f"run {run_dir}: {complete + failed} evaluations of a budget of {config.evaluations} "
+        f"({complete} complete, {failed} failed) and {reused} isomorphic duplicates answered "
+        f"from stored results{counted}, in {_duration(wall_s)}",
+    ]
+    best = store.top(1)
+    if best:
+        top = best[0]
+        test = "" if top.test_accuracy is None else f", test {top.test_accuracy:.2f}%"
+        lines.append(
+            f"best: #{top.id} reward {top.reward:.3f}, accuracy {top.accuracy:.2f}%{test}: "
+            f"{top.arch}"
+        )
+    run = shlex.quote(str(run_dir))
+    lines += ["next:", f"  blockqnn show {run}", f"  blockqnn report {run}"]
+    if best and config.space == "nsc":
+        lines.append(f"  blockqnn train --block {run}:top1 --epochs 30 --out {run}/final")
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
 
 
 class ProgressBar:

@@ -7,7 +7,9 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from blockqnn.cli._blocks import resolve_block
+from blockqnn.cli._blocks import RunNetwork, resolve_block, run_network
+from blockqnn.cli._errors import UsageError
+from blockqnn.cli._types import positive_int
 from blockqnn.cli.block import add_network_options, network_config
 
 logger = logging.getLogger(__name__)
@@ -18,9 +20,15 @@ def register(subparsers) -> None:
     p.add_argument(
         "--block", required=True, help="block codes, a known name, or RUN_DIR:topK (K-th best)"
     )
-    p.add_argument("--dataset", required=True, help="dataset spec, e.g. digits, cifar10:PATH")
     p.add_argument(
-        "--epochs", type=int, required=True, help="epochs (paper: 300 CIFAR, 90 ImageNet)"
+        "--dataset",
+        help="dataset spec, e.g. digits, cifar10:PATH (default for RUN_DIR:topK: the run's)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=positive_int,
+        required=True,
+        help="epochs (paper: 300 CIFAR, 90 ImageNet)",
     )
     p.add_argument("--out", type=Path, required=True, help="directory for checkpoint and model")
     p.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
@@ -44,8 +52,19 @@ def recipe_from_args(args: argparse.Namespace):
 
     overrides = {"batch_size": args.batch_size, "lr": args.lr}
     return dataclasses.replace(
-        FINAL[args.preset], **{k: v for k, v in overrides.items() if v is not None}
+        FINAL[args.preset or "cifar"], **{k: v for k, v in overrides.items() if v is not None}
     )
+
+
+def apply_run_network(args: argparse.Namespace, network: RunNetwork | None) -> None:
+    """Fill the network options (and ``--dataset``) the user did not give from the run the
+    block came from, so its network is trained as searched (UsageError without a dataset)."""
+    if network is not None:
+        for name in ("dataset", "preset", "repeats", "widths", "image_size"):
+            if getattr(args, name) is None:
+                setattr(args, name, getattr(network, name))
+    if args.dataset is None:
+        raise UsageError("--dataset is needed unless --block names a run (RUN_DIR:topK)")
 
 
 def load_data(args: argparse.Namespace):
@@ -72,12 +91,21 @@ def run(args: argparse.Namespace) -> int:
     from blockqnn.train.loop import configure_cpu
 
     block = resolve_block(args.block, args.max_index)
+    network = run_network(args.block)
+    apply_run_network(args, network)
     configure_cpu(args.threads)
     data = load_data(args)
-    logger.info("training on %s", data.describe())
+    config = network_config(args)
+    if network is not None:
+        config = dataclasses.replace(config, conv=network.conv)
+    origin = f" as in {network.run_dir} (options override it)" if network else ""
+    print(
+        f"network: {config.preset} preset, N={config.repeats}, widths "
+        f"{','.join(map(str, config.widths))}{origin}; data: {data.describe()}"
+    )
     with EpochBar(args.epochs, disabled=args.no_progress) as bar:
         try:
-            metrics = train(args, block, data, bar.update)
+            metrics = train(args, block, data, config, bar.update)
         except KeyboardInterrupt:
             logger.warning("interrupted: the last finished epoch is saved; continue with --resume")
             return 130
@@ -86,14 +114,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def train(args: argparse.Namespace, block, data, progress) -> dict:
-    """:func:`blockqnn.train.final.train_final` with the options' settings."""
+def train(args: argparse.Namespace, block, data, config, progress) -> dict:
+    """:func:`blockqnn.train.final.train_final` of the network ``config`` with the
+    options' settings."""
     from blockqnn.train.final import train_final
 
     return train_final(
         block,
         data,
-        network_config(args),
+        config,
         recipe_from_args(args),
         args.epochs,
         args.out,

@@ -60,6 +60,8 @@ logger = logging.getLogger(__name__)
 
 #: Seconds :meth:`DaskExecutor.close` waits for the client to shut down.
 CLOSE_TIMEOUT_S = 5.0
+#: Seconds between the warnings that the cluster has no worker to run evaluations.
+NO_WORKERS_WARNING_S = 30.0
 #: A pickled evaluator larger than this is logged: every task carries it.
 LARGE_EVALUATOR_BYTES = 1 << 20
 
@@ -253,6 +255,11 @@ def _outcome(data: dict[str, Any]) -> Outcome:
 # --- master side -------------------------------------------------------------------------
 
 
+def _has_tls(security: distributed.Security) -> bool:
+    """Whether ``security`` gives a client a TLS context (a CA file at least)."""
+    return security.get_connection_args("client").get("ssl_context") is not None
+
+
 @contextlib.contextmanager
 def _quiet(name: str) -> Iterator[None]:
     """Silence logger ``name`` for a moment (Dask logs a traceback when a client whose
@@ -292,6 +299,11 @@ class DaskExecutor(ClosingExecutor):
     - :meth:`wait` blocks until an outcome is ready or ``timeout`` passes; with nothing in
       flight it sleeps ``timeout`` (no busy loop while there are no workers) and returns
       ``[]``. A task whose workers kept dying is a lost outcome (``KilledWorker``).
+      While the cluster has no worker for the evaluations, a warning is logged every
+      :data:`NO_WORKERS_WARNING_S` seconds.
+    - With ``timeout_s``, an evaluation not ended that long after its submission (a stalled
+      worker) is a lost outcome naming the timeout; its task is cancelled and the worker
+      running it restarted (by its nanny).
     - :class:`ExecutorLost` when the scheduler cannot be reached (at construction too, after
       ``connect_timeout`` seconds), when the connection to it drops, or when a worker
       cannot load the evaluator. In-flight evaluations are then dropped.
@@ -310,6 +322,7 @@ class DaskExecutor(ClosingExecutor):
         prefetch: int | str = "auto",
         slots_ttl: float = 1.0,
         security: distributed.Security | None = None,
+        timeout_s: float | None = None,
     ) -> None:
         self.address = scheduler_address(address)
         self.resources = dict(resources or {})
@@ -327,10 +340,15 @@ class DaskExecutor(ClosingExecutor):
         self._slots_ttl = slots_ttl
         self.auto = AutoPrefetch() if prefetch == "auto" else None
         self._prefetch = 0 if self.auto is not None else prefetch
+        if timeout_s is not None and not timeout_s > 0:
+            raise ValueError(f"timeout_s must be positive or None, got {timeout_s}")
+        self.timeout_s = timeout_s
+        self._deadlines: dict[str, float] = {}  # task key -> monotonic time it must end by
         self._slots: tuple[float, int] | None = None  # (time read, capacity)
         self._inflight: dict[str, tuple[int, distributed.Future]] = {}
         self._done: queue.SimpleQueue[tuple[distributed.Future, float]] = queue.SimpleQueue()
         self._closed = False
+        self._warned_at: float | None = None  # last "no workers" warning (monotonic)
         self._client = self._connect(security)
 
     # -- public API ---------------------------------------------------------------------
@@ -367,6 +385,8 @@ class DaskExecutor(ClosingExecutor):
             resources=self.resources or None,
         )
         self._inflight[future.key] = (cid, future)
+        if self.timeout_s is not None:
+            self._deadlines[future.key] = time.monotonic() + self.timeout_s
         future.add_done_callback(self._ended)  # runs in Dask's callback thread
         if self.auto is not None:
             self.auto.submitted(time.monotonic())
@@ -382,17 +402,18 @@ class DaskExecutor(ClosingExecutor):
         if self.auto is not None:
             self.auto.waiting()
         if not self._inflight:
+            self._warn_without_workers()
             time.sleep(timeout or 0.0)
             return []
         try:
-            ended = [self._done.get(timeout=timeout)]
+            ended = [self._done.get(timeout=self._until_deadline(timeout))]
         except queue.Empty:
             self._check_connected()
-            return []
+            return self._expire()
         with contextlib.suppress(queue.Empty):
             while True:
                 ended.append(self._done.get_nowait())
-        return self._collect(ended)
+        return self._collect(ended) + self._expire()
 
     def close(self) -> None:
         """Disconnect from the scheduler, which then drops this executor's tasks."""
@@ -413,6 +434,14 @@ class DaskExecutor(ClosingExecutor):
         self._done.put((future, time.monotonic()))
 
     def _connect(self, security: distributed.Security | None) -> distributed.Client:
+        """The client (ExecutorLost naming the problem when there is none)."""
+        security = security or distributed.Security()  # Dask's TLS settings, if any
+        if self.address.startswith("tls://") and not _has_tls(security):
+            raise ExecutorLost(
+                f"{self.address} needs TLS; this client's TLS settings are missing or "
+                "incomplete: set distributed.comm.tls.ca-file, .client.cert and .client.key (e.g. "
+                "DASK_DISTRIBUTED__COMM__TLS__CA_FILE=... in the environment)"
+            )
         try:
             client = distributed.Client(
                 self.address,
@@ -428,6 +457,22 @@ class DaskExecutor(ClosingExecutor):
             ) from exc
         logger.info("connected to the Dask scheduler at %s", self.address)
         return client
+
+    def _warn_without_workers(self) -> None:
+        """Say so (every :data:`NO_WORKERS_WARNING_S` s) while no worker can evaluate."""
+        now = time.monotonic()
+        if self._warned_at is not None and now - self._warned_at < NO_WORKERS_WARNING_S:
+            return
+        if self.slots == 0:
+            self._warned_at = now
+            needing = f" with resources {self.resources}" if self.resources else ""
+            logger.warning(
+                "waiting: the Dask scheduler at %s has no worker%s; start one with "
+                "`dask worker %s`",
+                self.address,
+                needing,
+                self.address,
+            )
 
     def _lost(self, reason: object) -> ExecutorLost:
         return ExecutorLost(
@@ -449,10 +494,47 @@ class DaskExecutor(ClosingExecutor):
         except (OSError, TimeoutError) as exc:
             raise self._lost(repr(exc)) from exc
 
+    def _until_deadline(self, wait_s: float | None) -> float | None:
+        """``wait_s`` shortened to end when the first evaluation in flight times out."""
+        if not self._deadlines:
+            return wait_s
+        first = max(0.0, min(self._deadlines.values()) - time.monotonic())
+        return first if wait_s is None else min(wait_s, first)
+
+    def _expire(self) -> list[Outcome]:
+        """Lost outcomes of the evaluations past their deadline: each task is cancelled and
+        the worker running it restarted."""
+        now = time.monotonic()
+        expired = [key for key, deadline in self._deadlines.items() if deadline <= now]
+        if not expired:
+            return []
+        running = {key: w for w, keys in self._client.processing().items() for key in keys}
+        outcomes = []
+        for key in expired:
+            del self._deadlines[key]
+            cid, future = self._inflight.pop(key)
+            future.cancel()
+            worker = running.get(key)
+            if worker is not None:
+                self._restart(worker)
+            message = f"the evaluation ran past the {self.timeout_s:g} s timeout"
+            logger.warning("candidate %d: %s (worker %s restarted)", cid, message, worker)
+            outcomes.append(Outcome(cid, error=message, lost=True, worker=worker))
+        return outcomes
+
+    def _restart(self, worker: str) -> None:
+        """Restart a stalled worker (through its nanny); a failure is only logged."""
+        try:
+            self._client.restart_workers([worker], timeout=self._timeout * 3)
+        except Exception as exc:  # e.g. a worker without a nanny: it keeps its thread busy
+            logger.warning("could not restart the stalled worker %s: %r", worker, exc)
+
     def _collect(self, ended: list[tuple[distributed.Future, float]]) -> list[Outcome]:
         """The outcomes of ended tasks that are still in flight (those that finished are
         fetched in one round trip)."""
         at = {f.key: t for f, t in ended}
+        for future, _ in ended:
+            self._deadlines.pop(future.key, None)
         tasks = [(self._inflight.pop(f.key)[0], f) for f, _ in ended if f.key in self._inflight]
         fetched = self._gather([f for _, f in tasks if f.status == "finished"])
         if self.auto is not None:

@@ -123,6 +123,7 @@ class _Worker:
     conn: Connection
     ready: bool = False
     task: tuple[int, str, Step | None] | None = None
+    deadline: float | None = None  #: monotonic time its task must end by (timeout)
 
     @property
     def name(self) -> str:
@@ -148,7 +149,9 @@ class ProcessExecutor(ClosingExecutor):
     ``torch.set_num_threads(threads)``: use one thread per worker and one worker per core.
     With ``gpus``, worker ``i`` sees only GPU ``gpus[i % len(gpus)]``
     (``CUDA_VISIBLE_DEVICES``). Workers ignore SIGINT; they are daemonic, so an evaluator
-    cannot start processes of its own (e.g. DataLoader workers).
+    cannot start processes of its own (e.g. DataLoader workers). With ``timeout_s``, a
+    worker whose evaluation runs longer (stalled, stopped) is killed and replaced, and its
+    candidate's outcome is *lost* with an error naming the timeout.
 
     Contract (see :class:`~blockqnn.execution.base.Executor`): every submitted cid appears
     in exactly one outcome; a worker's death yields a lost outcome for its candidate only
@@ -163,9 +166,13 @@ class ProcessExecutor(ClosingExecutor):
         workers: int,
         threads: int = 1,
         gpus: Sequence[int] | None = None,
+        timeout_s: float | None = None,
     ) -> None:
         if workers < 1 or threads < 1:
             raise ValueError(f"need workers >= 1 and threads >= 1, got {workers}, {threads}")
+        if timeout_s is not None and not timeout_s > 0:
+            raise ValueError(f"timeout_s must be positive or None, got {timeout_s}")
+        self.timeout_s = timeout_s
         if gpus is not None and not gpus:
             raise ValueError("gpus must be None or a non-empty sequence")
         self.slots = workers
@@ -201,7 +208,8 @@ class ProcessExecutor(ClosingExecutor):
         outcomes: list[Outcome] = []
         while not outcomes and not self._closed and self._pending():
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            outcomes.extend(self._poll(remaining))
+            outcomes.extend(self._poll(self._until_timeout(remaining)))
+            outcomes.extend(self._expire())
             self._dispatch()
             if remaining == 0.0:
                 break
@@ -256,8 +264,34 @@ class ProcessExecutor(ClosingExecutor):
                 return
             if worker.task is None:
                 worker.task = self._queue.popleft()
+                if self.timeout_s is not None:
+                    worker.deadline = time.monotonic() + self.timeout_s
                 with contextlib.suppress(OSError):  # it died: its sentinel reports the loss
                     worker.conn.send(worker.task)
+
+    def _until_timeout(self, wait_s: float | None) -> float | None:
+        """``wait_s`` shortened to end when the first running evaluation times out."""
+        deadlines = [w.deadline for w in self._workers if w.task is not None and w.deadline]
+        if not deadlines:
+            return wait_s
+        first = max(0.0, min(deadlines) - time.monotonic())
+        return first if wait_s is None else min(wait_s, first)
+
+    def _expire(self) -> list[Outcome]:
+        """Kill and replace the workers whose evaluation ran past ``timeout_s``; the lost
+        outcomes of their candidates."""
+        now = time.monotonic()
+        expired = [
+            w for w in self._workers if w.task is not None and w.deadline and now >= w.deadline
+        ]
+        outcomes: list[Outcome] = []
+        for worker in expired:
+            worker.process.kill()
+            reason = f"killed: the evaluation ran past the {self.timeout_s:g} s timeout"
+            lost = self._bury(worker, reason)
+            if lost is not None:
+                outcomes.append(lost)
+        return outcomes
 
     def _poll(self, timeout: float | None) -> list[Outcome]:
         """Wait for messages or deaths; handle every ready worker once."""
@@ -297,7 +331,7 @@ class ProcessExecutor(ClosingExecutor):
         if kind == "broken":
             raise ExecutorLost(message[1])
         _, cid, result, error = message
-        worker.task = None
+        worker.task, worker.deadline = None, None
         return Outcome(
             cid,
             result=Result.from_dict(result) if result is not None else None,
@@ -305,13 +339,14 @@ class ProcessExecutor(ClosingExecutor):
             worker=worker.name,
         )
 
-    def _bury(self, worker: _Worker) -> Outcome | None:
-        """Replace a dead worker; the lost outcome of its task, if it had one."""
+    def _bury(self, worker: _Worker, reason: str | None = None) -> Outcome | None:
+        """Replace a dead worker; the lost outcome of its task, if it had one. ``reason``
+        says why it died when the master killed it (else its exit status does)."""
         worker.process.join(CLOSE_GRACE_S)
         if worker.process.is_alive():  # pipe closed but still running: make sure
             worker.process.kill()
             worker.process.join()
-        how = _exit_description(worker.process.exitcode)
+        how = reason or _exit_description(worker.process.exitcode)
         pid = worker.process.pid
         if not worker.ready:
             raise ExecutorLost(f"worker {pid} ({worker.name}) died while starting ({how})")

@@ -49,18 +49,23 @@ class RunCurves:
 
 
 def iteration_stats(
-    candidates: Iterable[Candidate], metric: str = "reward"
+    candidates: Iterable[Candidate], metric: str = "reward", *, with_reused: bool = True
 ) -> list[IterationStats]:
     """Per-iteration numbers of ``candidates`` (any order), in iteration order.
 
     Only COMPLETE candidates with a value of ``metric`` (``"reward"`` or ``"accuracy"``)
-    count; reused duplicates count in the iteration's mean (the agent sampled them) but an
-    architecture (its canonical key) counts once in the top-k. Iterations without such
-    candidates are left out.
+    count; reused duplicates count in the iteration's mean (the agent sampled them) when
+    ``with_reused`` (a run that counts them in its budget), and an architecture (its
+    canonical key) counts once in the top-k. Iterations without such candidates are left
+    out.
     """
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
-    done = [c for c in candidates if c.state == CandidateState.COMPLETE]
+    done = [
+        c
+        for c in candidates
+        if c.state == CandidateState.COMPLETE and (with_reused or c.reused_from is None)
+    ]
     valued = sorted((c for c in done if getattr(c, metric) is not None), key=_order)
     best: dict[str, float] = defaultdict(lambda: float("-inf"))
     stats = []
@@ -91,7 +96,8 @@ def run_curves(run_dir: str | Path, metric: str = "reward") -> RunCurves:
     store, config = open_run(run_dir)
     with store:
         candidates = store.candidates()
-    return RunCurves(Path(run_dir), config, iteration_stats(candidates, metric))
+    stats = iteration_stats(candidates, metric, with_reused=config.count_duplicates)
+    return RunCurves(Path(run_dir), config, stats)
 
 
 def plot_runs(

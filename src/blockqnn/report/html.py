@@ -138,7 +138,8 @@ def _progress_table(status: Any, config: SearchConfig, candidates: list[Candidat
     counts = {state.value: 0 for state in CandidateState}
     for c in candidates:
         counts[c.state.value] += 1
-    finished = counts["complete"] + counts["failed"]
+    free = 0 if config.count_duplicates else sum(c.reused_from is not None for c in candidates)
+    finished = counts["complete"] + counts["failed"] - free
     evaluated = [c for c in candidates if c.reused_from is None and c.cost_s is not None]
     costs = [c.cost_s for c in evaluated if c.state == CandidateState.COMPLETE]
     rows = [
