@@ -128,7 +128,9 @@ def run_arm(config: SearchConfig, executor: BudgetedExecutor, run_dir: Path) -> 
             logging.getLogger(__name__).info("%s: %s", run_dir.name, stop)
         best = store.top(1)
         finished = {c.id: c for c in store.candidates() if c.finished is not None}
-        evaluated = sum(1 for c in finished.values() if c.state.value == "complete")
+        evaluated = sum(
+            1 for c in finished.values() if c.state.value == "complete" and c.reused_from is None
+        )
     incumbents = _incumbents(executor.spent, finished)
     top = best[0] if best else None
     return ArmResult(

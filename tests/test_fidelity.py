@@ -12,6 +12,7 @@ from dataclasses import replace
 import pytest
 
 from blockqnn.cli import main
+from blockqnn.cli._errors import UsageError
 from blockqnn.config import ConfigError, SearchConfig, make_evaluator
 from blockqnn.evaluation import Result
 from blockqnn.execution import InlineExecutor, ProcessExecutor
@@ -282,3 +283,19 @@ def test_cli_search_with_rungs_then_show_curves_and_estimates(tmp_path, capsys):
     assert sum(
         line.split()[2].startswith("~") for line in capsys.readouterr().out.splitlines()[2:-1]
     ) == len(stopped)
+
+
+def test_cli_rungs_auto_follow_the_recipe_and_prefetch_defaults_to_auto():
+    from blockqnn.cli import build_parser
+    from blockqnn.cli.search import config_from_args
+
+    parse = build_parser().parse_args
+    args = parse(["search", "--run-dir", "r", "--epochs", "9", "--rungs", "auto"])
+    config = config_from_args(args)
+    assert config.rungs == [1, 3, 9] and config.eta is None and args.prefetch == "auto"
+    assert parse(["search", "--run-dir", "r", "--prefetch", "1"]).prefetch == 1
+    paper = config_from_args(parse(["search", "--run-dir", "r", "--fidelity", "paper"]))
+    assert paper.rungs == []  # the plain early stop stays the default
+    table = ["search", "--run-dir", "r", "--space", "nb201", "--table", str(TABLE)]
+    with pytest.raises(UsageError, match="auto"):
+        config_from_args(parse([*table, "--reward-column", HIGH, "--rungs", "auto"]))
