@@ -9,7 +9,6 @@ A *curve* is a dict of equal-length lists keyed ``iteration`` (0-based), ``epsil
 from __future__ import annotations
 
 import argparse
-import heapq
 import json
 import os
 import platform
@@ -21,10 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from blockqnn import nsc
-from blockqnn.config import SearchConfig, make_evaluator
-from blockqnn.execution import Executor, InlineExecutor, ProcessExecutor
+from blockqnn.config import SearchConfig
+from blockqnn.execution import Executor
+from blockqnn.execution.factory import ExecutorSpec
+from blockqnn.execution.factory import make_executor as build_executor
 from blockqnn.nb201 import NB201Space
-from blockqnn.report.curves import IterationStats, epsilon_bands, iteration_stats
+from blockqnn.report.curves import (
+    IterationStats,
+    Point,
+    epsilon_bands,
+    iteration_stats,
+    stats_of,
+)
 from blockqnn.search import Search, create_run, open_run
 from blockqnn.store import CandidateState
 from blockqnn.strategies import EpsilonSchedule, Strategy, iterations_for, make_strategy
@@ -111,18 +118,11 @@ def write_json(out: Path, name: str, data: dict[str, Any]) -> Path:
 
 def trace_curve(values: Sequence[float], keys: Sequence[str], batch: int) -> Curve:
     """Per-iteration mean, top-1 and top-5 of ``values`` told in order, ``batch`` per
-    iteration; ``keys`` name the architectures (top-5 counts each one once)."""
-    best: dict[str, float] = {}
-    curve: Curve = {"iteration": [], "mean": [], "top1": [], "top5": []}
-    for iteration, start in enumerate(range(0, len(values), batch)):
-        chunk = range(start, min(start + batch, len(values)))
-        for i in chunk:
-            best[keys[i]] = max(best.get(keys[i], float("-inf")), values[i])
-        top = heapq.nlargest(TOP, best.values())
-        curve["iteration"].append(iteration)
-        curve["mean"].append(statistics.fmean(values[i] for i in chunk))
-        curve["top1"].append(top[0])
-        curve["top5"].append(statistics.fmean(top))
+    iteration; ``keys`` name the architectures (top-5 counts each one once). The numbers
+    are the report's (:func:`blockqnn.report.curves.stats_of`)."""
+    pairs = enumerate(zip(keys, values, strict=True))
+    curve = stats_curve(stats_of(Point(i // batch, key, value) for i, (key, value) in pairs))
+    del curve["epsilon"]  # a table trace has no epsilon stages to shade
     return curve
 
 
@@ -315,8 +315,7 @@ def arm_configs(
 
 def make_executor(config: SearchConfig, workers: int) -> Executor:
     """``workers`` local worker processes, or the calling process for one."""
-    evaluator = make_evaluator(config)
-    return InlineExecutor(evaluator) if workers == 1 else ProcessExecutor(evaluator, workers)
+    return build_executor(ExecutorSpec(workers=0 if workers == 1 else workers), config)
 
 
 def search_arms(
@@ -362,7 +361,12 @@ def run_figures(run_dir: Path) -> dict[str, Any]:
         "failed": len(candidates) - len(done),
         "archs": [c.arch for c in candidates],
         "best": [
-            {"arch": c.arch, "accuracy": c.accuracy, "reward": c.reward, "gflops": c.flops}
+            {
+                "arch": c.arch,
+                "accuracy": c.accuracy,
+                "reward": c.reward,
+                "gflops": c.metric("flops"),
+            }
             for c in best
         ],
     }

@@ -107,9 +107,9 @@ def _row(name: str, arch: str, result: Result) -> dict[str, Any]:
         "early": result.accuracy,
         "final": result.extra["long_test"],
         "long_val": result.extra["long_val"],
-        "gflops": result.flops,
-        "params": result.params,
-        "density": result.density,
+        "gflops": result.metrics["flops"],
+        "params": result.metrics["params"],
+        "density": result.metrics["density"],
         "seconds": result.cost_s,
     }
 

@@ -319,7 +319,7 @@ def test_cli_digits_training_search_over_the_cluster(tmp_path, cluster):
     store, _ = open_run(run_dir)
     with store:
         assert_each_candidate_once(store, 8)
-        assert all(c.flops > 0 and c.params > 0 for c in store.candidates())
+        assert all(c.metrics["flops"] > 0 and c.metrics["params"] > 0 for c in store.candidates())
 
 
 def test_cli_reports_a_missing_scheduler(tmp_path):

@@ -17,7 +17,7 @@ from PIL import Image
 
 from blockqnn import blocks, cli, nsc
 from blockqnn.config import SearchConfig
-from blockqnn.evaluation import Result
+from blockqnn.evaluation import Result, format_metric
 from blockqnn.nb201 import NB201Error
 from blockqnn.report import draw, plot_runs, render, run_curves, write_report
 from blockqnn.report.curves import epsilon_bands, iteration_stats
@@ -79,11 +79,12 @@ def build_nsc_run(run_dir: Path, evaluations: int = 40, batch: int = 8) -> None:
             if i % 13 == 5:
                 store.fail(cid, SCRIPT_ERROR)
                 continue
-            result = Result(
-                accuracy=rng.uniform(40, 70), flops=rng.uniform(0.05, 0.5),
-                params=rng.randrange(10**5, 10**6), density=nsc.density(block), cost_s=2.0,
-            )  # fmt: skip
-            store.complete(cid, result, result.accuracy - 5 * result.density, None)
+            metrics = {
+                "flops": rng.uniform(0.05, 0.5), "params": rng.randrange(10**5, 10**6),
+                "density": nsc.density(block), "latency_ms": rng.uniform(0.5, 3.0),
+            }  # fmt: skip
+            result = Result(accuracy=rng.uniform(40, 70), metrics=metrics, cost_s=2.0)
+            store.complete(cid, result, result.accuracy - 5 * metrics["density"], None)
         store.set_meta("status", "finished")
 
 
@@ -370,6 +371,9 @@ def test_nsc_report_is_self_contained_with_leaderboard_and_escaped_errors(nsc_ru
     for row, candidate in zip(rows, best, strict=True):
         assert f"<td>{candidate.id}</td>" in row and candidate.arch in row
         assert f"{candidate.reward:.3f}" in row and "data:image/svg+xml;base64," in row
+        assert f'<td class="num">{format_metric(candidate.metric("latency_ms"))}</td>' in row
+    for name in ("reward", "accuracy", "density", "flops", "latency_ms", "params"):
+        assert f"<th>{name}</th>" in html  # every metric the run has gets a column
     assert len(table_rows(html, "failed")) == len(failed) > 0
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &quot;more&quot;" in html
     assert f"<td>candidates failed</td><td>{len(failed)}</td>" in html

@@ -33,7 +33,9 @@ def check_every_candidate_once(run_dir, budget: int) -> None:
     assert [c.id for c in cands] == list(range(1, budget + 1))
     assert all(c.state == CandidateState.COMPLETE for c in cands)
     for c in cands:
-        assert 0 <= c.accuracy <= 100 and c.flops > 0 and c.params > 0 and c.density > 0
+        assert 0 <= c.accuracy <= 100 and all(
+            c.metrics[m] > 0 for m in ("flops", "params", "density", "latency_ms")
+        )
 
 
 def test_sigkill_whole_search_and_resume_on_digits(tmp_path):
@@ -72,3 +74,4 @@ def test_tiny_search_on_cifar10_subset_completes(tmp_path):
     shown = subprocess.run([*CLI, "show", str(run_dir), "--json"], capture_output=True, text=True)
     best = json.loads(shown.stdout)["candidates"][0]
     assert best["accuracy"] > 10  # above chance for 10 classes
+    assert best["metrics"]["latency_ms"] > 0 and best["metrics"]["latency_batch_ms"] > 0

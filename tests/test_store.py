@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -26,12 +27,10 @@ from blockqnn.store import (
 )
 
 CONFIG = {"space": "nsc", "batch": 64, "epsilon": [[1.0, 95], [0.1, 12]], "mu": 1.0}
+METRICS = {"flops": 0.25, "params": 123_456, "density": 1.4, "test_accuracy": 70.9}
 RESULT = Result(
     accuracy=71.5,
-    flops=0.25,
-    params=123_456,
-    density=1.4,
-    test_accuracy=70.9,
+    metrics=METRICS,
     cost_s=12.5,
     extra={"epochs": 12, "restarts": 0},
 )
@@ -134,8 +133,15 @@ def test_candidate_lifecycle_and_counts(store: RunStore) -> None:
     store.complete(first, RESULT, 65.25, {"step": 3})
     done = store.get(first)
     assert done.state is CandidateState.COMPLETE
-    assert (done.accuracy, done.flops, done.params, done.density) == (71.5, 0.25, 123_456, 1.4)
+    assert (done.accuracy, done.metrics) == (71.5, METRICS)
+    assert isinstance(done.metrics["params"], int)
     assert (done.test_accuracy, done.cost_s, done.reward) == (70.9, 12.5, 65.25)
+    assert done.named() == {"reward": 65.25, "accuracy": 71.5, **METRICS}
+    assert (done.metric("flops"), done.metric("reward"), done.metric("latency_ms")) == (
+        0.25,
+        65.25,
+        None,
+    )
     assert done.extra == {"epochs": 12, "restarts": 0}
     assert done.finished is not None and done.finished >= running.started
     assert store.agent_state() == {"step": 3}
@@ -229,8 +235,7 @@ def test_add_reused_copies_the_source(store: RunStore) -> None:
     reused = store.get(store.add_reused("arch-x", "k", 2, 0.4, source, 66.0, {"n": 2}))
     assert reused.state is CandidateState.COMPLETE
     assert (reused.arch, reused.iteration, reused.epsilon) == ("arch-x", 2, 0.4)
-    assert (reused.accuracy, reused.flops, reused.params) == (71.5, 0.25, 123_456)
-    assert (reused.density, reused.test_accuracy, reused.extra) == (1.4, 70.9, RESULT.extra)
+    assert (reused.accuracy, reused.metrics, reused.extra) == (71.5, METRICS, RESULT.extra)
     assert (reused.reward, reused.cost_s, reused.reused_from) == (66.0, 0.0, source)
     assert store.agent_state() == {"n": 2}
     chained = store.get(store.add_reused("arch-y", "k", 2, 0.4, reused.id, 66.0, None))
@@ -254,6 +259,75 @@ def test_top(store: RunStore) -> None:
     assert store.top(5, by="test_accuracy") == []  # none of them has one
     with pytest.raises(ValueError, match="cannot rank"):
         store.top(3, by="arch; DROP TABLE candidates")
+
+
+def test_open_metrics_rank_and_list(store: RunStore) -> None:
+    ids = []
+    for i, latency in enumerate((3.0, 1.0, 2.0)):
+        cid = add(store, f"m{i}")
+        store.mark_running(cid)
+        metrics = {"latency_ms": latency, **({"test_accuracy": 50.0 + i} if i else {})}
+        store.complete(cid, Result(accuracy=10.0 * i, metrics=metrics), 1.0, None)
+        ids.append(cid)
+    assert [c.id for c in store.top(3, by="latency_ms")] == [ids[0], ids[2], ids[1]]
+    assert [c.id for c in store.top(3, by="test_accuracy")] == [ids[2], ids[1]]
+    assert [c.id for c in store.top(3, by="accuracy")] == ids[::-1]
+    assert store.top(3, by="no_such_metric") == []
+    assert store.metric_names() == ["reward", "accuracy", "latency_ms", "test_accuracy"]
+
+
+@pytest.mark.parametrize("bad", [{"Bad Name": 1.0}, {"accuracy": 1.0}, {"x": "1"}, {"x": True}])
+def test_result_refuses_bad_metrics(bad: dict) -> None:
+    with pytest.raises(ValueError, match="metric"):
+        Result(accuracy=1.0, metrics=bad)
+
+
+# -- schema version 1 ------------------------------------------------------------------
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def v1_rows(db: Path) -> dict[int, dict]:
+    """The candidates of a version-1 database, read with plain SQL (read-only)."""
+    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        return {r["id"]: dict(r) for r in conn.execute("SELECT * FROM candidates")}
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("run", ["v1_train", "v1_nb201"])
+def test_version_1_run_is_migrated(tmp_path: Path, run: str) -> None:
+    db = tmp_path / DB_FILENAME
+    shutil.copy(FIXTURES / run / DB_FILENAME, db)
+    before = v1_rows(db)
+    by = "test_accuracy" if run == "v1_nb201" else "reward"
+    with RunStore.open(db) as store:
+        after = {c.id: c for c in store.candidates()}
+        config, agent = store.config, store.agent_state()
+        best = store.top(1, by=by)
+    assert sorted(after) == sorted(before) and agent is not None
+    assert config["evaluations"] == len(before)
+    for cid, old in before.items():
+        new = after[cid]
+        expected = {k: old[k] for k in ("flops", "params", "density", "test_accuracy")}
+        assert new.metrics == {k: v for k, v in expected.items() if v is not None}
+        assert (new.arch, new.accuracy, new.reward, new.cost_s) == (
+            old["arch"],
+            old["accuracy"],
+            old["reward"],
+            old["cost_s"],
+        )
+    assert best[0].id == max(before, key=lambda i: (before[i][by], -i))
+    if run == "v1_train":
+        assert all(set(c.metrics) == {"flops", "params", "density"} for c in after.values())
+    raw = sqlite3.connect(db)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    raw.close()
+    with RunStore.open(db) as again:  # opens as version 2 now, unchanged
+        assert again.candidates() == list(after.values())
 
 
 def test_rank_lists_each_architecture_once(store: RunStore) -> None:
@@ -426,3 +500,22 @@ def test_open_leaves_no_stray_files_for_a_missing_run(tmp_path: Path) -> None:
     with pytest.raises(StoreError):
         RunStore.open(tmp_path / "nowhere" / DB_FILENAME)
     assert os.listdir(tmp_path) == []
+
+
+def test_version_1_run_on_read_only_media_is_migrated_in_memory(tmp_path: Path) -> None:
+    mount = tmp_path / "media"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "none", str(mount)], capture_output=True).returncode:
+        pytest.skip("needs permission to mount a tmpfs (root with CAP_SYS_ADMIN)")
+    try:
+        shutil.copy(FIXTURES / "v1_nb201" / DB_FILENAME, mount / DB_FILENAME)
+        before = v1_rows(mount / DB_FILENAME)
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        with RunStore.open(mount) as store:
+            found = {c.id: c.test_accuracy for c in store.candidates()}
+            with pytest.raises(StoreError, match="readonly"):
+                store.set_meta("status", "touched")
+        assert found == {cid: row["test_accuracy"] for cid, row in before.items()}
+        assert v1_rows(mount / DB_FILENAME) == before  # the file itself is untouched
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import zlib
@@ -11,10 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from blockqnn import nsc
-from blockqnn.nb201 import NB201Space
+from blockqnn import config, nsc
+from blockqnn.config import SearchConfig, make_space
 from blockqnn.space import NSCSpace, Space
 from blockqnn.strategies import (
+    STRATEGIES,
     EpsilonSchedule,
     EvolutionStrategy,
     QLearningStrategy,
@@ -314,13 +316,17 @@ def drive(strategy, n: int, seed: int, in_flight: int = 4) -> list[str]:
     return proposed
 
 
+#: Test spaces, then every registered space (as a run configuration builds it).
 SPACES = {
     "bits": lambda: BitSpace(depth=6, width=5),
     "nsc6": lambda: NSCSpace(max_index=6),
-    "nsc": NSCSpace,
-    "nb201": NB201Space,
+    **{
+        name: functools.partial(make_space, SearchConfig(space=name, evaluator={"kind": "train"}))
+        for name in config.SPACES
+    },
 }
-NAMES = ["qlearning", "random", "evolution"]
+#: Every registered strategy.
+NAMES = sorted(STRATEGIES)
 
 
 def build(name, space_name, seed=7, **options):

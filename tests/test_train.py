@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import socket
 from pathlib import Path
 from typing import ClassVar
 
@@ -117,9 +118,13 @@ def test_evaluator_learns_digits_and_profiles(cache: str) -> None:
     result = evaluator.evaluate(SHORTCUT)
     assert result.accuracy > 30  # chance is 10%
     config = cifar(widths=(8, 16), repeats=1, num_classes=10, in_channels=1, image_size=8)
-    assert result.params == count_params(build(SHORTCUT, config))
-    assert 0 < result.flops < 1e-2  # GFLOPs
-    assert result.density == pytest.approx(nsc.density(nsc.parse(SHORTCUT)))
+    metrics = result.metrics
+    assert metrics["params"] == count_params(build(SHORTCUT, config))
+    assert 0 < metrics["flops"] < 1e-2  # GFLOPs
+    assert metrics["density"] == pytest.approx(nsc.density(nsc.parse(SHORTCUT)))
+    assert metrics["latency_ms"] > 0 and 0 < metrics["latency_batch_ms"] < metrics["latency_ms"]
+    assert result.extra["latency_host"] == socket.gethostname()
+    assert result.extra["latency_device"] == "cpu" and result.extra["latency_batch"] == 64
     assert result.cost_s > 0
     assert result.extra["epochs"] == evaluator.early_stop_recipe().epochs == 4
     assert result.extra["restarts"] == 0
@@ -170,7 +175,7 @@ def test_parameter_limit_and_adapted_repeats(cache: str) -> None:
         cache, repeats=3, max_params=limit, adapt_repeats=True, recipe_overrides={"epochs": 1}
     )
     result = adapted.evaluate(SHORTCUT)
-    assert result.extra["repeats"] == 1 and result.params == params(1) <= limit
+    assert result.extra["repeats"] == 1 and result.metrics["params"] == params(1) <= limit
     hopeless = make_evaluator_for(cache, repeats=3, max_params=100, adapt_repeats=True)
     with pytest.raises(EvaluationError, match=f"{params(1)} > 100"):
         hopeless.evaluate(SHORTCUT)

@@ -16,6 +16,7 @@ from typing import Any
 from blockqnn import nsc
 from blockqnn.evaluation import Evaluator
 from blockqnn.fidelity import Rungs
+from blockqnn.pareto import objectives, steering_terms
 from blockqnn.reward import RewardConfig
 from blockqnn.space import NSCSpace, Space
 
@@ -44,6 +45,15 @@ class SearchConfig:
     seed: int = 0  #: seeds the strategy (and evaluators that train)
     mu: float = 0.0  #: reward weight of ln(GFLOPs) (the paper: 1)
     rho: float = 0.0  #: reward weight of ln(density) (the paper: 8)
+    #: further reward penalties by metric name: {"latency_ms": {"weight": 2, "reference": 1}}
+    reward_terms: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: two or more objectives (metric names or aliases, see blockqnn.pareto): the run's
+    #: Pareto front is kept, and the agent's reward is steered by random weights per iteration
+    objectives: list[str] = field(default_factory=list)
+    #: largest weight of a cost objective's ln(value) term when steering (random 0..this)
+    steer_weight: float = 10.0
+    #: metric name -> largest allowed value; a candidate over one fails with the reason
+    constraints: dict[str, float] = field(default_factory=dict)
     dedupe: bool = True  #: reuse the stored result of an isomorphic, completed candidate
     count_duplicates: bool = False  #: reused duplicates count towards the budget (paper)
     max_attempts: int = 3  #: tries per candidate when its worker dies
@@ -67,7 +77,15 @@ class SearchConfig:
         for name, ok in checks.items():
             if not ok:
                 raise ConfigError(f"invalid {name}: {getattr(self, name)!r}")
-        RewardConfig(self.mu, self.rho)
+        try:
+            self.reward  # noqa: B018 (checks mu, rho and the terms)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"invalid reward: {exc}") from None
+        if self.objectives:
+            try:
+                objectives(self.objectives)
+            except ValueError as exc:
+                raise ConfigError(f"invalid objectives: {exc}") from None
         if self.rungs:
             self.fidelity()
 
@@ -80,9 +98,24 @@ class SearchConfig:
         except ValueError as exc:
             raise ConfigError(f"invalid rungs: {exc}") from None
 
+    def reward_for(self, iteration: int) -> RewardConfig:
+        """The reward of candidates proposed in ``iteration``: :attr:`reward`, plus with
+        objectives a term ``w * ln(value)`` per cost objective with a weight ``w`` drawn in
+        ``[0, steer_weight]`` for the iteration (a pure function of seed and iteration, so
+        a resumed run draws the same)."""
+        base = self.reward
+        if not self.objectives:
+            return base
+        steered = steering_terms(
+            objectives(self.objectives), self.seed, iteration, self.steer_weight
+        )
+        return dataclasses.replace(base, terms={**base.terms, **steered})
+
     @property
     def reward(self) -> RewardConfig:
-        return RewardConfig(self.mu, self.rho)
+        """Eq. (7) with ``mu`` and ``rho``, plus ``reward_terms``."""
+        extra = RewardConfig.terms_from_dict(self.reward_terms)
+        return RewardConfig.paper(self.mu, self.rho, extra)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

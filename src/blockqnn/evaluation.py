@@ -10,23 +10,51 @@ This module is pure Python: it never imports torch.
 
 from __future__ import annotations
 
+import numbers
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
+
+#: Metric names are identifiers such as ``flops`` or ``latency_ms`` (they key JSON and SQL).
+METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 @dataclass(frozen=True)
 class Result:
-    """What one evaluation measured. Accuracies in percent, FLOPs in GFLOPs."""
+    """What one evaluation measured: the search signal and any other named metrics.
+
+    ``accuracy`` (validation accuracy, percent) is the signal every evaluator gives.
+    ``metrics`` is open: each evaluator adds what it measures, by name, as plain numbers,
+    and the run store, the reward, ``show``, ``export`` and the report take them as they
+    come. Names in use: ``test_accuracy`` (percent), ``flops`` (forward GFLOPs of the
+    network for one image), ``params`` (trainable parameters), ``density`` (edges / nodes
+    of the block DAG), ``latency_ms`` and ``latency_batch_ms`` (inference milliseconds
+    per image at batch 1 and at a throughput batch).
+    """
 
     accuracy: float  #: validation accuracy (the search signal), percent
-    flops: float | None = None  #: forward GFLOPs of the whole network for one image
-    params: int | None = None  #: trainable parameters
-    density: float | None = None  #: edges / nodes of the block DAG
-    test_accuracy: float | None = None  #: held-out test accuracy, when the evaluator has one
+    metrics: dict[str, float] = field(default_factory=dict)  #: every other metric, by name
     cost_s: float = 0.0  #: seconds the evaluation took (or the table's recorded cost)
     extra: dict[str, Any] = field(default_factory=dict)  #: evaluator-specific details
     #: per epoch: ``{"epoch": e, "val_accuracy": percent, "val_loss": loss or None}``
     curve: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        """Check metric names (identifiers, not ``accuracy``) and values (real numbers)."""
+        for name, value in self.metrics.items():
+            if not isinstance(name, str) or not METRIC_NAME.match(name) or name == "accuracy":
+                raise ValueError(f"invalid metric name {name!r}")
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ValueError(f"metric {name!r} must be a number, got {value!r}")
+
+    @property
+    def test_accuracy(self) -> float | None:
+        """Held-out test accuracy in percent, when the evaluator has one."""
+        return self.metrics.get("test_accuracy")
+
+    def named(self) -> dict[str, float]:
+        """Every metric by name, ``accuracy`` included."""
+        return {"accuracy": self.accuracy, **self.metrics}
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-compatible dict."""
@@ -56,8 +84,41 @@ class Step:
     last: bool = False
 
 
+def format_metric(value: float | None) -> str:
+    """A metric for a table: ``-`` when missing, integers with thousands separators, other
+    numbers with three decimals from 1 up, four significant digits below (0.0123)."""
+    if value is None:
+        return "-"
+    if isinstance(value, numbers.Integral) or abs(value) >= 10_000:
+        return f"{value:,.0f}"
+    if abs(value) >= 1:
+        return f"{value:.3f}"
+    return f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3e}"
+
+
 class EvaluationError(RuntimeError):
     """An evaluation that ran but could not produce a result (e.g. training diverged)."""
+
+
+#: How every constraint failure's message starts (the search recognises it by this text,
+#: which is all that travels back from a worker).
+CONSTRAINT_PREFIX = "constraint violated: "
+
+
+class ConstraintViolation(EvaluationError):
+    """A candidate over a limit (``--max-flops``, ``--max-latency-ms``, ...)."""
+
+
+def check_limits(metrics: dict[str, float], limits: dict[str, float], when: str = "") -> None:
+    """Raise :class:`ConstraintViolation` naming the first metric in ``metrics`` above its
+    limit in ``limits`` (metric name -> largest allowed value); missing metrics pass."""
+    for name, limit in limits.items():
+        value = metrics.get(name)
+        if value is not None and value > limit:
+            suffix = f" ({when})" if when else ""
+            raise ConstraintViolation(
+                f"{CONSTRAINT_PREFIX}{name} {value:.4g} > {limit:.4g}{suffix}"
+            )
 
 
 class Evaluator(Protocol):

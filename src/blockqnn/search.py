@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from blockqnn.config import ConfigError, SearchConfig, make_space
-from blockqnn.evaluation import Result
+from blockqnn.evaluation import CONSTRAINT_PREFIX, ConstraintViolation, Result, check_limits
 from blockqnn.execution.base import Executor, Outcome
 from blockqnn.fidelity import Fate, Ladder
 from blockqnn.reward import reward_of
@@ -43,6 +43,8 @@ from blockqnn.strategies import Strategy, make_strategy
 logger = logging.getLogger(__name__)
 
 DB_NAME = "run.db"
+#: The reward told to the strategy for a candidate over a constraint (percent points).
+PENALTY = 0.0
 
 
 @dataclass(frozen=True)
@@ -226,6 +228,8 @@ class Search:
         arch = self._inflight.pop(outcome.cid)
         if outcome.result is not None:
             self._complete(outcome, arch)
+        elif CONSTRAINT_PREFIX in (outcome.error or ""):
+            self._reject(outcome.cid, arch, outcome.error)
         elif outcome.lost and self.store.get(outcome.cid).attempts < self.config.max_attempts:
             logger.warning("candidate #%d lost its worker; retrying", outcome.cid)
             self._submit(outcome.cid, self.space.format(arch))
@@ -236,7 +240,11 @@ class Search:
     def _complete(self, outcome: Outcome, arch: Hashable) -> None:
         result = outcome.result
         try:
-            value = reward_of(result, self.config.reward)
+            check_limits(result.named(), self.config.constraints)
+            value = reward_of(result, self.config.reward_for(self.store.get(outcome.cid).iteration))
+        except ConstraintViolation as exc:
+            self._reject(outcome.cid, arch, str(exc))
+            return
         except ValueError as exc:
             self.store.fail(outcome.cid, f"no reward: {exc}")
             return
@@ -279,6 +287,16 @@ class Search:
     def _weights(self, cid: int) -> Path:
         """Where the evaluator keeps candidate ``cid``'s weights between rungs."""
         return self.store.path.parent / "weights" / f"{cid}.pt"
+
+    def _reject(self, cid: int, arch: Hashable, reason: str) -> None:
+        """Fail a candidate over a constraint, telling the strategy :data:`PENALTY` so that
+        it learns to avoid such candidates (the constraint-penalised reward). The stored
+        error is ``reason`` from :data:`CONSTRAINT_PREFIX` on (without the worker's
+        exception class)."""
+        reason = reason[reason.index(CONSTRAINT_PREFIX) :]
+        self.strategy.tell(arch, PENALTY)
+        self.store.fail(cid, reason, self._state())
+        logger.info("candidate #%d: %s", cid, reason)
 
     def _state(self) -> dict:
         """What is saved with a result: the strategy and the proposals it has made."""

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+import numbers
 import os
 import sqlite3
 import time
@@ -41,7 +42,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from blockqnn.evaluation import Result
+from blockqnn.evaluation import METRIC_NAME, Result
 
 logger = logging.getLogger(__name__)
 
@@ -52,13 +53,14 @@ APPLICATION_ID = 0x42514E4E
 #: Value of the ``app`` meta entry.
 APP_NAME = "blockqnn-run"
 #: ``PRAGMA user_version``: the schema this module writes and reads.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Seconds a write waits for another connection's lock before failing.
 BUSY_TIMEOUT_S = 30.0
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _RESERVED_META = frozenset({"app", "schema_version", "config", "created"})
-_TOP_METRICS = frozenset({"reward", "accuracy", "test_accuracy"})
+#: Metrics kept in their own column; every other one is in the ``metrics`` JSON column.
+_COLUMN_METRICS = frozenset({"reward", "accuracy"})
 
 #: Per-epoch curves and per-rung results; created on open too in databases made before
 #: they existed (an additive change: the schema version stays).
@@ -96,10 +98,7 @@ _SCHEMA = (
         iteration INTEGER NOT NULL,
         epsilon REAL,
         accuracy REAL,
-        flops REAL,
-        params INTEGER,
-        density REAL,
-        test_accuracy REAL,
+        metrics TEXT NOT NULL DEFAULT '{}',  -- JSON: every other metric, by name
         reward REAL,
         cost_s REAL,
         created REAL NOT NULL,
@@ -148,10 +147,7 @@ class Candidate:
     iteration: int  #: the agent's iteration when it was proposed
     epsilon: float | None  #: exploration rate when it was proposed
     accuracy: float | None  #: validation accuracy, percent
-    flops: float | None  #: GFLOPs
-    params: int | None
-    density: float | None
-    test_accuracy: float | None  #: percent
+    metrics: dict[str, float]  #: every other metric of its result, by name (Result.metrics)
     reward: float | None  #: percent points
     cost_s: float | None  #: seconds the evaluation took (0 for a reused result)
     created: float  #: unix time of the proposal
@@ -162,6 +158,22 @@ class Candidate:
     reused_from: int | None  #: id of the candidate whose result this one reuses
     worker: str | None  #: who ran the last attempt
     extra: dict[str, Any]  #: evaluator-specific details
+
+    @property
+    def test_accuracy(self) -> float | None:
+        """Held-out test accuracy in percent, when the evaluator gave one."""
+        return self.metric("test_accuracy")
+
+    def metric(self, name: str) -> float | None:
+        """The value of metric ``name`` (``reward`` and ``accuracy`` included), or None."""
+        if name in _COLUMN_METRICS:
+            return getattr(self, name)
+        return self.metrics.get(name)
+
+    def named(self) -> dict[str, float]:
+        """Every metric it has, by name: ``reward``, ``accuracy``, then the result's metrics."""
+        columns = {"reward": self.reward, "accuracy": self.accuracy}
+        return {**{k: v for k, v in columns.items() if v is not None}, **self.metrics}
 
 
 _COLUMNS = ", ".join(f.name for f in fields(Candidate))
@@ -182,21 +194,20 @@ def rank(candidates: Iterable[Candidate], by: str = "reward") -> list[Candidate]
     """The ranking of a run: best first by ``by``, one row per architecture.
 
     The one ranking every view of a run uses (``show``, ``export``, the report,
-    ``DIR:topK``). ``by`` is ``"reward"``, ``"accuracy"`` or ``"test_accuracy"`` (higher is
-    better). Only COMPLETE candidates holding the metric count; reused duplicates are left
-    out, and isomorphic blocks (one canonical key) evaluated more than once (without
-    dedupe) appear once, as their best evaluation. Ties go to the earlier id.
+    ``DIR:topK``). ``by`` names any metric (higher is better): ``"reward"``,
+    ``"accuracy"``, ``"test_accuracy"`` or another the evaluator measured; ValueError for
+    a malformed name. Only COMPLETE candidates holding the metric count; reused duplicates
+    are left out, and isomorphic blocks (one canonical key) evaluated more than once
+    (without dedupe) appear once, as their best evaluation. Ties go to the earlier id.
     """
-    if by not in _TOP_METRICS:
-        raise ValueError(f"cannot rank by {by!r}; choose one of {sorted(_TOP_METRICS)}")
+    if not METRIC_NAME.match(by):
+        raise ValueError(f"cannot rank by {by!r}: not a metric name")
     scored = [
         c
         for c in candidates
-        if c.state == CandidateState.COMPLETE
-        and c.reused_from is None
-        and getattr(c, by) is not None
+        if c.state == CandidateState.COMPLETE and c.reused_from is None and c.metric(by) is not None
     ]
-    scored.sort(key=lambda c: (-getattr(c, by), c.id))
+    scored.sort(key=lambda c: (-c.metric(by), c.id))
     seen: set[str] = set()
     ranking = []
     for c in scored:
@@ -255,22 +266,31 @@ class RunStore:
         Raises :class:`StoreError` naming the file if it does not exist, is not a blockqnn
         run database (not SQLite, or another application's), is corrupt, or was written
         by a newer schema version. A rejected file is left as it is (beyond SQLite's own
-        recovery of an interrupted transaction).
+        recovery of an interrupted transaction). A database of an older schema version is
+        migrated to the current one in one transaction (see :func:`_migrate_v1`).
 
         On read-only media (the file or its directory is not writable) the database is
-        opened read-only, so readers (``show``, ``report``) work there; writing raises.
+        opened read-only, so readers (``show``, ``report``) work there; writing raises. An
+        older schema version there is migrated in a copy in memory, left read-only too.
         """
         db = _resolve(path)
         _check_header(db)
+        read_only = not _writable(db)
         try:
-            conn = _connect(db, read_only=not _writable(db))
+            conn = _connect(db, read_only=read_only)
         except sqlite3.OperationalError as exc:  # cannot open, locked, I/O error
             raise StoreError(f"{db} cannot be opened ({exc})") from exc
         except sqlite3.Error as exc:  # an SQLite header, but unreadable content
             raise StoreError(f"{db} is corrupt ({exc})") from exc
         try:
-            config_text = _validate(conn, db)
-            _create_rung_tables(conn, db)
+            config_text, version = _validate(conn, db)
+            if version != SCHEMA_VERSION:
+                conn = _in_memory(conn, db) if read_only else conn
+                _migrate(conn, db, version)
+            if version != SCHEMA_VERSION or not read_only:
+                _create_rung_tables(conn, db)
+            if read_only and version != SCHEMA_VERSION:
+                conn.execute("PRAGMA query_only = ON")
         except BaseException:
             conn.close()
             raise
@@ -364,8 +384,8 @@ class RunStore:
             values = list(_result_values(result))
             values[-1] = _rungs_cost(conn, cid) or values[-1]
             cursor = conn.execute(
-                "UPDATE candidates SET state = 'complete', accuracy = ?, flops = ?, params = ?,"
-                " density = ?, test_accuracy = ?, cost_s = ?, reward = ?, extra = ?,"
+                "UPDATE candidates SET state = 'complete', accuracy = ?, metrics = ?,"
+                " cost_s = ?, reward = ?, extra = ?,"
                 " finished = ? WHERE id = ? AND state IN ('pending', 'running')",
                 (*values, float(reward), extra_text, time.time(), cid),
             )
@@ -396,7 +416,7 @@ class RunStore:
     ) -> None:
         """Store the result of a candidate stopped at ``rung`` below the top; it becomes
         COMPLETE with no measured full-budget ``accuracy``/``reward`` (NULL: leaderboards
-        rank only measured ones), its FLOPs/params/density, ``cost_s`` summed over its
+        rank only measured ones), the result's metrics, ``cost_s`` summed over its
         rungs and ``extra["estimate"]`` = ``estimate`` (the estimated full-budget accuracy
         and reward the agent was told), in one transaction with ``agent_state``.
 
@@ -407,11 +427,11 @@ class RunStore:
         with self._write() as conn:
             self._check_unfinished(conn, cid, "stop")
             _insert_rung(conn, cid, rung, budget, result, reward)
-            _, flops, params, density, _, _ = _result_values(result)
+            _, metrics, _ = _result_values(result)
             conn.execute(
-                "UPDATE candidates SET state = 'complete', flops = ?, params = ?, density = ?,"
-                " cost_s = ?, extra = ?, finished = ? WHERE id = ?",
-                (flops, params, density, _rungs_cost(conn, cid), extra_text, time.time(), cid),
+                "UPDATE candidates SET state = 'complete', metrics = ?, cost_s = ?, extra = ?,"
+                " finished = ? WHERE id = ?",
+                (metrics, _rungs_cost(conn, cid), extra_text, time.time(), cid),
             )
             _save_agent(conn, state_text)
 
@@ -451,11 +471,11 @@ class RunStore:
         now = time.time()
         with self._write() as conn:
             cursor = conn.execute(
-                "INSERT INTO candidates (arch, key, state, iteration, epsilon, accuracy, flops,"
-                " params, density, test_accuracy, reward, cost_s, created, started, finished,"
+                "INSERT INTO candidates (arch, key, state, iteration, epsilon, accuracy,"
+                " metrics, reward, cost_s, created, started, finished,"
                 " reused_from, extra)"
-                " SELECT ?, ?, 'complete', ?, ?, accuracy, flops, params, density,"
-                " test_accuracy, ?, 0.0, ?, ?, ?, COALESCE(reused_from, id), extra"
+                " SELECT ?, ?, 'complete', ?, ?, accuracy, metrics,"
+                " ?, 0.0, ?, ?, ?, COALESCE(reused_from, id), extra"
                 " FROM candidates WHERE id = ? AND state = 'complete'",
                 (
                     arch,
@@ -569,6 +589,20 @@ class RunStore:
         if k < 0:
             raise ValueError(f"k must be non-negative, got {k}")
         return rank(self.candidates([CandidateState.COMPLETE]), by)[:k]
+
+    def metric_names(self) -> list[str]:
+        """The names of every metric some COMPLETE candidate has, sorted (``reward`` and
+        ``accuracy`` first when present)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT DISTINCT j.key FROM candidates, json_each(candidates.metrics) AS j"
+                " WHERE state = 'complete'"
+            ).fetchall()
+            has_columns = conn.execute(
+                "SELECT COUNT(reward), COUNT(accuracy) FROM candidates WHERE state = 'complete'"
+            ).fetchone()
+        first = [name for name, n in zip(("reward", "accuracy"), has_columns, strict=True) if n]
+        return first + sorted(row[0] for row in rows)
 
     # -- metadata ------------------------------------------------------------------------
 
@@ -751,8 +785,9 @@ def _check_header(db: Path) -> None:
         raise StoreError(f"{db} is not a blockqnn run database (not an SQLite file)")
 
 
-def _validate(conn: sqlite3.Connection, db: Path) -> str:
-    """Check identity, schema version and integrity of an open SQLite file; return the config."""
+def _validate(conn: sqlite3.Connection, db: Path) -> tuple[str, int]:
+    """Check identity, schema version and integrity of an open SQLite file; return the
+    config and the schema version (the current one or one :data:`_MIGRATIONS` upgrades)."""
     try:
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
         version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -766,7 +801,7 @@ def _validate(conn: sqlite3.Connection, db: Path) -> str:
                 f"{db} was written by a newer schema version {version}; this blockqnn"
                 f" reads version {SCHEMA_VERSION}: upgrade blockqnn to open it"
             )
-        if version != SCHEMA_VERSION:
+        if version not in _MIGRATIONS and version != SCHEMA_VERSION:
             raise StoreError(f"{db} is corrupt (unknown schema version {version})")
         config_text = _check_meta(conn, db)
         problems = [row[0] for row in conn.execute("PRAGMA quick_check(5)")]
@@ -774,7 +809,74 @@ def _validate(conn: sqlite3.Connection, db: Path) -> str:
         raise StoreError(f"{db} is corrupt ({exc})") from exc
     if problems != ["ok"]:
         raise StoreError(f"{db} is corrupt ({'; '.join(problems)})")
-    return config_text
+    return config_text, version
+
+
+def _in_memory(conn: sqlite3.Connection, db: Path) -> sqlite3.Connection:
+    """A copy of the database of ``conn`` in memory (``conn`` is closed)."""
+    memory = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        conn.backup(memory)
+    except sqlite3.Error as exc:
+        memory.close()
+        raise StoreError(f"{db} cannot be read ({exc})") from exc
+    finally:
+        conn.close()
+    logger.info("%s is read-only: its schema is migrated in a copy in memory", db)
+    return memory
+
+
+def _migrate(conn: sqlite3.Connection, db: Path, version: int) -> None:
+    """Bring a database of schema ``version`` to :data:`SCHEMA_VERSION`, in one transaction
+    (a crash leaves it at ``version``)."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+                conn.execute("COMMIT")  # another process migrated it while we waited
+                return
+            _MIGRATIONS[version](conn)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute(
+                "UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                (json.dumps(SCHEMA_VERSION),),
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        raise StoreError(
+            f"{db}: cannot migrate schema {version} to {SCHEMA_VERSION} ({exc})"
+        ) from exc
+    logger.info("migrated %s from schema version %d to %d", db, version, SCHEMA_VERSION)
+
+
+#: The metric columns of schema version 1, now entries of the ``metrics`` JSON column.
+_V1_METRIC_COLUMNS = ("flops", "params", "density", "test_accuracy")
+
+
+def _migrate_v1(conn: sqlite3.Connection) -> None:
+    """Version 1 kept four metrics in columns: move the non-null ones into ``metrics``."""
+    conn.execute("ALTER TABLE candidates ADD COLUMN metrics TEXT NOT NULL DEFAULT '{}'")
+    columns = ", ".join(_V1_METRIC_COLUMNS)
+    rows = conn.execute(f"SELECT id, {columns} FROM candidates").fetchall()
+    # in Python, not SQLite's json_object, which rounds REALs to 15 digits
+    updates = [
+        (_dumps(_present(_V1_METRIC_COLUMNS, values), "metrics"), cid) for cid, *values in rows
+    ]
+    conn.executemany("UPDATE candidates SET metrics = ? WHERE id = ?", updates)
+    for name in _V1_METRIC_COLUMNS:
+        conn.execute(f"ALTER TABLE candidates DROP COLUMN {name}")
+
+
+def _present(names: tuple[str, ...], values: list[Any]) -> dict[str, Any]:
+    """The ``names`` whose value is not None, with their values."""
+    return {k: v for k, v in zip(names, values, strict=True) if v is not None}
+
+
+#: Migration of each older schema version to the current one.
+_MIGRATIONS = {1: _migrate_v1}
 
 
 def _check_meta(conn: sqlite3.Connection, db: Path) -> str:
@@ -871,15 +973,12 @@ def _opt_float(value: float | None) -> float | None:
 
 
 def _result_values(result: Result) -> tuple[Any, ...]:
-    """The metric columns of a result, coerced to plain Python numbers (numpy-safe)."""
-    return (
-        float(result.accuracy),
-        _opt_float(result.flops),
-        None if result.params is None else int(result.params),
-        _opt_float(result.density),
-        _opt_float(result.test_accuracy),
-        float(result.cost_s),
-    )
+    """The accuracy, metrics (JSON) and cost of a result, as plain numbers (numpy-safe)."""
+    metrics = {
+        name: int(value) if isinstance(value, numbers.Integral) else float(value)
+        for name, value in result.metrics.items()
+    }
+    return (float(result.accuracy), _dumps(metrics, "result.metrics"), float(result.cost_s))
 
 
 def _rowid(cursor: sqlite3.Cursor) -> int:
@@ -892,4 +991,5 @@ def _to_candidate(row: tuple[Any, ...]) -> Candidate:
     values = dict(zip((f.name for f in fields(Candidate)), row, strict=True))
     values["state"] = CandidateState(values["state"])
     values["extra"] = json.loads(values["extra"])
+    values["metrics"] = json.loads(values["metrics"])
     return Candidate(**values)

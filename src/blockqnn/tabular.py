@@ -18,7 +18,7 @@ import math
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -35,14 +35,18 @@ class TableError(ValueError):
 
 
 class Entry(NamedTuple):
-    """One architecture's numbers: the reward column, the test column, the cost column."""
+    """One architecture's numbers: the reward column, the test column, the cost column and
+    the metric columns asked for (by metric name)."""
 
     reward: float
     test: float | None  #: None when no test column was asked for
     cost: float  #: 0.0 when no cost column was asked for
+    metrics: Mapping[str, float] = MappingProxyType({})
 
 
-_Columns = tuple[str, str | None, str | None, str | None]
+#: Metric name -> column, as a hashable tuple of pairs.
+_MetricColumns = tuple[tuple[str, str], ...]
+_Columns = tuple[str, str | None, str | None, str | None, _MetricColumns]
 _CACHE: dict[tuple[str, int, _Columns], Mapping[str, Entry]] = {}
 
 
@@ -52,8 +56,11 @@ def load_table(
     test_column: str | None = None,
     cost_column: str | None = None,
     arch_column: str | None = None,
+    metric_columns: Mapping[str, str] | None = None,
 ) -> Mapping[str, Entry]:
     """A read-only mapping arch string -> :class:`Entry`, in the file's row order.
+
+    ``metric_columns`` maps metric names to the columns holding them (``Entry.metrics``).
 
     ``arch_column`` None picks the first of :data:`ARCH_COLUMNS` present. The result is
     cached per process by (real path, mtime, columns); a changed file is read again.
@@ -64,7 +71,8 @@ def load_table(
     name = os.fspath(path)
     real = os.path.realpath(name)
     mtime = _mtime(name)
-    columns: _Columns = (reward_column, test_column, cost_column, arch_column)
+    metrics = tuple(sorted((metric_columns or {}).items()))
+    columns: _Columns = (reward_column, test_column, cost_column, arch_column, metrics)
     key = (real, mtime, columns)
     table = _CACHE.get(key)
     if table is None:
@@ -84,14 +92,20 @@ def _mtime(name: str) -> int:
 
 
 def _read(
-    name: str, reward: str, test: str | None, cost: str | None, arch: str | None
+    name: str,
+    reward: str,
+    test: str | None,
+    cost: str | None,
+    arch: str | None,
+    metrics: _MetricColumns,
 ) -> Mapping[str, Entry]:
     start = time.perf_counter()
+    wanted = (reward, test, cost, *(column for _, column in metrics))
     try:
         with open(name, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
-            arch = _check_columns(name, reader.fieldnames, arch, (reward, test, cost))
-            entries = _rows(name, reader, arch, reward, test, cost)
+            arch = _check_columns(name, reader.fieldnames, arch, wanted)
+            entries = _rows(name, reader, arch, (reward, test, cost), metrics)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise TableError(f"{name}: cannot read the table ({exc})") from None
     if not entries:
@@ -122,8 +136,13 @@ def _check_columns(
 
 
 def _rows(
-    name: str, reader: csv.DictReader, arch: str, reward: str, test: str | None, cost: str | None
+    name: str,
+    reader: csv.DictReader,
+    arch: str,
+    columns: tuple[str, str | None, str | None],
+    metrics: _MetricColumns,
 ) -> dict[str, Entry]:
+    reward, test, cost = columns
     entries: dict[str, Entry] = {}
     for row_number, row in enumerate(reader, start=1):
         where = f"{name}, line {reader.line_num} (row {row_number})"
@@ -136,6 +155,7 @@ def _rows(
             _number(where, row, reward),
             None if test is None else _number(where, row, test),
             0.0 if cost is None else _number(where, row, cost),
+            MappingProxyType({metric: _number(where, row, c) for metric, c in metrics}),
         )
     return entries
 
@@ -182,6 +202,8 @@ class TabularEvaluator:
     test_column: str | None = None
     cost_column: str | None = None
     arch_column: str | None = None
+    #: further metrics by name -> column, e.g. {"eval_time_s": "test-per-time"}
+    metric_columns: Mapping[str, str] = field(default_factory=dict)
     #: multi-fidelity: the column of each rung (e.g. 12-epoch and 200-epoch accuracy)
     rung_columns: tuple[str, ...] | None = None
 
@@ -193,7 +215,12 @@ class TabularEvaluator:
     def entries(self) -> Mapping[str, Entry]:
         """The whole table (cached), as :func:`load_table` returns it."""
         return load_table(
-            self.table, self.reward_column, self.test_column, self.cost_column, self.arch_column
+            self.table,
+            self.reward_column,
+            self.test_column,
+            self.cost_column,
+            self.arch_column,
+            self.metric_columns,
         )
 
     def evaluate(self, arch: str) -> Result:
@@ -205,22 +232,23 @@ class TabularEvaluator:
             raise TableError(
                 f"{self.table}: architecture {arch!r} is not in the table ({len(entries)} rows)"
             ) from None
-        return Result(accuracy=entry.reward, test_accuracy=entry.test, cost_s=entry.cost)
+        metrics = {**entry.metrics, **({} if entry.test is None else {"test_accuracy": entry.test})}
+        return Result(accuracy=entry.reward, metrics=metrics, cost_s=entry.cost)
 
     def evaluate_rung(self, arch: str, step: Step) -> Result:
-        """The value of ``arch`` in the column of rung ``step.rung``; the test column's at
-        the last rung. The cost is the step's budget increment (the simulated cost of
-        training on from the rung below); the curve is one point at ``step.budget``.
-        Raises :class:`TableError` without ``rung_columns`` or for a rung beyond them."""
+        """The value of ``arch`` in the column of rung ``step.rung``, with its other
+        metrics (the test accuracy only at the last rung). The cost is the step's budget
+        increment (the simulated cost of training on from the rung below); the curve is one
+        point at ``step.budget``. Raises :class:`TableError` without ``rung_columns`` or
+        for a rung beyond them."""
         if not self.rung_columns or step.rung >= len(self.rung_columns):
             raise TableError(f"{self.table}: no column for rung {step.rung} ({self.rung_columns})")
         whole = self.evaluate(arch)  # checks that the table holds arch
         column = self.rung_columns[step.rung]
         value = load_table(self.table, column, arch_column=self.arch_column)[arch.strip()].reward
-        test = whole.test_accuracy if step.last else None
         return Result(
             accuracy=value,
-            test_accuracy=test,
+            metrics={k: v for k, v in whole.metrics.items() if step.last or k != "test_accuracy"},
             cost_s=step.budget - step.start,
             curve=[{"epoch": step.budget, "val_accuracy": value, "val_loss": None}],
         )

@@ -17,11 +17,11 @@ import sys
 from collections.abc import Sequence
 
 from blockqnn import __version__
-from blockqnn.cli import block, draw, plot, report, search, show, train
+from blockqnn.cli import block, draw, export, plot, report, search, show, train
 from blockqnn.cli._errors import UsageError
 from blockqnn.store import StoreError
 
-COMMANDS = (block, search, show, train, draw, plot, report)
+COMMANDS = (block, search, show, export, train, draw, plot, report)
 
 #: Exceptions reported as the user's errors by subcommands that set no ``user_errors``.
 USER_ERRORS = (UsageError, ValueError, KeyError, FileNotFoundError, StoreError)

@@ -55,10 +55,10 @@ def resolve_arch(
     Raises NSCError for invalid codes, KeyError for an unknown name, ValueError when the
     run has fewer than K ranked candidates, and StoreError when ``DIR`` holds no readable run.
     """
-    found = _TOP.match(text.strip())
+    found = parse_top(text)
     if found is None:
         return blocks.resolve(text, max_index, types)
-    candidate, config = _ranked(found["run"], int(found["rank"]))
+    candidate, config = ranked_candidate(*found)
     if config.space != "nsc":
         return candidate.arch
     return nsc.parse(candidate.arch, config.max_index, COMPONENTS[config.components])
@@ -70,16 +70,16 @@ def run_network(text: str) -> RunNetwork | None:
     Raises as :func:`resolve_arch` does, and ValueError for a run that did not train its
     candidates (a tabular search).
     """
-    found = _TOP.match(text.strip())
+    found = parse_top(text)
     if found is None:
         return None
-    candidate, config = _ranked(found["run"], int(found["rank"]))
+    candidate, config = ranked_candidate(*found)
     options = config.evaluator
     if options.get("kind") != "train":
-        raise ValueError(f"{found['run']} did not train its candidates; it has no network")
+        raise ValueError(f"{found[0]} did not train its candidates; it has no network")
     widths = options.get("widths")
     return RunNetwork(
-        run_dir=found["run"],
+        run_dir=found[0],
         dataset=options["dataset"],
         preset=options.get("preset", "cifar"),
         repeats=candidate.extra.get("repeats", options.get("repeats")),
@@ -89,8 +89,15 @@ def run_network(text: str) -> RunNetwork | None:
     )
 
 
-def _ranked(run_dir: str, rank: int) -> tuple[Candidate, SearchConfig]:
-    """The ``rank``-th candidate of the run's ranking, and the run's configuration."""
+def parse_top(text: str) -> tuple[str, int] | None:
+    """``(DIR, K)`` for text of the form ``DIR:topK``, else None."""
+    found = _TOP.match(text.strip())
+    return None if found is None else (found["run"], int(found["rank"]))
+
+
+def ranked_candidate(run_dir: str, rank: int) -> tuple[Candidate, SearchConfig]:
+    """The ``rank``-th candidate of the run's ranking and the run's configuration
+    (ValueError and StoreError as :func:`resolve_arch` describes)."""
     if rank < 1:
         raise ValueError(f"{run_dir}:top{rank}: ranks start at 1")
     store, config = open_run(run_dir)

@@ -34,17 +34,21 @@ from blockqnn.cli._types import (
 )
 from blockqnn.cli.block import _ints
 from blockqnn.config import (
+    COMPONENTS,
     DEFAULT_EVALUATIONS,
     PAPER_EVALUATIONS,
+    SPACES,
     ConfigError,
     SearchConfig,
     make_space,
 )
 from blockqnn.execution.base import ExecutorLost
+from blockqnn.execution.factory import TIMEOUT_LOOKUP_S, TIMEOUT_PER_EPOCH_S
 from blockqnn.preflight import SetupError, check_evaluator
 from blockqnn.runlock import RunLock, RunLocked
 from blockqnn.search import DB_NAME, Progress, Search, create_run, new_strategy, open_run
 from blockqnn.store import CandidateState, RunStore, StoreError
+from blockqnn.strategies import STRATEGIES
 
 logger = logging.getLogger(__name__)
 
@@ -67,10 +71,6 @@ DEFAULTS: dict[str, Any] = {
 ITERATIONS_PER_SEARCH = 20
 #: The search command's user errors; anything else is a bug and keeps its traceback.
 USER_ERRORS = (UsageError, SetupError, RunLocked, StoreError, ConfigError)
-#: Default evaluation timeout per epoch of the early-stop recipe.
-TIMEOUT_PER_EPOCH_S = 1800.0
-#: Default evaluation timeout of an evaluator that does not train (a table look-up).
-TIMEOUT_LOOKUP_S = 600.0
 
 
 # --- option types --------------------------------------------------------------------------
@@ -120,13 +120,13 @@ def register(subparsers) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     p.add_argument(
         "--space",
-        choices=("nsc", "nb201"),
+        choices=sorted(SPACES),
         help="nsc: BlockQNN blocks trained on a dataset; nb201: NAS-Bench-201 cells looked "
         f"up in --table {_default('space')}",
     )
     p.add_argument(
         "--strategy",
-        choices=("qlearning", "random", "evolution"),
+        choices=sorted(STRATEGIES),
         help="the paper's Q-learning agent, random search (epsilon 1) or regularized "
         f"evolution {_default('strategy')}",
     )
@@ -190,17 +190,25 @@ def register(subparsers) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--components",
-        choices=("pcc", "separate"),
+        choices=sorted(COMPONENTS),
         help="convolution codes as PCCs (paper) or separate ReLU/BN/Conv codes (Fig. 9) "
         f"{_default('components')}",
     )
     add_training_options(p)
     add_rung_options(p)
+    add_objective_options(p)
     tab = p.add_argument_group("tabular evaluation (--space nb201)")
     tab.add_argument("--table", help="CSV keyed by NAS-Bench-201 architecture strings")
     tab.add_argument("--reward-column", help="column used as the search reward")
     tab.add_argument("--test-column", help="column reported as final test accuracy")
     tab.add_argument("--cost-column", help="column of evaluation cost in seconds")
+    tab.add_argument(
+        "--metric-column",
+        action="append",
+        type=_option,
+        metavar="METRIC=COLUMN",
+        help="a further metric read from a column, e.g. eval_time_s=test-per-time (repeatable)",
+    )
     tab.add_argument(
         "--rung-columns", type=_names, help="with --rungs: each rung's column, e.g. LOW,HIGH"
     )
@@ -345,6 +353,7 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
             evaluator=evaluator,
             rungs=rungs_from_args(args, evaluator),
             eta=args.eta,
+            **objective_settings(args),
         )
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
@@ -388,6 +397,71 @@ def _either(value: float | None, default: float) -> float:
     return default if value is None else value
 
 
+#: Constraint options -> the metric each one limits.
+CONSTRAINTS = {"max_latency_ms": "latency_ms", "max_flops": "flops", "max_params": "params"}
+#: Steering weight when --objectives is given without --steer-weight.
+STEER_WEIGHT = 10.0
+
+
+def add_objective_options(p: argparse.ArgumentParser) -> None:
+    """Reward terms, multi-objective search and constraints (see :mod:`blockqnn.pareto`)."""
+    g = p.add_argument_group("reward terms, objectives and constraints")
+    g.add_argument(
+        "--reward-term",
+        action="append",
+        type=_reward_term,
+        metavar="METRIC=WEIGHT[:REFERENCE]",
+        help="penalise WEIGHT * ln(METRIC / REFERENCE) in the reward, e.g. latency_ms=2"
+        " (repeatable; adds to --mu/--rho)",
+    )
+    g.add_argument(
+        "--objectives",
+        type=lambda text: text.split(","),
+        help="e.g. accuracy,latency (or flops, params, any metric): keep the Pareto front",
+    )
+    g.add_argument(
+        "--steer-weight",
+        type=non_negative_float,
+        help="with --objectives: a cost's ln weight in the agent's reward is drawn in"
+        f" [0, this] per iteration (default: {STEER_WEIGHT:g})",
+    )
+    g.add_argument("--max-latency-ms", type=positive_float, help="fail slower candidates")
+    g.add_argument("--max-flops", type=positive_float, help="fail candidates over these GFLOPs")
+    g.add_argument("--max-params", type=positive_int, help="fail candidates over these params")
+
+
+def objective_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The SearchConfig fields the reward-term, objective and constraint options set."""
+    return {
+        "reward_terms": dict(args.reward_term or ()),
+        "objectives": args.objectives or [],
+        "steer_weight": _either(args.steer_weight, STEER_WEIGHT),
+        "constraints": constraints(args),
+    }
+
+
+def _reward_term(text: str) -> tuple[str, dict[str, float]]:
+    name, sep, spec = text.partition("=")
+    weight, _, reference = spec.partition(":")
+    try:
+        term = {"weight": float(weight), **({"reference": float(reference)} if reference else {})}
+    except ValueError:
+        term = None
+    if not sep or not name or term is None:
+        raise argparse.ArgumentTypeError(f"expected METRIC=WEIGHT[:REFERENCE], got {text!r}")
+    return name, term
+
+
+def constraints(args: argparse.Namespace) -> dict[str, float]:
+    """Metric name -> limit for every constraint option given."""
+    given = {metric: getattr(args, option) for option, metric in CONSTRAINTS.items()}
+    return {metric: limit for metric, limit in given.items() if limit is not None}
+
+
+def _metric_columns(pairs: list[tuple[str, object]] | None) -> dict[str, str]:
+    return {name: str(column) for name, column in pairs or ()}
+
+
 def evaluator_from_args(args: argparse.Namespace) -> dict:
     """The evaluator options the command line describes (plain data for the run config)."""
     if _value(args, "space") == "nb201":
@@ -399,6 +473,7 @@ def evaluator_from_args(args: argparse.Namespace) -> dict:
             "reward_column": args.reward_column,
             "test_column": args.test_column,
             "cost_column": args.cost_column,
+            "metric_columns": _metric_columns(args.metric_column),
             "rung_columns": args.rung_columns,
         }
     from blockqnn.train.evaluator import TrainingEvaluator
@@ -421,6 +496,7 @@ def evaluator_from_args(args: argparse.Namespace) -> dict:
             threads=_value(args, "threads"),
             amp=args.amp,
             device=_value(args, "device"),
+            limits=constraints(args),
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -479,11 +555,20 @@ STORED: dict[str, Callable[[SearchConfig], Any]] = {
     "reward_column": _evaluator_field("reward_column"),
     "test_column": _evaluator_field("test_column"),
     "cost_column": _evaluator_field("cost_column"),
+    "metric_column": lambda c: c.evaluator.get("metric_columns", {}),
+    "reward_term": lambda c: c.reward_terms,
+    "objectives": lambda c: c.objectives,
+    "steer_weight": lambda c: c.steer_weight,
+    **{
+        option: (lambda c, m=metric: c.constraints.get(m)) for option, metric in CONSTRAINTS.items()
+    },
 }
 #: How a typed value is stored (paths are made absolute).
 NORMALISE: dict[str, Callable[[Any], Any]] = {
     "dataset": _absolute_dataset,
     "table": lambda text: str(Path(text).resolve()),
+    "metric_column": _metric_columns,
+    "reward_term": dict,
 }
 
 
@@ -522,40 +607,23 @@ def _shown(value: Any) -> str:
 
 
 def make_executor(args: argparse.Namespace, config: SearchConfig):
-    """The executor the options ask for, set up as the stored ``config`` says (device,
-    threads): in-process, a local process pool, or Dask. Raises SetupError when a Dask
-    scheduler cannot be reached or refuses this client."""
-    from blockqnn.config import make_evaluator
+    """The executor the options ask for (:func:`blockqnn.execution.factory.make_executor`:
+    set up as the stored ``config`` says). Raises SetupError when a Dask scheduler cannot
+    be reached or refuses this client."""
+    from blockqnn.execution.factory import ExecutorSpec
+    from blockqnn.execution.factory import make_executor as build
 
-    evaluator = make_evaluator(config)
-    if args.executor != "local":
-        from blockqnn.execution.dask_cluster import DaskExecutor
-
-        gpu = {"GPU": 1} if config.evaluator.get("device") == "cuda" else None
-        timeout = args.eval_timeout or _default_timeout(evaluator)
-        try:
-            return DaskExecutor(
-                args.executor, evaluator, resources=gpu, prefetch=args.prefetch, timeout_s=timeout
-            )
-        except ExecutorLost as exc:
-            raise SetupError(str(exc).splitlines()[0]) from None
-    workers = args.workers if args.workers is not None else int(config.space == "nsc")
-    if workers < 1:
-        from blockqnn.execution import InlineExecutor
-
-        return InlineExecutor(evaluator)
-    from blockqnn.execution import ProcessExecutor
-
-    threads = config.evaluator.get("threads", 1)
-    timeout = args.eval_timeout or _default_timeout(evaluator)
-    return ProcessExecutor(evaluator, workers, threads=threads, gpus=args.gpus, timeout_s=timeout)
-
-
-def _default_timeout(evaluator: Any) -> float:
-    """:data:`TIMEOUT_PER_EPOCH_S` per epoch of a training evaluator's recipe, else
-    :data:`TIMEOUT_LOOKUP_S`."""
-    recipe = getattr(evaluator, "early_stop_recipe", None)
-    return TIMEOUT_PER_EPOCH_S * recipe().epochs if recipe else TIMEOUT_LOOKUP_S
+    spec = ExecutorSpec(
+        address=args.executor,
+        workers=args.workers,
+        gpus=args.gpus,
+        prefetch=args.prefetch,
+        timeout_s=args.eval_timeout,
+    )
+    try:
+        return build(spec, config)
+    except ExecutorLost as exc:
+        raise SetupError(str(exc).splitlines()[0]) from None
 
 
 def _prepare(args: argparse.Namespace, config: SearchConfig):

@@ -1,15 +1,16 @@
-"""``blockqnn show DIR`` (leaderboard) and ``blockqnn export DIR --top K`` (best as JSON)."""
+"""``blockqnn show DIR``: a run's leaderboard, with a column for every metric it has."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from blockqnn.config import SearchConfig
+from blockqnn.evaluation import format_metric
+from blockqnn.pareto import Objective, front, gains, objectives
 from blockqnn.search import open_run
-from blockqnn.store import Candidate, rank
+from blockqnn.store import Candidate, CandidateState, rank
 
 
 def register(subparsers) -> None:
@@ -23,16 +24,23 @@ def register(subparsers) -> None:
         action="store_true",
         help="rungs: rank candidates stopped at a low rung by their estimated reward too",
     )
+    p.add_argument(
+        "--pareto",
+        action="store_true",
+        help="list the Pareto front of the run's objectives (--json always has it)",
+    )
+    p.add_argument(
+        "--objectives",
+        type=lambda text: text.split(","),
+        help="objectives of --pareto (default: the run's --objectives)",
+    )
     p.set_defaults(func=show)
-    e = subparsers.add_parser("export", help="write a run's best blocks as JSON")
-    e.add_argument("run_dir", type=Path)
-    e.add_argument("--top", type=int, default=1)
-    e.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")
-    e.set_defaults(func=export)
 
 
 def candidate_dict(c: Candidate) -> dict:
-    """A candidate as plain JSON data (``codes`` and ``arch`` both hold its text)."""
+    """A candidate as plain JSON data: ``codes`` and ``arch`` both hold its text; ``metrics``
+    holds every metric it has by name, and the ranking ones (``reward``, ``accuracy``,
+    ``test_accuracy``) are repeated at the top level (None when missing)."""
     return {
         "id": c.id,
         "codes": c.arch,
@@ -44,9 +52,7 @@ def candidate_dict(c: Candidate) -> dict:
         "accuracy": c.accuracy,
         "test_accuracy": c.test_accuracy,
         "reward": c.reward,
-        "flops": c.flops,
-        "params": c.params,
-        "density": c.density,
+        "metrics": c.named(),
         "cost_s": c.cost_s,
         "attempts": c.attempts,
         "reused_from": c.reused_from,
@@ -78,26 +84,43 @@ def show(args: argparse.Namespace) -> int:
             return show_curve(store.get(args.curves), store.curve(args.curves), args.json)
         candidates = store.candidates()
         counts, status = store.counts(), store.get_meta("status")
+        names = store.metric_names()
         curves = {c.id: store.curve(c.id) for c in candidates} if args.json else {}
     ranking = rank(candidates)
     if args.estimated:
         ranking = with_estimates(ranking, candidates)
+    objs = _objectives(args, config.objectives)
+    front = pareto_front(candidates, objs) if objs else None
     if args.json:
         out = _show_json(args.run_dir, status, counts, config, candidates, ranking)
         for row in out["candidates"]:
             row["curve"] = curves[row["id"]]
+        if front is not None:
+            out["pareto"] = {"objectives": [o.metric for o in objs], "ids": [c.id for c in front]}
         print(json.dumps(out))
         return 0
     print(f"run {args.run_dir}: {status}, {counts}, budget {config.evaluations}")
-    print(f"{'rank':>4} {'id':>6} {'reward':>8} {'acc':>7} {'test':>7}  architecture")
-    for position, c in enumerate(ranking[: args.top], start=1):
+    if args.estimated:
+        print(estimated_board(ranking[: args.top]))
+        return 0
+    if not args.pareto:
+        print(leaderboard(ranking[: args.top], names))
+        return 0
+    print(f"Pareto front of {', '.join(o.metric for o in objs)}: {len(front)} candidate(s)")
+    print(leaderboard(front, names))
+    return 0
+
+
+def estimated_board(candidates: list[Candidate]) -> str:
+    """A text table ranking measured and (``~``) estimated rewards."""
+    lines = [f"{'rank':>4} {'id':>6} {'reward':>8} {'acc':>7} {'test':>7}  architecture"]
+    for position, c in enumerate(candidates, start=1):
         test = "-" if c.test_accuracy is None else f"{c.test_accuracy:.2f}"
         acc = "-" if c.accuracy is None else f"{c.accuracy:.2f}"
         reward = ("" if c.reward is not None else "~") + f"{_reward(c):.3f}"
-        print(f"{position:>4} {c.id:>6} {reward:>8} {acc:>7} {test:>7}  {c.arch}")
-    if args.estimated:
-        print("~ estimated from a low rung (stopped there)")
-    return 0
+        lines.append(f"{position:>4} {c.id:>6} {reward:>8} {acc:>7} {test:>7}  {c.arch}")
+    lines.append("~ estimated from a low rung (stopped there)")
+    return "\n".join(lines)
 
 
 def show_curve(c: Candidate, curve: list[dict], as_json: bool) -> int:
@@ -134,14 +157,31 @@ def _show_json(
     }
 
 
-def export(args: argparse.Namespace) -> int:
-    store, config = open_run(args.run_dir)
-    with store:
-        best = store.top(args.top)
-    rows = [{"rank": i, **candidate_dict(c)} for i, c in enumerate(best, start=1)]
-    text = json.dumps({"space": config.space, "blocks": rows}, indent=2)
-    if args.output == "-":
-        sys.stdout.write(text + "\n")
-    else:
-        Path(args.output).write_text(text + "\n")
-    return 0
+def _objectives(args: argparse.Namespace, configured: list[str]) -> tuple[Objective, ...]:
+    """The objectives given or the run's (none for a single-objective run); ValueError when
+    ``--pareto`` has none."""
+    names = args.objectives or configured
+    if args.pareto and not names:
+        raise ValueError("--pareto needs --objectives (the run was not multi-objective)")
+    return objectives(names) if names else ()
+
+
+def pareto_front(candidates: list[Candidate], objs: tuple[Objective, ...]) -> list[Candidate]:
+    """The complete, non-reused candidates on the Pareto front, by the first objective."""
+    trained = [
+        c for c in candidates if c.state == CandidateState.COMPLETE and c.reused_from is None
+    ]
+    found = front(trained, lambda c: gains(c.named(), objs))
+    return sorted(found, key=lambda c: (-objs[0].gain(c.named()[objs[0].metric]), c.id))
+
+
+def leaderboard(candidates: list[Candidate], names: list[str]) -> str:
+    """A text table of ``candidates`` (COMPLETE ones) with a column per metric name."""
+    widths = [max(8, len(name)) for name in names]
+    cells = [f"{name:>{w}}" for name, w in zip(names, widths, strict=True)]
+    lines = [f"{'rank':>4} {'id':>6} {' '.join(cells)}  architecture"]
+    for position, c in enumerate(candidates, start=1):
+        values = [format_metric(c.metric(n)) for n in names]
+        cells = [f"{v:>{w}}" for v, w in zip(values, widths, strict=True)]
+        lines.append(f"{position:>4} {c.id:>6} {' '.join(cells)}  {c.arch}")
+    return "\n".join(lines)

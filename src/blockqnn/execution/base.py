@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pickle
 import traceback
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from blockqnn.evaluation import Evaluator, Result, Step
 
@@ -22,6 +23,33 @@ class Outcome:
     error: str | None = None
     lost: bool = False
     worker: str | None = None
+
+    def to_plain(self) -> dict[str, Any]:
+        """The outcome of a worker as plain picklable data, for the trip to the master (the
+        one conversion every executor uses). A result that cannot be pickled (e.g. an odd
+        object in ``extra``) becomes its candidate's error."""
+        data = {
+            "cid": self.cid,
+            "result": None if self.result is None else self.result.to_dict(),
+            "error": self.error,
+            "worker": self.worker,
+        }
+        try:
+            pickle.dumps(data)
+        except Exception as exc:
+            data.update(result=None, error=f"the result could not be sent: {exc!r}")
+        return data
+
+    @classmethod
+    def from_plain(cls, data: dict[str, Any]) -> Outcome:
+        """Inverse of :meth:`to_plain`."""
+        result = data["result"]
+        return cls(
+            data["cid"],
+            result=None if result is None else Result.from_dict(result),
+            error=data["error"],
+            worker=data["worker"],
+        )
 
 
 class ExecutorLost(RuntimeError):

@@ -53,7 +53,7 @@ import cloudpickle
 import dask.config
 import distributed
 
-from blockqnn.evaluation import Evaluator, Result, Step
+from blockqnn.evaluation import Evaluator, Step
 from blockqnn.execution.base import ClosingExecutor, ExecutorLost, Outcome, evaluate_safely
 
 logger = logging.getLogger(__name__)
@@ -205,26 +205,11 @@ def _limit_torch_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def _plain(outcome: Outcome) -> dict[str, Any]:
-    """An outcome as plain data; a result that cannot be pickled becomes an error."""
-    data = {
-        "cid": outcome.cid,
-        "result": None if outcome.result is None else outcome.result.to_dict(),
-        "error": outcome.error,
-        "worker": outcome.worker,
-    }
-    try:
-        pickle.dumps(data)
-    except Exception as exc:  # e.g. an odd object in Result.extra
-        data.update(result=None, error=f"the result could not be sent: {exc!r}")
-    return data
-
-
 def run_evaluation(
     blob: bytes, cid: int, arch: str, torch_threads: int | None, step: Step | None = None
 ) -> dict[str, Any]:
     """The Dask task: evaluate candidate ``cid`` (one rung with ``step``) on this worker;
-    returns plain data.
+    returns plain data, with the evaluation's duration on the worker (``seconds``).
 
     With ``torch_threads`` set and torch loaded, torch runs that many threads (set before
     each evaluation; an evaluator that sets its own count wins). An evaluator that cannot
@@ -239,17 +224,7 @@ def run_evaluation(
         _limit_torch_threads(torch_threads)
     start = time.perf_counter()
     outcome = evaluate_safely(evaluator, cid, arch, worker, step)
-    return {**_plain(outcome), "seconds": time.perf_counter() - start}
-
-
-def _outcome(data: dict[str, Any]) -> Outcome:
-    result = data["result"]
-    return Outcome(
-        data["cid"],
-        result=None if result is None else Result.from_dict(result),
-        error=data["error"],
-        worker=data["worker"],
-    )
+    return {**outcome.to_plain(), "seconds": time.perf_counter() - start}
 
 
 # --- master side -------------------------------------------------------------------------
@@ -568,4 +543,4 @@ class DaskExecutor(ClosingExecutor):
             return Outcome(cid, error=f"the Dask task failed: {exc!r}")
         if "broken" in data:
             raise ExecutorLost(data["broken"])
-        return _outcome(data)
+        return Outcome.from_plain(data)

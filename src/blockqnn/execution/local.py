@@ -35,7 +35,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from blockqnn.evaluation import Evaluator, Result, Step
+from blockqnn.evaluation import Evaluator, Step
 from blockqnn.execution.base import ClosingExecutor, ExecutorLost, Outcome, evaluate_safely
 
 logger = logging.getLogger(__name__)
@@ -75,17 +75,6 @@ def _exit_with_master() -> None:
     threading.Thread(target=watch, name="master-watch", daemon=True).start()
 
 
-def _send_outcome(conn: Connection, outcome: Outcome) -> None:
-    """Send an outcome as plain data; a result that cannot be pickled fails its candidate."""
-    try:
-        result = outcome.result.to_dict() if outcome.result is not None else None
-        conn.send(("outcome", outcome.cid, result, outcome.error))
-    except (BrokenPipeError, EOFError):
-        raise
-    except Exception as exc:  # e.g. a lock or a lambda in ``extra``
-        conn.send(("outcome", outcome.cid, None, f"result could not be sent: {exc!r}"))
-
-
 def _worker_main(conn: Connection, index: int, blob: bytes, threads: int, gpu: int | None) -> None:
     """A worker process: set up, then evaluate one ``(cid, arch, step)`` at a time until EOF.
 
@@ -108,7 +97,7 @@ def _worker_main(conn: Connection, index: int, blob: bytes, threads: int, gpu: i
         while True:
             cid, arch, step = conn.recv()
             _limit_torch_threads(threads)
-            _send_outcome(conn, evaluate_safely(evaluator, cid, arch, name, step))
+            conn.send(("outcome", evaluate_safely(evaluator, cid, arch, name, step).to_plain()))
 
 
 # --- master side -------------------------------------------------------------------------
@@ -330,14 +319,8 @@ class ProcessExecutor(ClosingExecutor):
             return None
         if kind == "broken":
             raise ExecutorLost(message[1])
-        _, cid, result, error = message
         worker.task, worker.deadline = None, None
-        return Outcome(
-            cid,
-            result=Result.from_dict(result) if result is not None else None,
-            error=error,
-            worker=worker.name,
-        )
+        return Outcome.from_plain(message[1])
 
     def _bury(self, worker: _Worker, reason: str | None = None) -> Outcome | None:
         """Replace a dead worker; the lost outcome of its task, if it had one. ``reason``

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
+from typing import NamedTuple
 
 from blockqnn.config import SearchConfig
 from blockqnn.search import open_run
@@ -67,24 +68,35 @@ def iteration_stats(
         if c.state == CandidateState.COMPLETE and (with_reused or c.reused_from is None)
     ]
     valued = sorted((c for c in done if getattr(c, metric) is not None), key=_order)
+    return stats_of(Point(c.iteration, c.key, getattr(c, metric), c.epsilon) for c in valued)
+
+
+class Point(NamedTuple):
+    """One told value: its iteration, the architecture's key, the value, the epsilon."""
+
+    iteration: int
+    key: str
+    value: float
+    epsilon: float | None = None
+
+
+def stats_of(points: Iterable[Point]) -> list[IterationStats]:
+    """Per-iteration numbers of ``points`` in iteration order (each iteration's points
+    together); an architecture (``key``) counts once in the top-k."""
     best: dict[str, float] = defaultdict(lambda: float("-inf"))
-    stats = []
-    for iteration, group in groupby(valued, key=lambda c: c.iteration):
-        members = list(group)
-        stats.append(_iteration(iteration, members, metric, best))
-    return stats
+    return [
+        _iteration(iteration, list(group), best)
+        for iteration, group in groupby(points, key=lambda p: p.iteration)
+    ]
 
 
-def _iteration(
-    iteration: int, members: list[Candidate], metric: str, best: dict[str, float]
-) -> IterationStats:
+def _iteration(iteration: int, members: list[Point], best: dict[str, float]) -> IterationStats:
     """The numbers of one iteration; updates ``best`` (key -> best value so far)."""
-    values = [getattr(c, metric) for c in members]
-    for c, value in zip(members, values, strict=True):
-        best[c.key] = max(best[c.key], value)
+    for p in members:
+        best[p.key] = max(best[p.key], p.value)
     top = heapq.nlargest(TOP, best.values())
-    mean, top5 = sum(values) / len(values), sum(top) / len(top)
-    return IterationStats(iteration, len(values), mean, top[0], top5, members[0].epsilon)
+    mean, top5 = sum(p.value for p in members) / len(members), sum(top) / len(top)
+    return IterationStats(iteration, len(members), mean, top[0], top5, members[0].epsilon)
 
 
 def _order(candidate: Candidate) -> tuple[int, int]:

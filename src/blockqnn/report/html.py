@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from blockqnn.config import SearchConfig, make_space
+from blockqnn.evaluation import format_metric
 from blockqnn.report.curves import RunCurves, iteration_stats, render_curves
 from blockqnn.report.draw import render
 from blockqnn.report.graph import Graph, block_graph, cell_graph
@@ -71,6 +72,7 @@ def report_html(run_dir: str | Path) -> str:
     store, config = open_run(run_dir)
     with store:
         candidates, best = store.candidates(), store.top(LEADERBOARD_SIZE)
+        metrics = store.metric_names()
         status = store.get_meta("status")
     curves = RunCurves(Path(run_dir), config, iteration_stats(candidates))
     overview = _Html(
@@ -81,7 +83,9 @@ def report_html(run_dir: str | Path) -> str:
     )
     body = [
         overview,
-        _section(f"Leaderboard (best {LEADERBOARD_SIZE} by reward)", _leaderboard(best, config)),
+        _section(
+            f"Leaderboard (best {LEADERBOARD_SIZE} by reward)", _leaderboard(best, config, metrics)
+        ),
         _section("Learning curves", _curves(curves)),
         _section("Failed candidates", _failed(candidates)),
     ]
@@ -173,34 +177,22 @@ def _seconds(seconds: float) -> str:
 
 # -- leaderboard, curves, failures ----------------------------------------------------
 
-_LEADER_HEADERS = (
-    "rank", "id", "drawing", "architecture", "iteration", "accuracy %", "test accuracy %",
-    "GFLOPs", "params", "density", "reward",
-)  # fmt: skip
+_LEADER_HEADERS = ("rank", "id", "drawing", "architecture", "iteration")
 
 
-def _leaderboard(best: list[Candidate], config: SearchConfig) -> _Html:
+def _leaderboard(best: list[Candidate], config: SearchConfig, metrics: list[str]) -> _Html:
+    """The ``best`` candidates with a column for each name in ``metrics``."""
     if not best:
         return _Html('<p id="leaderboard">No completed candidates yet.</p>')
-    rows = [_leader_row(rank, c, config) for rank, c in enumerate(best, start=1)]
-    return _table(_LEADER_HEADERS, rows, "leaderboard", numeric=7)
+    rows = [_leader_row(rank, c, config, metrics) for rank, c in enumerate(best, start=1)]
+    numeric = len(metrics) + 1
+    return _table((*_LEADER_HEADERS, *metrics), rows, "leaderboard", numeric=numeric)
 
 
-def _leader_row(rank: int, c: Candidate, config: SearchConfig) -> list[Any]:
+def _leader_row(rank: int, c: Candidate, config: SearchConfig, metrics: list[str]) -> list[Any]:
     drawing = _image(render(_graph(c.arch, config)), "image/svg+xml", f"block #{c.id}", "block")
-    return [
-        rank,
-        c.id,
-        drawing,
-        _code(c.arch),
-        c.iteration,
-        _number(c.accuracy, "{:.2f}"),
-        _number(c.test_accuracy, "{:.2f}"),
-        _number(c.flops, "{:.4f}"),
-        _number(c.params, "{:,}"),
-        _number(c.density, "{:.3f}"),
-        _number(c.reward, "{:.3f}"),
-    ]
+    values = [format_metric(c.metric(name)) for name in metrics]
+    return [rank, c.id, drawing, _code(c.arch), c.iteration, *values]
 
 
 def _code(arch: str) -> _Html:
@@ -211,10 +203,6 @@ def _graph(arch: str, config: SearchConfig) -> Graph:
     """The drawing graph of a stored architecture in its run's space."""
     parsed = make_space(config).parse(arch)
     return block_graph(parsed) if config.space == "nsc" else cell_graph(parsed)
-
-
-def _number(value: float | None, template: str) -> str:
-    return _MISSING if value is None else template.format(value)
 
 
 def _image(data: bytes, mime: str, alt: str, css_class: str) -> _Html:

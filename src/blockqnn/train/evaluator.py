@@ -28,19 +28,20 @@ import torch
 
 from blockqnn import nsc
 from blockqnn.data import Dataset, load_dataset
-from blockqnn.evaluation import EvaluationError, Result, Step
+from blockqnn.evaluation import EvaluationError, Result, Step, check_limits
+from blockqnn.latency import Latency, measure_latency
 from blockqnn.model import NetworkConfig, build, cifar, imagenet
 from blockqnn.profile import count_params, profile_network
 from blockqnn.train.checkpoint import ModelFileError, atomic_save, load_tagged, tagged
-from blockqnn.train.loop import Diverged, Loop, configure_cpu
+from blockqnn.train.loop import Diverged, Loop, configure_cpu, resolve_device
 from blockqnn.train.recipes import EarlyStopRecipe, early_stop_recipe
 
 logger = logging.getLogger(__name__)
 
 _PRESETS = {"cifar": cifar, "imagenet": imagenet}
+_DATASETS: dict[tuple, Dataset] = {}
 #: Format tag of the files that carry a candidate's training from one rung to the next.
 RUNG_STATE_FORMAT = "blockqnn-rung-state"
-_DATASETS: dict[tuple, Dataset] = {}
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,10 @@ class TrainingEvaluator:
     threads: int = 1  #: torch CPU threads in the worker process
     amp: bool = False  #: mixed precision on CUDA
     device: str = "auto"  #: "auto", "cpu" or "cuda"
+    latency_batch: int | None = 64  #: throughput batch of the latency measurement; None: skip
+    #: metric name -> largest allowed value, checked before training (flops, params,
+    #: density, latency_ms, latency_batch_ms); a candidate over one fails at once
+    limits: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Normalise ``widths`` to a tuple and fail fast (ValueError) on bad options, before
@@ -79,6 +84,8 @@ class TrainingEvaluator:
         self.network_config(num_classes=10, in_channels=3, image_size=32)  # any data shape
         if self.max_params is not None and self.max_params < 1:
             raise ValueError(f"max_params must be positive, got {self.max_params}")
+        if self.latency_batch is not None and self.latency_batch < 1:
+            raise ValueError(f"latency_batch must be positive, got {self.latency_batch}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible dict of the options."""
@@ -122,15 +129,19 @@ class TrainingEvaluator:
         return _DATASETS[key]
 
     def evaluate(self, arch: str) -> Result:
-        """Train the network of block ``arch`` (NSC text) and return its validation accuracy.
+        """Train the network of block ``arch`` (NSC text) and return its validation accuracy,
+        with the metrics ``flops``, ``params``, ``density`` and (unless ``latency_batch`` is
+        None) the network's ``latency_ms`` and ``latency_batch_ms``, measured on this
+        worker's device just before training (weights do not change the cost).
 
-        Raises NSCError for invalid codes and EvaluationError when the network is over the
+        Raises NSCError for invalid codes, ConstraintViolation before training when a
+        metric is over ``limits``, and EvaluationError when the network is over the
         parameter limit or training diverges.
         """
         start = time.perf_counter()
-        block, config, data, prof = self._prepare(arch)
+        block, config, data, metrics, extra = self._prepare(arch)
         loop, restarts = self._train(block, config, data, self.early_stop_recipe().epochs)
-        return _result(loop, restarts, config, prof, time.perf_counter() - start, 0)
+        return _result(loop, restarts, metrics, extra, time.perf_counter() - start, 0)
 
     def evaluate_rung(self, arch: str, step: Step) -> Result:
         """Train block ``arch`` up to ``step.budget`` epochs, continuing from the state saved
@@ -142,7 +153,7 @@ class TrainingEvaluator:
         trained in this step; ``cost_s`` is this step's time. Raises as :meth:`evaluate`.
         """
         start = time.perf_counter()
-        block, config, data, prof = self._prepare(arch)
+        block, config, data, metrics, extra = self._prepare(arch)
         epochs = int(step.budget)
         resumed = self._resume(block, config, data, step)
         if resumed is None:
@@ -153,15 +164,28 @@ class TrainingEvaluator:
             loop.run()
         if step.state is not None and not step.last:
             _save_rung_state(step.state, arch, loop, restarts)
-        return _result(loop, restarts, config, prof, time.perf_counter() - start, first)
+        return _result(loop, restarts, metrics, extra, time.perf_counter() - start, first)
 
-    def _prepare(self, arch: str) -> tuple[nsc.Block, NetworkConfig, Dataset, Any]:
-        """The block, its network configuration (within the limit), the data, its profile."""
+    def _prepare(
+        self, arch: str
+    ) -> tuple[nsc.Block, NetworkConfig, Dataset, dict[str, float], dict[str, Any]]:
+        """The block, its network configuration (within the parameter limit), the data, the
+        metrics measured before training (``flops``, ``params``, ``density``, latency) and
+        the details for ``extra``; ConstraintViolation when a metric is over ``limits``."""
         configure_cpu(self.threads)
         block = nsc.as_block(arch, sys.maxsize)
         data = self.load_data()
-        config = self._fit_limit(block, self.network_config(**_shape(data)))
-        return block, config, data, profile_network(build(block, config), block, config)
+        config = self._fit_limit(block, self.network_config(**data_shape(data)))
+        network = build(block, config)
+        prof = profile_network(network, block, config)
+        metrics = {"flops": prof.gflops, "params": prof.params, "density": prof.density}
+        extra: dict[str, Any] = {"repeats": config.repeats}
+        if self.latency_batch is not None:
+            latency = self._latency(network, config)
+            metrics.update(latency.metrics())
+            extra.update(latency.details())
+        check_limits(metrics, self.limits, "checked before training")
+        return block, config, data, metrics, extra
 
     def _resume(
         self, block: nsc.Block, config: NetworkConfig, data: Dataset, step: Step
@@ -180,15 +204,17 @@ class TrainingEvaluator:
             return None
         recipe = self.early_stop_recipe()
         loop = Loop(
-            build(block, config),
-            data,
-            recipe,
-            int(step.budget),
-            device=self.device,
-            amp=self.amp,
+            build(block, config), data, recipe, int(step.budget), device=self.device, amp=self.amp
         )
         loop.load_state_dict(saved["loop"])
         return loop, int(saved["restarts"])
+
+    def _latency(self, network: torch.nn.Module, config: NetworkConfig) -> Latency:
+        """The network's latency on the device it will train on (as training lays it out)."""
+        network.to(resolve_device(self.device), memory_format=torch.channels_last)
+        return measure_latency(
+            network, config.in_channels, config.image_size, batch=self.latency_batch
+        )
 
     def _fit_limit(self, block: nsc.Block, config: NetworkConfig) -> NetworkConfig:
         """``config``, or with a smaller N when adapting to the parameter limit."""
@@ -231,30 +257,31 @@ class TrainingEvaluator:
 
 
 def _result(
-    loop: Loop, restarts: int, config: NetworkConfig, prof: Any, seconds: float, first: int
+    loop: Loop,
+    restarts: int,
+    metrics: dict[str, float],
+    extra: dict[str, Any],
+    seconds: float,
+    first: int,
 ) -> Result:
     """The result of a trained loop; its curve holds the epochs after ``first``."""
     last = loop.history[-1]
+    details = {
+        **extra,
+        "epochs": loop.epoch,
+        "restarts": restarts,
+        "lr": loop.base_lr,
+        "train_accuracy": last.train_accuracy,
+        "images_per_s": _throughput(loop),
+        "continued_from": first,
+    }
+    curve = [
+        {"epoch": s.epoch, "val_accuracy": s.val_accuracy, "val_loss": _finite(s.val_loss)}
+        for s in loop.history
+        if s.epoch > first
+    ]
     return Result(
-        accuracy=last.val_accuracy,
-        flops=prof.gflops,
-        params=prof.params,
-        density=prof.density,
-        cost_s=seconds,
-        extra={
-            "epochs": loop.epoch,
-            "restarts": restarts,
-            "lr": loop.base_lr,
-            "repeats": config.repeats,
-            "train_accuracy": last.train_accuracy,
-            "images_per_s": _throughput(loop),
-            "continued_from": first,
-        },
-        curve=[
-            {"epoch": s.epoch, "val_accuracy": s.val_accuracy, "val_loss": _finite(s.val_loss)}
-            for s in loop.history
-            if s.epoch > first
-        ],
+        accuracy=last.val_accuracy, metrics=metrics, cost_s=seconds, extra=details, curve=curve
     )
 
 
@@ -292,7 +319,8 @@ def _seed(seed: int, block: nsc.Block, restart: int) -> int:
     return int.from_bytes(hashlib.sha256(text).digest()[:8], "big") >> 1
 
 
-def _shape(data: Dataset) -> dict[str, int]:
+def data_shape(data: Dataset) -> dict[str, int]:
+    """The network options a dataset fixes: classes, input channels, image size."""
     return {
         "num_classes": data.num_classes,
         "in_channels": data.channels,

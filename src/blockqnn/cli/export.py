@@ -1,0 +1,126 @@
+"""``blockqnn export``: a run's best blocks as JSON, or a network as ONNX, TorchScript or
+a standalone ``.py`` file (see :mod:`blockqnn.export`).
+
+``SOURCE`` is a run directory (``--format json``), ``RUN_DIR:topK`` (the K-th best block
+of a run, stacked with the run's network settings; it has no trained weights, so the
+He-initialised network is exported and the command says so) or ``MODEL_DIR``, what
+``blockqnn train --out`` wrote (its ``model.pt``, trained weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from blockqnn.cli._blocks import parse_top, ranked_candidate
+from blockqnn.cli.show import candidate_dict
+from blockqnn.search import open_run
+
+#: Formats: JSON of a run's best blocks, or one of :data:`blockqnn.export.FORMATS`.
+FORMATS = ("json", "onnx", "torchscript", "py")
+
+
+def register(subparsers) -> None:
+    e = subparsers.add_parser(
+        "export", help="write a run's best blocks as JSON, or a network as ONNX/TorchScript/.py"
+    )
+    e.add_argument("source", help="RUN_DIR (json), RUN_DIR:topK or MODEL_DIR (model formats)")
+    e.add_argument("--format", choices=FORMATS, default="json", help="what to write")
+    e.add_argument("--top", type=int, default=1, help="json: how many of the best blocks")
+    e.add_argument("-o", "--output", default="-", help="file to write (json default: stdout)")
+    e.set_defaults(func=export)
+
+
+def export(args: argparse.Namespace) -> int:
+    if args.format == "json":
+        return _export_json(args.source, args.top, args.output)
+    if args.output == "-":
+        raise ValueError(f"--format {args.format} needs -o FILE")
+    from blockqnn.export import export as export_network
+
+    network, info = load_network(args.source)
+    if not info.trained:
+        print(
+            f"note: {args.source} has no trained weights; exporting the He-initialised network"
+            " of the run's settings (train it with `blockqnn train`)",
+            file=sys.stderr,
+        )
+    difference = export_network(network, info, args.format, args.output)
+    weights = f" and {Path(args.output).with_suffix('.pt')}" if args.format == "py" else ""
+    print(f"wrote {args.output}{weights} (max abs difference to the network {difference:.1e})")
+    return 0
+
+
+def _export_json(run_dir: str, top: int, output: str) -> int:
+    store, config = open_run(run_dir)
+    with store:
+        best = store.top(top)
+    rows = [{"rank": i, **candidate_dict(c)} for i, c in enumerate(best, start=1)]
+    text = json.dumps({"space": config.space, "blocks": rows}, indent=2)
+    if output == "-":
+        sys.stdout.write(text + "\n")
+    else:
+        Path(output).write_text(text + "\n")
+    return 0
+
+
+def load_network(source: str):
+    """The network ``source`` names and its :class:`~blockqnn.export.ModelInfo`."""
+    found = parse_top(source)
+    return _from_model(Path(source)) if found is None else _from_run(*found)
+
+
+def _from_model(path: Path):
+    from blockqnn.export import ModelInfo
+    from blockqnn.train.checkpoint import load
+    from blockqnn.train.final import MODEL
+
+    network = load(path / MODEL if path.is_dir() else path)
+    config = network.config
+    info = ModelInfo(
+        network.codes,
+        config.in_channels,
+        config.image_size,
+        network.classes,
+        network.mean,
+        network.std,
+        trained=True,
+    )
+    return network, info
+
+
+def _from_run(run_dir: str, rank: int):
+    """The He-initialised network of a run's ``rank``-th block, with the settings and the
+    number of blocks per stage it was evaluated with (the dataset gives the shapes)."""
+    import torch
+
+    from blockqnn.config import make_evaluator
+    from blockqnn.export import ModelInfo
+    from blockqnn.model import build
+    from blockqnn.train.evaluator import data_shape
+
+    candidate, config = ranked_candidate(run_dir, rank)
+    if config.space != "nsc":
+        raise ValueError(
+            f"{run_dir} searched the {config.space!r} space: a table look-up has no network"
+            " to export (--format json exports its ranking)"
+        )
+    evaluator = make_evaluator(config)
+    data = evaluator.load_data()
+    network_config = evaluator.network_config(**data_shape(data))
+    repeats = candidate.extra.get("repeats", network_config.repeats)
+    torch.manual_seed(config.seed)
+    network = build(candidate.arch, dataclasses.replace(network_config, repeats=repeats))
+    info = ModelInfo(
+        network.codes,
+        data.channels,
+        data.image_size,
+        tuple(data.classes),
+        tuple(data.mean),
+        tuple(data.std),
+        trained=False,
+    )
+    return network, info
