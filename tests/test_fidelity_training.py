@@ -47,7 +47,8 @@ def test_rungs_continue_from_the_weights_to_the_plain_early_stop(evaluator, tmp_
     assert top.accuracy == plain.accuracy  # same learning rates, generator and weights
     assert top.curve == plain.curve[1:] and low.curve == plain.curve[:1]
     assert all(0 < p["val_loss"] < 10 and 0 <= p["val_accuracy"] <= 100 for p in plain.curve)
-    assert top.metrics == plain.metrics and set(plain.metrics) >= {"flops", "params", "density"}
+    for name in ("flops", "params", "density"):  # latency is measured again, noisily
+        assert top.metrics[name] == plain.metrics[name]
 
 
 def test_a_missing_or_foreign_state_trains_again(evaluator, tmp_path):
