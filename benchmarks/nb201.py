@@ -114,12 +114,14 @@ def build(spec: str, seed: int, evaluations: int, batch: int) -> Strategy:
 def one_run(
     spec: str,
     seed: int,
-    table: Mapping[str, Entry],
+    columns: tuple[str, str, str, str | None],
     evaluations: int,
     batch: int,
     count_duplicates: bool,
 ) -> dict:
-    """One search; returns the incumbent's judged accuracy and reward, curve, overhead."""
+    """One search on the table ``columns`` = (path, reward, test, cost column) names;
+    returns the incumbent's judged accuracy and reward, curve and overhead."""
+    table: Mapping[str, Entry] = load_table(*columns)  # read once per process
     agent = build(spec, seed, evaluations, batch)
     seen: dict[Hashable, float] = {}
     best_reward, incumbent_test, curve = float("-inf"), None, []
@@ -205,7 +207,8 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=os.cpu_count(), help="processes")
     args = parser.parse_args()
-    table = dict(load_table(args.table, args.reward_column, args.test_column, args.cost_column))
+    columns = (args.table, args.reward_column, args.test_column, args.cost_column)
+    table = load_table(*columns)
     batch = args.batch or max(1, args.evaluations // 20)
     optimum_arch, optimum = best(table, by="test")
     top_reward = max(entry.reward for entry in table.values())
@@ -224,7 +227,7 @@ def main() -> None:
             run = partial(
                 one_run,
                 spec,
-                table=table,
+                columns=columns,
                 evaluations=args.evaluations,
                 batch=batch,
                 count_duplicates=args.count_duplicates,

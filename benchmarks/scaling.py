@@ -13,7 +13,8 @@ a fixed result; the budget is ``--per-worker`` x W evaluations. Reported per W:
 - master ms/result = time the loop spent outside ``executor.wait`` per result, and the part
   of it spent in the executor (``slots``, ``submit``: talking to the scheduler).
 
-``--prefetch 0,1`` repeats the whole series with ``DaskExecutor(prefetch=...)``.
+``--prefetch 0,1`` repeats the whole series with ``DaskExecutor(prefetch=...)``; the
+default is the executor's own, ``auto``.
 
 Prints a table, then one JSON line. ``--profile`` prints the master thread's cProfile (by
 internal time) of the largest W to stderr.
@@ -42,7 +43,7 @@ from pathlib import Path
 from distributed import LocalCluster
 
 from blockqnn.config import SearchConfig
-from blockqnn.evaluation import Result
+from blockqnn.evaluation import Result, Step
 from blockqnn.execution.base import Executor, Outcome
 from blockqnn.execution.dask_cluster import DaskExecutor
 from blockqnn.search import Search, create_run
@@ -78,9 +79,9 @@ class TimedExecutor:
         self.in_calls += time.perf_counter() - start
         return slots
 
-    def submit(self, cid: int, arch: str) -> None:
+    def submit(self, cid: int, arch: str, step: Step | None = None) -> None:
         start = time.perf_counter()
-        self.inner.submit(cid, arch)
+        self.inner.submit(cid, arch, step)
         self.in_calls += time.perf_counter() - start
 
     def wait(self, timeout: float | None = None) -> list[Outcome]:
@@ -135,7 +136,9 @@ def cluster_process(workers: int) -> Iterator[str]:
             process.kill()
 
 
-def measure(workers: int, seconds: float, per_worker: int, prefetch: int, profile: bool) -> dict:
+def measure(
+    workers: int, seconds: float, per_worker: int, prefetch: int | str, profile: bool
+) -> dict:
     """One search on ``workers`` workers; its utilisation and master cost."""
     evaluations = workers * per_worker
     with cluster_process(workers) as address, tempfile.TemporaryDirectory() as tmp:
@@ -158,7 +161,7 @@ def measure(workers: int, seconds: float, per_worker: int, prefetch: int, profil
     busy = sum(o.result.cost_s for o in executor.outcomes)
     return {
         "workers": workers,
-        "prefetch": prefetch,
+        "prefetch": prefetch if dask.auto is None else f"auto:{dask.prefetch}",
         "evaluations": evaluations,
         "wall_s": wall,
         "utilisation": busy / (workers * wall),
@@ -198,18 +201,24 @@ def print_table(rows: list[dict]) -> None:
         )
 
 
+def _depth(text: str) -> int | str:
+    return text if text == "auto" else int(text)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", default="1,8,32,64", help="comma-separated worker counts")
     parser.add_argument("--seconds", type=float, default=2.0, help="seconds per evaluation")
     parser.add_argument("--per-worker", type=int, default=4, help="evaluations per worker")
-    parser.add_argument("--prefetch", default="0", help="comma-separated DaskExecutor prefetch")
+    parser.add_argument(
+        "--prefetch", default="auto", help="comma-separated DaskExecutor prefetch (N or auto)"
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile the largest run")
     args = parser.parse_args(argv)
     logging.getLogger("distributed").setLevel(logging.WARNING)
     counts = [int(w) for w in args.workers.split(",")]
     rows = [
-        measure(w, args.seconds, args.per_worker, int(p), args.profile and w == max(counts))
+        measure(w, args.seconds, args.per_worker, _depth(p), args.profile and w == max(counts))
         for p in args.prefetch.split(",")
         for w in counts
     ]

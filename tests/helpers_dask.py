@@ -171,7 +171,9 @@ def start_workers(address: str, n_workers: int) -> subprocess.Popen:
     """``dask worker`` with ``n_workers`` single-threaded processes, started as from a shell
     with the recommended environment (:func:`worker_shell_environment`)."""
     env = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
-    env.update(worker_shell_environment(), PYTHONPATH=str(ROOT))
+    env.update(
+        worker_shell_environment(), PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)])
+    )
     return spawn(
         ["dask", "worker", address, "--nworkers", str(n_workers), "--nthreads", "1",
          "--host", "127.0.0.1", "--no-dashboard"],

@@ -97,7 +97,8 @@ def cluster() -> Iterator[LocalCluster]:
 
 def test_search_over_two_workers_ends_with_exactly_the_budget(tmp_path, cluster):
     cfg = config(evaluations=40, batch=10)
-    executor = RecordingExecutor(DaskExecutor(cluster.scheduler_address, evaluator_for(cfg)))
+    dask = DaskExecutor(cluster.scheduler_address, evaluator_for(cfg), prefetch=0)
+    executor = RecordingExecutor(dask)
     with create_run(tmp_path / "run", cfg) as store:
         counts = search(store, cfg, executor)
         assert counts["complete"] == 40
@@ -134,8 +135,8 @@ def test_worker_killed_mid_evaluation(tmp_path, allowed_failures, victim_attempt
         Client(cluster, set_as_default=False) as client,
         ThreadPoolExecutor(1) as killer,
     ):
-        executor = RecordingExecutor(
-            DaskExecutor(cluster.scheduler_address, evaluator_for(cfg, SLEEP))
+        executor = RecordingExecutor(  # prefetch 0: a dead worker's queued task is lost too
+            DaskExecutor(cluster.scheduler_address, evaluator_for(cfg, SLEEP), prefetch=0)
         )
         stop = threading.Event()
         kill = killer.submit(kill_a_fresh_evaluation, client, executor, client.run(os.getpid), stop)
@@ -236,8 +237,8 @@ def test_a_worker_joining_mid_run_gets_work(tmp_path):
             client.wait_for_workers(2, timeout=60)
             return True
 
-        executor = RecordingExecutor(
-            DaskExecutor(cluster.scheduler_address, evaluator_for(cfg, SLEEP))
+        executor = RecordingExecutor(  # prefetch 0: a dead worker's queued task is lost too
+            DaskExecutor(cluster.scheduler_address, evaluator_for(cfg, SLEEP), prefetch=0)
         )
         with create_run(tmp_path / "run", cfg) as store:
             search(store, cfg, executor, once(add_worker))

@@ -15,6 +15,7 @@ from typing import Any
 
 from blockqnn import nsc
 from blockqnn.evaluation import Evaluator
+from blockqnn.fidelity import Rungs
 from blockqnn.pareto import objectives, steering_terms
 from blockqnn.reward import RewardConfig
 from blockqnn.space import NSCSpace, Space
@@ -57,6 +58,10 @@ class SearchConfig:
     count_duplicates: bool = False  #: reused duplicates count towards the budget (paper)
     max_attempts: int = 3  #: tries per candidate when its worker dies
     evaluator: dict[str, Any] = field(default_factory=dict)  #: {"kind": ..., options}
+    #: multi-fidelity rung budgets (epochs, or table costs), the last the full budget;
+    #: empty for the plain early stop (see :mod:`blockqnn.fidelity`)
+    rungs: list[float] = field(default_factory=list)
+    eta: float | None = None  #: rungs: promote 1/eta per rung (None: budget ratios)
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -81,6 +86,17 @@ class SearchConfig:
                 objectives(self.objectives)
             except ValueError as exc:
                 raise ConfigError(f"invalid objectives: {exc}") from None
+        if self.rungs:
+            self.fidelity()
+
+    def fidelity(self) -> Rungs | None:
+        """The rungs, or None for the plain early stop (ConfigError for bad ones)."""
+        if not self.rungs:
+            return None
+        try:
+            return Rungs(tuple(self.rungs), self.eta)
+        except ValueError as exc:
+            raise ConfigError(f"invalid rungs: {exc}") from None
 
     def reward_for(self, iteration: int) -> RewardConfig:
         """The reward of candidates proposed in ``iteration``: :attr:`reward`, plus with

@@ -36,6 +36,8 @@ class Result:
     metrics: dict[str, float] = field(default_factory=dict)  #: every other metric, by name
     cost_s: float = 0.0  #: seconds the evaluation took (or the table's recorded cost)
     extra: dict[str, Any] = field(default_factory=dict)  #: evaluator-specific details
+    #: per epoch: ``{"epoch": e, "val_accuracy": percent, "val_loss": loss or None}``
+    curve: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         """Check metric names (identifiers, not ``accuracy``) and values (real numbers)."""
@@ -63,6 +65,23 @@ class Result:
         """Inverse of :meth:`to_dict`; ignores unknown keys."""
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One rung of a multi-fidelity evaluation (see :mod:`blockqnn.fidelity`).
+
+    Evaluate up to ``budget`` (epochs, or a table's rung), continuing from ``start``
+    (the budget already spent, whose state the evaluator saved at ``state``, a file path;
+    with no usable state there, it starts again from nothing). ``last`` marks the top rung,
+    after which no state need be kept.
+    """
+
+    rung: int
+    budget: float
+    start: float = 0.0
+    state: str | None = None
+    last: bool = False
 
 
 def format_metric(value: float | None) -> str:
@@ -110,3 +129,14 @@ class Evaluator(Protocol):
     """
 
     def evaluate(self, arch: str) -> Result: ...
+
+
+class RungEvaluator(Evaluator, Protocol):
+    """An evaluator that can also evaluate rung by rung (multi-fidelity search).
+
+    Contract: ``evaluate_rung(arch, step)`` returns the :class:`Result` measured at
+    ``step.budget``; its ``cost_s`` is the cost of this step only. Evaluating the top rung
+    rung by rung measures what ``evaluate`` measures (up to the evaluator's noise).
+    """
+
+    def evaluate_rung(self, arch: str, step: Step) -> Result: ...

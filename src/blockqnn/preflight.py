@@ -43,6 +43,8 @@ def _check_table(options: dict[str, Any]) -> str:
     columns = ("reward_column", "test_column", "cost_column")
     try:
         table = load_table(options["table"], *(options.get(c) for c in columns))
+        for rung_column in options.get("rung_columns") or ():
+            load_table(options["table"], rung_column)
     except (TableError, OSError) as exc:
         raise SetupError(str(exc)) from None
     return f"table {options['table']}: {len(table)} architectures"

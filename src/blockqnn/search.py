@@ -32,11 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from blockqnn.config import ConfigError, SearchConfig, make_space
-from blockqnn.evaluation import CONSTRAINT_PREFIX, ConstraintViolation, check_limits
+from blockqnn.evaluation import CONSTRAINT_PREFIX, ConstraintViolation, Result, check_limits
 from blockqnn.execution.base import Executor, Outcome
+from blockqnn.fidelity import Fate, Ladder
 from blockqnn.reward import reward_of
 from blockqnn.space import Space
-from blockqnn.store import CandidateState, RunStore, StoreError
+from blockqnn.store import CandidateState, RungResult, RunStore, StoreError
 from blockqnn.strategies import Strategy, make_strategy
 
 logger = logging.getLogger(__name__)
@@ -139,6 +140,8 @@ class Search:
         self.space = make_space(config)
         self.strategy = make_run_strategy(config, self.space, store)
         self.progress = progress
+        rungs = config.fidelity()
+        self.ladder = None if rungs is None else Ladder.from_results(rungs, store.rung_results())
         self._inflight: dict[int, Hashable] = {}
         self._exhausted = False
         self._started = time.monotonic()
@@ -210,9 +213,16 @@ class Search:
         self._submit(cid, text)
 
     def _submit(self, cid: int, text: str) -> None:
-        self._inflight[cid] = self.space.parse(text)
         self.store.mark_running(cid)
-        self.executor.submit(cid, text)
+        self._send(cid, text)
+
+    def _send(self, cid: int, text: str) -> None:
+        """Hand a RUNNING candidate to the executor (its next rung, with rungs)."""
+        self._inflight[cid] = self.space.parse(text)
+        if self.ladder is None:
+            self.executor.submit(cid, text)
+        else:
+            self.executor.submit(cid, text, self.ladder.step(cid, str(self._weights(cid))))
 
     def _collect(self, outcome: Outcome) -> None:
         arch = self._inflight.pop(outcome.cid)
@@ -241,9 +251,42 @@ class Search:
         if not math.isfinite(value):
             self.store.fail(outcome.cid, f"non-finite reward {value}")
             return
+        if self.ladder is not None:
+            self._climb(outcome.cid, arch, result, value)
+            return
         self.strategy.tell(arch, value)
         self.store.complete(outcome.cid, result, value, self._state())
         logger.info("candidate #%d: accuracy %.2f reward %.3f", outcome.cid, result.accuracy, value)
+
+    def _climb(self, cid: int, arch: Hashable, result: Result, value: float) -> None:
+        """Multi-fidelity: after a rung's result, promote the candidate (it continues at
+        the next rung), or tell the agent its measured or estimated full-budget reward."""
+        rung = self.ladder.next_rung(cid)
+        budget = self.ladder.rungs.budgets[rung]
+        measured = RungResult(cid, rung, budget, result.accuracy, value)
+        fate = self.ladder.decide(rung, value)
+        if fate is Fate.PROMOTED:
+            self.store.record_rung(cid, rung, budget, result, value)
+        elif fate is Fate.MEASURED:
+            self.strategy.tell(arch, value)
+            self.store.complete(cid, result, value, self._state(), rung=(rung, budget))
+        else:
+            accuracy, estimate = self.ladder.estimate(measured)
+            self.strategy.tell(arch, estimate)
+            guess = {"rung": rung, "accuracy": accuracy, "reward": estimate}
+            self.store.stop(cid, rung, budget, result, value, guess, self._state())
+        self.ladder.record(measured)
+        logger.info(
+            "candidate #%d rung %d: accuracy %.2f, %s", cid, rung, result.accuracy, fate.value
+        )
+        if fate is Fate.PROMOTED:
+            self._send(cid, self.space.format(arch))
+        else:
+            self._weights(cid).unlink(missing_ok=True)
+
+    def _weights(self, cid: int) -> Path:
+        """Where the evaluator keeps candidate ``cid``'s weights between rungs."""
+        return self.store.path.parent / "weights" / f"{cid}.pt"
 
     def _reject(self, cid: int, arch: Hashable, reason: str) -> None:
         """Fail a candidate over a constraint, telling the strategy :data:`PENALTY` so that

@@ -13,6 +13,13 @@ Candidate lifecycle (the master, the single writer, drives it)::
     add_reused -> COMPLETE (an isomorphic duplicate reusing a stored result)
     requeue_unfinished: RUNNING -> PENDING (on resume; each is evaluated again)
 
+With multi-fidelity evaluation (:mod:`blockqnn.fidelity`) a RUNNING candidate passes rungs:
+``record_rung`` stores a rung's result of a promoted candidate (it stays RUNNING, to be
+continued); ``complete`` at the top rung stores the measured full-budget result; ``stop``
+makes a candidate stopped below the top COMPLETE with no measured ``accuracy``/``reward``
+(only an estimate, in ``extra["estimate"]``). The ``rungs`` table keeps what each rung
+measured and the ``curves`` table every candidate's per-epoch validation curve.
+
 The database uses WAL journaling with ``synchronous=NORMAL``: a process crash loses no
 committed transaction; a power loss may roll back the last few, but never corrupts the
 file or splits a transaction.
@@ -55,6 +62,29 @@ _RESERVED_META = frozenset({"app", "schema_version", "config", "created"})
 #: Metrics kept in their own column; every other one is in the ``metrics`` JSON column.
 _COLUMN_METRICS = frozenset({"reward", "accuracy"})
 
+#: Per-epoch curves and per-rung results; created on open too in databases made before
+#: they existed (an additive change: the schema version stays).
+_RUNG_TABLES = (
+    """CREATE TABLE IF NOT EXISTS curves (
+        cid INTEGER NOT NULL REFERENCES candidates (id),
+        epoch INTEGER NOT NULL,
+        rung INTEGER NOT NULL,
+        val_accuracy REAL,
+        val_loss REAL,
+        PRIMARY KEY (cid, epoch)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS rungs (
+        cid INTEGER NOT NULL REFERENCES candidates (id),
+        rung INTEGER NOT NULL,
+        budget REAL NOT NULL,
+        accuracy REAL NOT NULL,
+        reward REAL NOT NULL,  -- measured at this rung
+        cost_s REAL NOT NULL,
+        finished REAL NOT NULL,
+        PRIMARY KEY (cid, rung)
+    ) WITHOUT ROWID""",
+)
+
 _SCHEMA = (
     """CREATE TABLE meta (
         key TEXT PRIMARY KEY,
@@ -87,6 +117,7 @@ _SCHEMA = (
         state TEXT NOT NULL,  -- JSON
         updated REAL NOT NULL
     )""",
+    *_RUNG_TABLES,
     f"PRAGMA application_id = {APPLICATION_ID}",
     f"PRAGMA user_version = {SCHEMA_VERSION}",
 )
@@ -146,6 +177,17 @@ class Candidate:
 
 
 _COLUMNS = ", ".join(f.name for f in fields(Candidate))
+
+
+@dataclass(frozen=True)
+class RungResult:
+    """What one candidate measured at one rung (a row of the ``rungs`` table)."""
+
+    cid: int
+    rung: int  #: 0 for the smallest budget
+    budget: float  #: epochs, or the table rung's cost
+    accuracy: float  #: validation accuracy at this budget, percent
+    reward: float  #: the reward measured at this budget
 
 
 def rank(candidates: Iterable[Candidate], by: str = "reward") -> list[Candidate]:
@@ -245,8 +287,10 @@ class RunStore:
             if version != SCHEMA_VERSION:
                 conn = _in_memory(conn, db) if read_only else conn
                 _migrate(conn, db, version)
-                if read_only:
-                    conn.execute("PRAGMA query_only = ON")
+            if version != SCHEMA_VERSION or not read_only:
+                _create_rung_tables(conn, db)
+            if read_only and version != SCHEMA_VERSION:
+                conn.execute("PRAGMA query_only = ON")
         except BaseException:
             conn.close()
             raise
@@ -315,24 +359,80 @@ class RunStore:
             self._check_changed(conn, cursor, cid, "start")
 
     def complete(
-        self, cid: int, result: Result, reward: float, agent_state: dict[str, Any] | None
+        self,
+        cid: int,
+        result: Result,
+        reward: float,
+        agent_state: dict[str, Any] | None,
+        rung: tuple[int, float] | None = None,
     ) -> None:
         """Store an evaluation's ``result`` and ``reward``; the candidate becomes COMPLETE.
 
-        ``agent_state`` is the agent after learning from this reward. Raises
-        :class:`StoreError` if the candidate does not exist or is not PENDING/RUNNING (so
-        a result is never counted twice); then nothing is written.
+        ``agent_state`` is the agent after learning from this reward. ``rung`` (index,
+        budget) marks the result of the top rung of a multi-fidelity evaluation: its rung
+        row is written too and ``cost_s`` sums every rung's cost. The result's curve is
+        stored either way. Raises :class:`StoreError` if the candidate does not exist or
+        is not PENDING/RUNNING (so a result is never counted twice); then nothing is written.
         """
         extra_text = _dumps(result.extra, "result.extra")
         state_text = _dumps_optional(agent_state, "agent_state")
         with self._write() as conn:
+            if rung is None:
+                _insert_curve(conn, cid, 0, result)
+            else:
+                _insert_rung(conn, cid, *rung, result, reward)
+            values = list(_result_values(result))
+            values[-1] = _rungs_cost(conn, cid) or values[-1]
             cursor = conn.execute(
                 "UPDATE candidates SET state = 'complete', accuracy = ?, metrics = ?,"
                 " cost_s = ?, reward = ?, extra = ?,"
                 " finished = ? WHERE id = ? AND state IN ('pending', 'running')",
-                (*_result_values(result), float(reward), extra_text, time.time(), cid),
+                (*values, float(reward), extra_text, time.time(), cid),
             )
             self._check_changed(conn, cursor, cid, "complete")
+            _save_agent(conn, state_text)
+
+    def record_rung(
+        self, cid: int, rung: int, budget: float, result: Result, reward: float
+    ) -> None:
+        """Store a promoted candidate's result at ``rung`` (its budget ``budget``) and the
+        reward measured there; the candidate stays RUNNING, to continue at the next rung.
+
+        Raises :class:`StoreError` (writing nothing) unless the candidate is PENDING/RUNNING.
+        """
+        with self._write() as conn:
+            self._check_unfinished(conn, cid, "record a rung of")
+            _insert_rung(conn, cid, rung, budget, result, reward)
+
+    def stop(
+        self,
+        cid: int,
+        rung: int,
+        budget: float,
+        result: Result,
+        reward: float,
+        estimate: dict[str, float],
+        agent_state: dict[str, Any] | None,
+    ) -> None:
+        """Store the result of a candidate stopped at ``rung`` below the top; it becomes
+        COMPLETE with no measured full-budget ``accuracy``/``reward`` (NULL: leaderboards
+        rank only measured ones), the result's metrics, ``cost_s`` summed over its
+        rungs and ``extra["estimate"]`` = ``estimate`` (the estimated full-budget accuracy
+        and reward the agent was told), in one transaction with ``agent_state``.
+
+        Raises :class:`StoreError` (writing nothing) unless the candidate is PENDING/RUNNING.
+        """
+        extra_text = _dumps({**result.extra, "estimate": estimate}, "result.extra")
+        state_text = _dumps_optional(agent_state, "agent_state")
+        with self._write() as conn:
+            self._check_unfinished(conn, cid, "stop")
+            _insert_rung(conn, cid, rung, budget, result, reward)
+            _, metrics, _ = _result_values(result)
+            conn.execute(
+                "UPDATE candidates SET state = 'complete', metrics = ?, cost_s = ?, extra = ?,"
+                " finished = ? WHERE id = ?",
+                (metrics, _rungs_cost(conn, cid), extra_text, time.time(), cid),
+            )
             _save_agent(conn, state_text)
 
     def fail(self, cid: int, error: str, agent_state: dict[str, Any] | None = None) -> None:
@@ -443,6 +543,28 @@ class RunStore:
             )
         return found[0] if found else None
 
+    def rung_results(self) -> list[RungResult]:
+        """Every stored rung result, in the order they were stored."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT cid, rung, budget, accuracy, reward FROM rungs ORDER BY finished, cid"
+            ).fetchall()
+        return [RungResult(*row) for row in rows]
+
+    def curve(self, cid: int) -> list[dict[str, Any]]:
+        """Candidate ``cid``'s validation curve: one dict per epoch trained, in order, with
+        ``epoch`` (1-based, or a table rung's budget), ``rung`` (0 without rungs),
+        ``val_accuracy`` (percent) and ``val_loss`` (None when not measured).
+        Empty for a candidate without a stored curve (or no such candidate)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT epoch, rung, val_accuracy, val_loss FROM curves WHERE cid = ?"
+                " ORDER BY epoch",
+                (cid,),
+            ).fetchall()
+        keys = ("epoch", "rung", "val_accuracy", "val_loss")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
     def agent_state(self) -> dict[str, Any] | None:
         """The agent state saved last, or None if none was ever saved."""
         with self._read() as conn:
@@ -549,6 +671,14 @@ class RunStore:
     ) -> None:
         """Raise :class:`StoreError` if an update guarded by the state matched no row."""
         if cursor.rowcount != 1:
+            raise StoreError(
+                f"{self._path}: cannot {action} candidate {cid}: {self._describe(conn, cid)}"
+            )
+
+    def _check_unfinished(self, conn: sqlite3.Connection, cid: int, action: str) -> None:
+        """Raise :class:`StoreError` unless candidate ``cid`` is PENDING or RUNNING."""
+        row = conn.execute("SELECT state FROM candidates WHERE id = ?", (cid,)).fetchone()
+        if row is None or row[0] not in ("pending", "running"):
             raise StoreError(
                 f"{self._path}: cannot {action} candidate {cid}: {self._describe(conn, cid)}"
             )
@@ -762,6 +892,61 @@ def _check_meta(conn: sqlite3.Connection, db: Path) -> str:
     if "config" not in rows:
         raise StoreError(f"{db} is corrupt (no config entry)")
     return rows["config"]
+
+
+def _create_rung_tables(conn: sqlite3.Connection, db: Path) -> None:
+    """Add the curve and rung tables to a database made before they existed."""
+    try:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not {"curves", "rungs"} <= names:
+            for statement in _RUNG_TABLES:
+                conn.execute(statement)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{db} cannot be upgraded with curve tables ({exc})") from exc
+
+
+def _insert_curve(conn: sqlite3.Connection, cid: int, rung: int, result: Result) -> None:
+    """The result's per-epoch curve points, labelled ``rung`` (a retrained epoch replaces
+    the earlier one)."""
+    conn.executemany(
+        "INSERT OR REPLACE INTO curves (cid, epoch, rung, val_accuracy, val_loss)"
+        " VALUES (?, ?, ?, ?, ?)",
+        [
+            (
+                cid,
+                int(p["epoch"]),
+                rung,
+                _opt_float(p.get("val_accuracy")),
+                _opt_float(p.get("val_loss")),
+            )
+            for p in result.curve
+        ],
+    )
+
+
+def _insert_rung(
+    conn: sqlite3.Connection, cid: int, rung: int, budget: float, result: Result, reward: float
+) -> None:
+    """A rung's row and curve (a rung evaluated again replaces its row)."""
+    conn.execute(
+        "INSERT OR REPLACE INTO rungs (cid, rung, budget, accuracy, reward, cost_s, finished)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            cid,
+            rung,
+            float(budget),
+            float(result.accuracy),
+            float(reward),
+            float(result.cost_s),
+            time.time(),
+        ),
+    )
+    _insert_curve(conn, cid, rung, result)
+
+
+def _rungs_cost(conn: sqlite3.Connection, cid: int) -> float | None:
+    """The summed cost of a candidate's rungs (None without rungs)."""
+    return conn.execute("SELECT SUM(cost_s) FROM rungs WHERE cid = ?", (cid,)).fetchone()[0]
 
 
 def _save_agent(conn: sqlite3.Connection, state_text: str | None) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import NamedTuple
 
-from blockqnn.evaluation import Result
+from blockqnn.evaluation import Result, Step
 
 log = logging.getLogger(__name__)
 
@@ -204,9 +204,13 @@ class TabularEvaluator:
     arch_column: str | None = None
     #: further metrics by name -> column, e.g. {"eval_time_s": "test-per-time"}
     metric_columns: Mapping[str, str] = field(default_factory=dict)
+    #: multi-fidelity: the column of each rung (e.g. 12-epoch and 200-epoch accuracy)
+    rung_columns: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "table", os.fspath(self.table))
+        if self.rung_columns is not None:
+            object.__setattr__(self, "rung_columns", tuple(self.rung_columns))
 
     def entries(self) -> Mapping[str, Entry]:
         """The whole table (cached), as :func:`load_table` returns it."""
@@ -230,3 +234,21 @@ class TabularEvaluator:
             ) from None
         metrics = {**entry.metrics, **({} if entry.test is None else {"test_accuracy": entry.test})}
         return Result(accuracy=entry.reward, metrics=metrics, cost_s=entry.cost)
+
+    def evaluate_rung(self, arch: str, step: Step) -> Result:
+        """The value of ``arch`` in the column of rung ``step.rung``, with its other
+        metrics (the test accuracy only at the last rung). The cost is the step's budget
+        increment (the simulated cost of training on from the rung below); the curve is one
+        point at ``step.budget``. Raises :class:`TableError` without ``rung_columns`` or
+        for a rung beyond them."""
+        if not self.rung_columns or step.rung >= len(self.rung_columns):
+            raise TableError(f"{self.table}: no column for rung {step.rung} ({self.rung_columns})")
+        whole = self.evaluate(arch)  # checks that the table holds arch
+        column = self.rung_columns[step.rung]
+        value = load_table(self.table, column, arch_column=self.arch_column)[arch.strip()].reward
+        return Result(
+            accuracy=value,
+            metrics={k: v for k, v in whole.metrics.items() if step.last or k != "test_accuracy"},
+            cost_s=step.budget - step.start,
+            curve=[{"epoch": step.budget, "val_accuracy": value, "val_loss": None}],
+        )

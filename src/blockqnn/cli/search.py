@@ -195,6 +195,7 @@ def register(subparsers) -> None:
         f"{_default('components')}",
     )
     add_training_options(p)
+    add_rung_options(p)
     add_objective_options(p)
     tab = p.add_argument_group("tabular evaluation (--space nb201)")
     tab.add_argument("--table", help="CSV keyed by NAS-Bench-201 architecture strings")
@@ -207,6 +208,9 @@ def register(subparsers) -> None:
         type=_option,
         metavar="METRIC=COLUMN",
         help="a further metric read from a column, e.g. eval_time_s=test-per-time (repeatable)",
+    )
+    tab.add_argument(
+        "--rung-columns", type=_names, help="with --rungs: each rung's column, e.g. LOW,HIGH"
     )
     p.set_defaults(func=run, user_errors=USER_ERRORS)
 
@@ -268,9 +272,10 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     x.add_argument("--gpus", type=_ints, help="GPU ids shared out among the workers")
     x.add_argument(
         "--prefetch",
-        type=non_negative_int,
-        default=0,
-        help="Dask: evaluations queued ahead per worker slot (1 hides latency of short ones)",
+        type=_prefetch,
+        default="auto",
+        help="Dask: evaluations queued ahead per worker slot; 'auto' (default) queues one"
+        " while the master's round trip costs over 1%% of an evaluation",
     )
     x.add_argument(
         "--executor",
@@ -289,6 +294,30 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_rung_options(p: argparse.ArgumentParser) -> None:
+    """Multi-fidelity evaluation (asynchronous successive halving over rungs)."""
+    g = p.add_argument_group("multi-fidelity evaluation")
+    g.add_argument(
+        "--rungs",
+        help="train every candidate a short first rung, only the best share on: 'auto'"
+        " (ASHA's epochs budget/3^k, e.g. 1,3,9 for 9 epochs) or budgets, e.g. 1,4,12"
+        " (epochs; with --space nb201 the rung columns' costs, e.g. 12,200)",
+    )
+    g.add_argument(
+        "--eta",
+        type=positive_float,
+        help="rungs: promote 1/ETA of each rung (default: the ratio of the rung budgets)",
+    )
+
+
+def _prefetch(text: str) -> int | str:
+    return text if text == "auto" else non_negative_int(text)
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 # --- the configuration the options describe ----------------------------------------------
 
 
@@ -302,6 +331,7 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
     """The run configuration the command-line options describe (UsageError if invalid)."""
     budget, batch = budget_and_batch(args)
     options = dict(args.option)
+    evaluator = evaluator_from_args(args)
     if args.unshaped:
         options["shaped"] = False
     if _value(args, "strategy") in ("qlearning", "random"):
@@ -320,11 +350,32 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
             rho=_either(args.rho, 8.0 if args.paper else 0.0),
             dedupe=not args.no_dedupe,
             count_duplicates=args.count_duplicates or args.paper,
-            evaluator=evaluator_from_args(args),
+            evaluator=evaluator,
+            rungs=rungs_from_args(args, evaluator),
+            eta=args.eta,
             **objective_settings(args),
         )
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
+
+
+def rungs_from_args(args: argparse.Namespace, evaluator: dict) -> list[float]:
+    """The rung budgets ``--rungs`` asks for ([] without it; UsageError if invalid)."""
+    if not args.rungs:
+        return []
+    if args.rungs != "auto":
+        try:
+            return [float(b) for b in args.rungs.split(",")]
+        except ValueError:
+            raise UsageError(f"--rungs: expected 'auto' or budgets, got {args.rungs!r}") from None
+    if evaluator["kind"] != "train":
+        raise UsageError("--rungs auto needs training epochs; give the table's rung costs")
+    from blockqnn.fidelity import geometric_rungs
+    from blockqnn.train.evaluator import TrainingEvaluator
+
+    options = {k: v for k, v in evaluator.items() if k != "kind"}
+    epochs = TrainingEvaluator.from_dict(options).early_stop_recipe().epochs
+    return list(geometric_rungs(epochs).budgets)
 
 
 def budget_and_batch(args: argparse.Namespace) -> tuple[int, int]:
@@ -423,6 +474,7 @@ def evaluator_from_args(args: argparse.Namespace) -> dict:
             "test_column": args.test_column,
             "cost_column": args.cost_column,
             "metric_columns": _metric_columns(args.metric_column),
+            "rung_columns": args.rung_columns,
         }
     from blockqnn.train.evaluator import TrainingEvaluator
 

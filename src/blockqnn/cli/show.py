@@ -18,6 +18,12 @@ def register(subparsers) -> None:
     p.add_argument("run_dir", type=Path)
     p.add_argument("--top", type=int, default=10, help="rows in the leaderboard (text output)")
     p.add_argument("--json", action="store_true", help="one JSON object with every candidate")
+    p.add_argument("--curves", type=int, metavar="ID", help="print candidate ID's per-epoch curve")
+    p.add_argument(
+        "--estimated",
+        action="store_true",
+        help="rungs: rank candidates stopped at a low rung by their estimated reward too",
+    )
     p.add_argument(
         "--pareto",
         action="store_true",
@@ -51,30 +57,82 @@ def candidate_dict(c: Candidate) -> dict:
         "attempts": c.attempts,
         "reused_from": c.reused_from,
         "error": c.error,
+        "estimate": c.extra.get("estimate"),
     }
+
+
+def with_estimates(ranking: list[Candidate], candidates: list[Candidate]) -> list[Candidate]:
+    """``ranking`` (measured rewards) merged with the candidates stopped at a low rung,
+    ranked by their estimated full-budget reward (ties to the earlier id)."""
+    stopped = [
+        c
+        for c in candidates
+        if c.reward is None and c.reused_from is None and "estimate" in c.extra
+    ]
+    return sorted(ranking + stopped, key=lambda c: (-_reward(c), c.id))
+
+
+def _reward(c: Candidate) -> float:
+    """The measured reward, else the estimated one."""
+    return c.extra["estimate"]["reward"] if c.reward is None else c.reward
 
 
 def show(args: argparse.Namespace) -> int:
     store, config = open_run(args.run_dir)
     with store:
+        if args.curves is not None:
+            return show_curve(store.get(args.curves), store.curve(args.curves), args.json)
         candidates = store.candidates()
         counts, status = store.counts(), store.get_meta("status")
         names = store.metric_names()
+        curves = {c.id: store.curve(c.id) for c in candidates} if args.json else {}
     ranking = rank(candidates)
+    if args.estimated:
+        ranking = with_estimates(ranking, candidates)
     objs = _objectives(args, config.objectives)
     front = pareto_front(candidates, objs) if objs else None
     if args.json:
         out = _show_json(args.run_dir, status, counts, config, candidates, ranking)
+        for row in out["candidates"]:
+            row["curve"] = curves[row["id"]]
         if front is not None:
             out["pareto"] = {"objectives": [o.metric for o in objs], "ids": [c.id for c in front]}
         print(json.dumps(out))
         return 0
     print(f"run {args.run_dir}: {status}, {counts}, budget {config.evaluations}")
+    if args.estimated:
+        print(estimated_board(ranking[: args.top]))
+        return 0
     if not args.pareto:
         print(leaderboard(ranking[: args.top], names))
         return 0
     print(f"Pareto front of {', '.join(o.metric for o in objs)}: {len(front)} candidate(s)")
     print(leaderboard(front, names))
+    return 0
+
+
+def estimated_board(candidates: list[Candidate]) -> str:
+    """A text table ranking measured and (``~``) estimated rewards."""
+    lines = [f"{'rank':>4} {'id':>6} {'reward':>8} {'acc':>7} {'test':>7}  architecture"]
+    for position, c in enumerate(candidates, start=1):
+        test = "-" if c.test_accuracy is None else f"{c.test_accuracy:.2f}"
+        acc = "-" if c.accuracy is None else f"{c.accuracy:.2f}"
+        reward = ("" if c.reward is not None else "~") + f"{_reward(c):.3f}"
+        lines.append(f"{position:>4} {c.id:>6} {reward:>8} {acc:>7} {test:>7}  {c.arch}")
+    lines.append("~ estimated from a low rung (stopped there)")
+    return "\n".join(lines)
+
+
+def show_curve(c: Candidate, curve: list[dict], as_json: bool) -> int:
+    """Print candidate ``c``'s per-epoch validation curve (as JSON with ``as_json``)."""
+    if as_json:
+        print(json.dumps({"id": c.id, "arch": c.arch, "curve": curve}))
+        return 0
+    print(f"candidate {c.id}: {c.arch}")
+    print(f"{'epoch':>6} {'rung':>4} {'val acc':>8} {'val loss':>9}")
+    for p in curve:
+        loss = "-" if p["val_loss"] is None else f"{p['val_loss']:.4f}"
+        print(f"{p['epoch']:>6} {p['rung']:>4} {p['val_accuracy']:>8.2f} {loss:>9}")
     return 0
 
 

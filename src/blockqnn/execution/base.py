@@ -7,7 +7,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from blockqnn.evaluation import Evaluator, Result
+from blockqnn.evaluation import Evaluator, Result, Step
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,8 @@ class Executor(Protocol):
 
     slots: int
 
-    def submit(self, cid: int, arch: str) -> None: ...
+    def submit(self, cid: int, arch: str, step: Step | None = None) -> None:
+        """Queue an evaluation: the whole of it, or with ``step`` one rung of it."""
 
     def wait(self, timeout: float | None = None) -> list[Outcome]:
         """Block until at least one outcome is ready (or ``timeout`` seconds pass)."""
@@ -92,10 +93,20 @@ class ClosingExecutor:
         self.close()
 
 
-def evaluate_safely(evaluator: Evaluator, cid: int, arch: str, worker: str | None) -> Outcome:
-    """Run one evaluation, turning any exception into a failed :class:`Outcome`."""
+def _run(evaluator: Evaluator, arch: str, step: Step | None) -> Result:
+    """The whole evaluation, or the rung ``step`` of it (a :class:`RungEvaluator`)."""
+    if step is None:
+        return evaluator.evaluate(arch)
+    return evaluator.evaluate_rung(arch, step)  # type: ignore[attr-defined]
+
+
+def evaluate_safely(
+    evaluator: Evaluator, cid: int, arch: str, worker: str | None, step: Step | None = None
+) -> Outcome:
+    """Run one evaluation (one rung of it with ``step``), turning any exception into a
+    failed :class:`Outcome`."""
     try:
-        return Outcome(cid, result=evaluator.evaluate(arch), worker=worker)
+        return Outcome(cid, result=_run(evaluator, arch, step), worker=worker)
     except Exception as exc:  # the search must survive any candidate's failure
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         return Outcome(cid, error=detail, worker=worker)

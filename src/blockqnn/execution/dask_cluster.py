@@ -34,7 +34,9 @@ What happens when a piece fails:
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import dataclasses
 import functools
 import logging
 import pickle
@@ -51,7 +53,7 @@ import cloudpickle
 import dask.config
 import distributed
 
-from blockqnn.evaluation import Evaluator
+from blockqnn.evaluation import Evaluator, Step
 from blockqnn.execution.base import ClosingExecutor, ExecutorLost, Outcome, evaluate_safely
 
 logger = logging.getLogger(__name__)
@@ -140,6 +142,53 @@ def worker_slots(worker: Mapping[str, Any], resources: Mapping[str, float]) -> i
     return slots
 
 
+@dataclasses.dataclass
+class AutoPrefetch:
+    """Chooses the prefetch depth (0 or 1) from what it measures.
+
+    A worker without a queued evaluation waits, after each one, for the round trip through
+    the master: the result's arrival, the master's processing (results queue behind each
+    other when many workers finish together) and the next submission. That wait is
+    measured as the *reaction*: from a task's end reaching the client to the submission
+    that refills its slot, which does not depend on the prefetch in use. Prefetch 1 is
+    chosen while the reaction exceeds ``tolerance`` (1%) of the evaluations' mean duration
+    (or nothing is measured yet); 0 otherwise, so long evaluations keep the agent's
+    proposals as fresh as possible. Both means are exponential, weight ``alpha``.
+    """
+
+    tolerance: float = 0.01
+    alpha: float = 0.2
+    reaction_s: float | None = None  #: mean reaction, seconds
+    duration_s: float | None = None  #: mean evaluation time on the workers, seconds
+    _freed: collections.deque[float] = dataclasses.field(default_factory=collections.deque)
+
+    @property
+    def depth(self) -> int:
+        """The prefetch depth to use now."""
+        if self.reaction_s is None or self.duration_s is None:
+            return 1
+        return int(self.reaction_s > self.tolerance * self.duration_s)
+
+    def ended(self, at: float, seconds: float | None) -> None:
+        """A task ended at ``at`` (``time.monotonic()``) after ``seconds`` of evaluation."""
+        self._freed.append(at)
+        if seconds is not None:
+            self.duration_s = self._mean(self.duration_s, seconds)
+
+    def submitted(self, at: float) -> None:
+        """A task was submitted at ``at``: it refills the oldest freed slot, if any."""
+        if self._freed:
+            self.reaction_s = self._mean(self.reaction_s, at - self._freed.popleft())
+
+    def waiting(self) -> None:
+        """The master waits again: slots freed but not refilled stay empty (it had no
+        proposal for them: the slots were full), so they measure nothing."""
+        self._freed.clear()
+
+    def _mean(self, mean: float | None, value: float) -> float:
+        return value if mean is None else mean + self.alpha * (value - mean)
+
+
 # --- worker side -------------------------------------------------------------------------
 
 
@@ -156,8 +205,11 @@ def _limit_torch_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def run_evaluation(blob: bytes, cid: int, arch: str, torch_threads: int | None) -> dict[str, Any]:
-    """The Dask task: evaluate candidate ``cid`` on this worker; returns plain data.
+def run_evaluation(
+    blob: bytes, cid: int, arch: str, torch_threads: int | None, step: Step | None = None
+) -> dict[str, Any]:
+    """The Dask task: evaluate candidate ``cid`` (one rung with ``step``) on this worker;
+    returns plain data, with the evaluation's duration on the worker (``seconds``).
 
     With ``torch_threads`` set and torch loaded, torch runs that many threads (set before
     each evaluation; an evaluator that sets its own count wins). An evaluator that cannot
@@ -170,7 +222,9 @@ def run_evaluation(blob: bytes, cid: int, arch: str, torch_threads: int | None) 
         return {"broken": f"worker {worker} cannot load the evaluator: {exc!r}"}
     if torch_threads is not None:
         _limit_torch_threads(torch_threads)
-    return evaluate_safely(evaluator, cid, arch, worker).to_plain()
+    start = time.perf_counter()
+    outcome = evaluate_safely(evaluator, cid, arch, worker, step)
+    return {**outcome.to_plain(), "seconds": time.perf_counter() - start}
 
 
 # --- master side -------------------------------------------------------------------------
@@ -213,7 +267,9 @@ class DaskExecutor(ClosingExecutor):
       keeps calling :meth:`wait`. ``prefetch`` 1 keeps one evaluation queued per slot, so a
       worker starts its next one without waiting for the round trip through the master
       (tens of ms; it matters for evaluations of seconds): proposals are then made a little
-      earlier, with a little less information.
+      earlier, with a little less information. ``prefetch="auto"`` (the default) chooses
+      0 or 1 as it goes, from the measured round trip and evaluation time
+      (:class:`AutoPrefetch`).
     - :meth:`submit` returns at once (the scheduler queues tasks beyond the capacity).
     - :meth:`wait` blocks until an outcome is ready or ``timeout`` passes; with nothing in
       flight it sleeps ``timeout`` (no busy loop while there are no workers) and returns
@@ -238,7 +294,7 @@ class DaskExecutor(ClosingExecutor):
         resources: Mapping[str, float] | None = None,
         connect_timeout: float = 10.0,
         torch_threads: int | None = 1,
-        prefetch: int = 0,
+        prefetch: int | str = "auto",
         slots_ttl: float = 1.0,
         security: distributed.Security | None = None,
         timeout_s: float | None = None,
@@ -247,8 +303,8 @@ class DaskExecutor(ClosingExecutor):
         self.resources = dict(resources or {})
         if any(need <= 0 for need in self.resources.values()):
             raise ValueError(f"resource amounts must be positive, got {self.resources}")
-        if prefetch < 0:
-            raise ValueError(f"prefetch must be >= 0, got {prefetch}")
+        if prefetch != "auto" and not (isinstance(prefetch, int) and prefetch >= 0):
+            raise ValueError(f"prefetch must be 'auto' or an integer >= 0, got {prefetch!r}")
         self._blob = cloudpickle.dumps(evaluator)
         if len(self._blob) > LARGE_EVALUATOR_BYTES:
             logger.warning(
@@ -257,14 +313,15 @@ class DaskExecutor(ClosingExecutor):
         self._torch_threads = torch_threads
         self._timeout = connect_timeout
         self._slots_ttl = slots_ttl
-        self._per_slot = 1 + prefetch
+        self.auto = AutoPrefetch() if prefetch == "auto" else None
+        self._prefetch = 0 if self.auto is not None else prefetch
         if timeout_s is not None and not timeout_s > 0:
             raise ValueError(f"timeout_s must be positive or None, got {timeout_s}")
         self.timeout_s = timeout_s
         self._deadlines: dict[str, float] = {}  # task key -> monotonic time it must end by
-        self._slots: tuple[float, int] | None = None  # (time read, value)
+        self._slots: tuple[float, int] | None = None  # (time read, capacity)
         self._inflight: dict[str, tuple[int, distributed.Future]] = {}
-        self._done: queue.SimpleQueue[distributed.Future] = queue.SimpleQueue()
+        self._done: queue.SimpleQueue[tuple[distributed.Future, float]] = queue.SimpleQueue()
         self._closed = False
         self._warned_at: float | None = None  # last "no workers" warning (monotonic)
         self._client = self._connect(security)
@@ -272,18 +329,22 @@ class DaskExecutor(ClosingExecutor):
     # -- public API ---------------------------------------------------------------------
 
     @property
+    def prefetch(self) -> int:
+        """Evaluations queued ahead per worker slot now."""
+        return self._prefetch if self.auto is None else self.auto.depth
+
+    @property
     def slots(self) -> int:
-        """Evaluations the cluster runs at once now (0 with no workers)."""
+        """Evaluations the cluster runs at once now (0 with no workers), times 1 + prefetch."""
         self._check_connected()
         now = time.monotonic()
         if self._slots is None or now - self._slots[0] >= self._slots_ttl:
             workers = self._scheduler_identity()["workers"].values()
-            capacity = sum(worker_slots(w, self.resources) for w in workers)
-            self._slots = (now, capacity * self._per_slot)
-        return self._slots[1]
+            self._slots = (now, sum(worker_slots(w, self.resources) for w in workers))
+        return self._slots[1] * (1 + self.prefetch)
 
-    def submit(self, cid: int, arch: str) -> None:
-        """Queue the evaluation of candidate ``cid`` on the cluster."""
+    def submit(self, cid: int, arch: str, step: Step | None = None) -> None:
+        """Queue the evaluation of candidate ``cid`` (one rung with ``step``) on the cluster."""
         if self._closed:
             raise RuntimeError("submit() on a closed DaskExecutor")
         self._check_connected()
@@ -293,6 +354,7 @@ class DaskExecutor(ClosingExecutor):
             cid,
             arch,
             self._torch_threads,
+            step,
             key=f"blockqnn-eval-{cid}-{uuid.uuid4().hex[:8]}",
             pure=False,
             resources=self.resources or None,
@@ -300,7 +362,9 @@ class DaskExecutor(ClosingExecutor):
         self._inflight[future.key] = (cid, future)
         if self.timeout_s is not None:
             self._deadlines[future.key] = time.monotonic() + self.timeout_s
-        future.add_done_callback(self._done.put)  # runs in Dask's callback thread
+        future.add_done_callback(self._ended)  # runs in Dask's callback thread
+        if self.auto is not None:
+            self.auto.submitted(time.monotonic())
 
     def wait(self, timeout: float | None = None) -> list[Outcome]:
         """Outcomes of the evaluations that ended; ``[]`` if none within ``timeout`` s.
@@ -310,6 +374,8 @@ class DaskExecutor(ClosingExecutor):
         if self._closed:
             return []
         self._check_connected()
+        if self.auto is not None:
+            self.auto.waiting()
         if not self._inflight:
             self._warn_without_workers()
             time.sleep(timeout or 0.0)
@@ -338,6 +404,9 @@ class DaskExecutor(ClosingExecutor):
             logger.warning("closing the Dask client failed: %r", exc)
 
     # -- internals ----------------------------------------------------------------------
+
+    def _ended(self, future: distributed.Future) -> None:
+        self._done.put((future, time.monotonic()))
 
     def _connect(self, security: distributed.Security | None) -> distributed.Client:
         """The client (ExecutorLost naming the problem when there is none)."""
@@ -435,13 +504,17 @@ class DaskExecutor(ClosingExecutor):
         except Exception as exc:  # e.g. a worker without a nanny: it keeps its thread busy
             logger.warning("could not restart the stalled worker %s: %r", worker, exc)
 
-    def _collect(self, ended: list[distributed.Future]) -> list[Outcome]:
+    def _collect(self, ended: list[tuple[distributed.Future, float]]) -> list[Outcome]:
         """The outcomes of ended tasks that are still in flight (those that finished are
         fetched in one round trip)."""
-        for future in ended:
+        at = {f.key: t for f, t in ended}
+        for future, _ in ended:
             self._deadlines.pop(future.key, None)
-        tasks = [(self._inflight.pop(f.key)[0], f) for f in ended if f.key in self._inflight]
+        tasks = [(self._inflight.pop(f.key)[0], f) for f, _ in ended if f.key in self._inflight]
         fetched = self._gather([f for _, f in tasks if f.status == "finished"])
+        if self.auto is not None:
+            for _, f in tasks:
+                self.auto.ended(at[f.key], (fetched.get(f.key) or {}).get("seconds"))
         return [self._outcome(cid, f, fetched.get(f.key)) for cid, f in tasks]
 
     def _gather(self, futures: list[distributed.Future]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ class ExecutorSpec:
     address: str = "local"  #: "local" (this machine) or a scheduler: ``dask://HOST:PORT``...
     workers: int | None = None  #: local processes; 0 runs in this process; None: see _local
     gpus: Sequence[int] | None = None  #: local: GPU ids shared out among the workers
-    prefetch: int = 0  #: Dask: evaluations queued ahead per worker slot
+    prefetch: int | str = "auto"  #: Dask: evaluations queued ahead per worker slot, or "auto"
     timeout_s: float | None = None  #: one evaluation's limit; None: :func:`default_timeout`
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from blockqnn.evaluation import Evaluator
+from blockqnn.evaluation import Evaluator, Step
 from blockqnn.execution.base import ClosingExecutor, Outcome, evaluate_safely
 
 
@@ -15,16 +15,16 @@ class InlineExecutor(ClosingExecutor):
 
     def __init__(self, evaluator: Evaluator) -> None:
         self.evaluator = evaluator
-        self._queue: deque[tuple[int, str]] = deque()
+        self._queue: deque[tuple[int, str, Step | None]] = deque()
 
-    def submit(self, cid: int, arch: str) -> None:
-        self._queue.append((cid, arch))
+    def submit(self, cid: int, arch: str, step: Step | None = None) -> None:
+        self._queue.append((cid, arch, step))
 
     def wait(self, timeout: float | None = None) -> list[Outcome]:
         if not self._queue:
             return []
-        cid, arch = self._queue.popleft()
-        return [evaluate_safely(self.evaluator, cid, arch, "inline")]
+        cid, arch, step = self._queue.popleft()
+        return [evaluate_safely(self.evaluator, cid, arch, "inline", step)]
 
     def close(self) -> None:
         self._queue.clear()

@@ -7,7 +7,8 @@ the OOM killer) costs only the candidate it was evaluating, reported as a *lost*
 fresh process. ``concurrent.futures.ProcessPoolExecutor`` is not used because one dead
 worker breaks the whole pool and every task running in it.
 
-Messages are plain data: master -> worker ``(cid, arch)``; worker -> master
+Messages are plain data: master -> worker ``(cid, arch, step)`` (``step`` a
+:class:`~blockqnn.evaluation.Step` or None); worker -> master
 ``("ready",)`` once set up, ``("outcome", cid, result_dict | None, error | None)`` per task,
 or ``("broken", message)`` when the worker cannot set itself up (the evaluator cannot be
 unpickled there), which makes :meth:`ProcessExecutor.wait` raise
@@ -34,7 +35,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from blockqnn.evaluation import Evaluator
+from blockqnn.evaluation import Evaluator, Step
 from blockqnn.execution.base import ClosingExecutor, ExecutorLost, Outcome, evaluate_safely
 
 logger = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def _exit_with_master() -> None:
 
 
 def _worker_main(conn: Connection, index: int, blob: bytes, threads: int, gpu: int | None) -> None:
-    """A worker process: set up, then evaluate one ``(cid, arch)`` at a time until EOF.
+    """A worker process: set up, then evaluate one ``(cid, arch, step)`` at a time until EOF.
 
     The environment is set before the evaluator is unpickled, so whatever its module
     imports (torch) starts with ``threads`` threads and the right GPU. The worker exits
@@ -94,9 +95,9 @@ def _worker_main(conn: Connection, index: int, blob: bytes, threads: int, gpu: i
     with contextlib.suppress(EOFError, BrokenPipeError):  # the master closed the pipe
         conn.send(("ready",))
         while True:
-            cid, arch = conn.recv()
+            cid, arch, step = conn.recv()
             _limit_torch_threads(threads)
-            conn.send(("outcome", evaluate_safely(evaluator, cid, arch, name).to_plain()))
+            conn.send(("outcome", evaluate_safely(evaluator, cid, arch, name, step).to_plain()))
 
 
 # --- master side -------------------------------------------------------------------------
@@ -110,7 +111,7 @@ class _Worker:
     process: BaseProcess
     conn: Connection
     ready: bool = False
-    task: tuple[int, str] | None = None
+    task: tuple[int, str, Step | None] | None = None
     deadline: float | None = None  #: monotonic time its task must end by (timeout)
 
     @property
@@ -168,7 +169,7 @@ class ProcessExecutor(ClosingExecutor):
         self.gpus = list(gpus) if gpus is not None else None
         self._blob = pickle.dumps(evaluator)
         self._context = multiprocessing.get_context("spawn")
-        self._queue: deque[tuple[int, str]] = deque()
+        self._queue: deque[tuple[int, str, Step | None]] = deque()
         self._closed = False
         self._workers: list[_Worker] = []
         try:
@@ -179,11 +180,12 @@ class ProcessExecutor(ClosingExecutor):
 
     # -- public API ---------------------------------------------------------------------
 
-    def submit(self, cid: int, arch: str) -> None:
-        """Queue one evaluation; it starts as soon as a worker is idle."""
+    def submit(self, cid: int, arch: str, step: Step | None = None) -> None:
+        """Queue one evaluation (one rung of it with ``step``); it starts as soon as a
+        worker is idle."""
         if self._closed:
             raise RuntimeError("submit() on a closed ProcessExecutor")
-        self._queue.append((cid, arch))
+        self._queue.append((cid, arch, step))
         self._dispatch()
 
     def wait(self, timeout: float | None = None) -> list[Outcome]:

@@ -17,19 +17,22 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import math
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from blockqnn import nsc
 from blockqnn.data import Dataset, load_dataset
-from blockqnn.evaluation import EvaluationError, Result, check_limits
+from blockqnn.evaluation import EvaluationError, Result, Step, check_limits
 from blockqnn.latency import Latency, measure_latency
 from blockqnn.model import NetworkConfig, build, cifar, imagenet
 from blockqnn.profile import count_params, profile_network
+from blockqnn.train.checkpoint import ModelFileError, atomic_save, load_tagged, tagged
 from blockqnn.train.loop import Diverged, Loop, configure_cpu, resolve_device
 from blockqnn.train.recipes import EarlyStopRecipe, early_stop_recipe
 
@@ -37,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 _PRESETS = {"cifar": cifar, "imagenet": imagenet}
 _DATASETS: dict[tuple, Dataset] = {}
+#: Format tag of the files that carry a candidate's training from one rung to the next.
+RUNG_STATE_FORMAT = "blockqnn-rung-state"
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,39 @@ class TrainingEvaluator:
         parameter limit or training diverges.
         """
         start = time.perf_counter()
+        block, config, data, metrics, extra = self._prepare(arch)
+        loop, restarts = self._train(block, config, data, self.early_stop_recipe().epochs)
+        return _result(loop, restarts, metrics, extra, time.perf_counter() - start, 0)
+
+    def evaluate_rung(self, arch: str, step: Step) -> Result:
+        """Train block ``arch`` up to ``step.budget`` epochs, continuing from the state saved
+        at ``step.state`` after ``step.start`` epochs (training from nothing when there is
+        none to use); then save the state there for the next rung unless ``step.last``.
+
+        The epochs' learning rates are those of the uninterrupted early stop, so the top
+        rung measures what :meth:`evaluate` measures. The result's curve holds the epochs
+        trained in this step; ``cost_s`` is this step's time. Raises as :meth:`evaluate`.
+        """
+        start = time.perf_counter()
+        block, config, data, metrics, extra = self._prepare(arch)
+        epochs = int(step.budget)
+        resumed = self._resume(block, config, data, step)
+        if resumed is None:
+            (loop, restarts), first = self._train(block, config, data, epochs), 0
+        else:
+            loop, restarts = resumed
+            first, loop.epochs = loop.epoch, epochs
+            loop.run()
+        if step.state is not None and not step.last:
+            _save_rung_state(step.state, arch, loop, restarts)
+        return _result(loop, restarts, metrics, extra, time.perf_counter() - start, first)
+
+    def _prepare(
+        self, arch: str
+    ) -> tuple[nsc.Block, NetworkConfig, Dataset, dict[str, float], dict[str, Any]]:
+        """The block, its network configuration (within the parameter limit), the data, the
+        metrics measured before training (``flops``, ``params``, ``density``, latency) and
+        the details for ``extra``; ConstraintViolation when a metric is over ``limits``."""
         configure_cpu(self.threads)
         block = nsc.as_block(arch, sys.maxsize)
         data = self.load_data()
@@ -147,21 +185,29 @@ class TrainingEvaluator:
             metrics.update(latency.metrics())
             extra.update(latency.details())
         check_limits(metrics, self.limits, "checked before training")
-        loop, restarts = self._train(block, config, data)
-        last = loop.history[-1]
-        extra.update(
-            epochs=loop.epoch,
-            restarts=restarts,
-            lr=loop.base_lr,
-            train_accuracy=last.train_accuracy,
-            images_per_s=_throughput(loop),
+        return block, config, data, metrics, extra
+
+    def _resume(
+        self, block: nsc.Block, config: NetworkConfig, data: Dataset, step: Step
+    ) -> tuple[Loop, int] | None:
+        """The loop saved at ``step.state`` after ``step.start`` epochs of this block, and
+        its restarts; None (logged) when there is no such state."""
+        if not step.start or step.state is None or not Path(step.state).exists():
+            return None
+        try:
+            saved = load_tagged(step.state, RUNG_STATE_FORMAT)
+        except ModelFileError as exc:
+            logger.warning("cannot continue from %s (%s); training again", step.state, exc)
+            return None
+        if saved["codes"] != nsc.format_block(block) or saved["loop"]["epoch"] != step.start:
+            logger.warning("%s holds another block or epoch; training again", step.state)
+            return None
+        recipe = self.early_stop_recipe()
+        loop = Loop(
+            build(block, config), data, recipe, int(step.budget), device=self.device, amp=self.amp
         )
-        return Result(
-            accuracy=last.val_accuracy,
-            metrics=metrics,
-            cost_s=time.perf_counter() - start,
-            extra=extra,
-        )
+        loop.load_state_dict(saved["loop"])
+        return loop, int(saved["restarts"])
 
     def _latency(self, network: torch.nn.Module, config: NetworkConfig) -> Latency:
         """The network's latency on the device it will train on (as training lays it out)."""
@@ -181,8 +227,11 @@ class TrainingEvaluator:
                 return dataclasses.replace(config, repeats=repeats)
         raise EvaluationError(f"over the parameter limit: {params} > {self.max_params}")
 
-    def _train(self, block: nsc.Block, config: NetworkConfig, data: Dataset) -> tuple[Loop, int]:
-        """The trained loop and the number of restarts it took (the restart rule)."""
+    def _train(
+        self, block: nsc.Block, config: NetworkConfig, data: Dataset, epochs: int
+    ) -> tuple[Loop, int]:
+        """The loop trained for ``epochs`` epochs and the number of restarts it took (the
+        restart rule)."""
         recipe = self.early_stop_recipe()
         chance = 100 / data.num_classes
         lr = recipe.lr
@@ -193,7 +242,7 @@ class TrainingEvaluator:
                 build(block, config),
                 data,
                 recipe,
-                recipe.epochs,
+                epochs,
                 lr=lr,
                 seed=seed,
                 device=self.device,
@@ -205,6 +254,51 @@ class TrainingEvaluator:
             logger.info("epoch 1 at or below chance: restart %d with lr %.3g", restart + 1, lr)
         loop.run()
         return loop, restart
+
+
+def _result(
+    loop: Loop,
+    restarts: int,
+    metrics: dict[str, float],
+    extra: dict[str, Any],
+    seconds: float,
+    first: int,
+) -> Result:
+    """The result of a trained loop; its curve holds the epochs after ``first``."""
+    last = loop.history[-1]
+    details = {
+        **extra,
+        "epochs": loop.epoch,
+        "restarts": restarts,
+        "lr": loop.base_lr,
+        "train_accuracy": last.train_accuracy,
+        "images_per_s": _throughput(loop),
+        "continued_from": first,
+    }
+    curve = [
+        {"epoch": s.epoch, "val_accuracy": s.val_accuracy, "val_loss": _finite(s.val_loss)}
+        for s in loop.history
+        if s.epoch > first
+    ]
+    return Result(
+        accuracy=last.val_accuracy, metrics=metrics, cost_s=seconds, extra=details, curve=curve
+    )
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _save_rung_state(path: str, arch: str, loop: Loop, restarts: int) -> None:
+    """The loop's whole state, for the next rung (logged, not raised, if it cannot be
+    written: the next rung then trains again from nothing)."""
+    block = nsc.format_block(nsc.as_block(arch, sys.maxsize))
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        record = {"codes": block, "loop": loop.state_dict(), "restarts": restarts}
+        atomic_save(tagged(RUNG_STATE_FORMAT, record), path)
+    except OSError as exc:
+        logger.warning("cannot save the rung state to %s (%s)", path, exc)
 
 
 def _first_epoch_ok(loop: Loop, chance: float, last: bool) -> bool:

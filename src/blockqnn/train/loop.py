@@ -52,6 +52,7 @@ class EpochStats:
     val_accuracy: float  #: validation accuracy after it, percent (NaN without a val split)
     seconds: float  #: wall time of the training part (validation excluded)
     images_per_s: float  #: training throughput
+    val_loss: float = math.nan  #: mean validation cross-entropy after it (NaN without)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-compatible dict."""
@@ -135,14 +136,16 @@ class Loop:
         loss, correct, seen = self._train_batches()
         seconds = time.perf_counter() - start
         self.epoch += 1
+        val_accuracy, val_loss = self.measure("val")
         stats = EpochStats(
             epoch=self.epoch,
             lr=lr,
             loss=loss,
             train_accuracy=100 * correct / seen,
-            val_accuracy=self.accuracy("val"),
+            val_accuracy=val_accuracy,
             seconds=seconds,
             images_per_s=seen / seconds,
+            val_loss=val_loss,
         )
         self.history.append(stats)
         logger.info("epoch %d/%d: %s", self.epoch, self.epochs, _describe(stats))
@@ -151,17 +154,23 @@ class Loop:
     def accuracy(self, split: str) -> float:
         """Accuracy in percent on ``"train"``, ``"val"`` or ``"test"`` (eval mode);
         NaN for an empty split."""
+        return self.measure(split)[0]
+
+    def measure(self, split: str) -> tuple[float, float]:
+        """Accuracy in percent and mean cross-entropy on ``split`` (eval mode); both NaN
+        for an empty split."""
         x, y = self._splits[split]
         if len(y) == 0:
-            return math.nan
+            return math.nan, math.nan
         size = 2 * self.recipe.batch_size  # no activations kept: twice the training batch fits
         self.model.eval()
+        correct, loss = 0, 0.0
         with torch.no_grad(), self._autocast():
-            correct = sum(
-                int((self.model(self._inputs(xb)).argmax(1) == yb).sum())
-                for xb, yb in zip(x.split(size), y.split(size), strict=True)
-            )
-        return 100 * correct / len(y)
+            for xb, yb in zip(x.split(size), y.split(size), strict=True):
+                logits = self.model(self._inputs(xb))
+                correct += int((logits.argmax(1) == yb).sum())
+                loss += float(F.cross_entropy(logits.float(), yb, reduction="sum"))
+        return 100 * correct / len(y), loss / len(y)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue: tensors and plain data only."""

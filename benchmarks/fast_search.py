@@ -1,0 +1,366 @@
+"""Standard early stop against multi-fidelity (rung) evaluation, same agent, same budget.
+
+Both arms run the real search loop (``Search``, a run store in a temporary directory,
+Q-learning) with the same seeds; each stops when its budget is spent (an evaluation that
+would overspend it is dropped). Per arm: candidates evaluated, the block it reports as best
+(the leaderboard's top: ranked by measured full-budget rewards only) and how good it is.
+
+Table mode (simulated cost: a rung of budget ``b`` costs ``b``; a promotion costs the
+increment)::
+
+    python benchmarks/fast_search.py --table ../shared/data/nb201/cifar10_12ep_200ep.csv \\
+        --low-column test-accuracy-12ep --high-column test-accuracy-200ep \\
+        --budget 12000 --seeds 20
+
+The standard arm evaluates every candidate at the low column (cost ``--low-cost``) and is
+judged by the high column of its best; the fast arm has rungs ``low-cost, high-cost``
+(promoting by default ``low-cost / high-cost`` of each rung: equal cost per rung).
+
+CIFAR mode (wall-clock budget per arm, real training in ``--workers`` processes)::
+
+    python benchmarks/fast_search.py --cifar ../shared/data/cifar10-jpg.tar.xz \\
+        --minutes 10 --seeds 3 --subset 4000 --epochs 9
+
+The standard arm trains every candidate ``--epochs`` epochs; the fast arm uses the rungs
+``1, 3, 9`` (ASHA, eta 3, for 9 epochs). Each arm's best block is then trained longer
+(``--final-epochs``, the same protocol for both) and tested on the held-out test images.
+
+Prints one line per seed and arm, then the means, then the time (or cost) the fast arm
+needed for an incumbent at least as good as the standard arm's final one, and last one JSON
+line ``{"standard": {"final": F, "evaluated": E}, "fast": {...}}``: ``final`` is the mean
+over seeds of the best block's high-column (table) or test accuracy after the longer
+training (CIFAR).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from blockqnn.config import SearchConfig, make_evaluator
+from blockqnn.evaluation import Step
+from blockqnn.execution import InlineExecutor
+from blockqnn.execution.base import Executor, Outcome
+from blockqnn.fidelity import Rungs, expected_cost, geometric_rungs
+from blockqnn.search import Search, create_run
+
+ARMS = ("standard", "fast")
+
+
+class BudgetSpent(Exception):
+    """The arm's budget is spent: the search stops (its store keeps what finished)."""
+
+
+@dataclass
+class BudgetedExecutor:
+    """Passes everything to ``inner`` and stops the search (:class:`BudgetSpent`) at the
+    first outcome that would overspend ``budget`` (that call's outcomes are dropped).
+
+    ``cost_of`` prices an outcome (simulated cost); None measures wall-clock seconds since
+    construction instead (checked on every ``wait``). ``spent`` logs ``(total, cid)`` per
+    accepted outcome.
+    """
+
+    inner: Executor
+    budget: float
+    cost_of: Callable[[Outcome], float] | None = None
+    total: float = 0.0
+    spent: list[tuple[float, int]] = field(default_factory=list)
+    _start: float = field(default_factory=time.monotonic)
+
+    @property
+    def slots(self) -> int:
+        return self.inner.slots
+
+    def submit(self, cid: int, arch: str, step: Step | None = None) -> None:
+        if step is None:
+            self.inner.submit(cid, arch)
+        else:
+            self.inner.submit(cid, arch, step)
+
+    def wait(self, timeout: float | None = None) -> list[Outcome]:
+        outcomes = self.inner.wait(timeout)
+        if self.cost_of is None and time.monotonic() - self._start > self.budget:
+            raise BudgetSpent(f"{self.budget:g} s are over")
+        for outcome in outcomes:
+            cost = self._cost(outcome)
+            if self.total + cost > self.budget:
+                raise BudgetSpent(f"spent {self.total:g} of {self.budget:g}")
+            self.total += cost
+            self.spent.append((self.total, outcome.cid))
+        return outcomes
+
+    def _cost(self, outcome: Outcome) -> float:
+        if self.cost_of is None:
+            return time.monotonic() - self._start - self.total
+        return self.cost_of(outcome)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@dataclass(frozen=True)
+class ArmResult:
+    """One arm's search: candidates evaluated, the reported best, and its incumbents."""
+
+    evaluated: int
+    best_arch: str | None
+    best_value: float | None  #: the best's high-column accuracy (table) / reward (CIFAR)
+    best_test: float | None  #: the best's test accuracy from the store (table: high column)
+    incumbents: list[tuple[float, float]]  #: (cost or seconds, incumbent test/value)
+
+
+def run_arm(config: SearchConfig, executor: BudgetedExecutor, run_dir: Path) -> ArmResult:
+    """Run one arm's search until its budget is spent; summarise its store."""
+    store = create_run(run_dir, config)
+    with store:
+        try:
+            Search(store, config, executor).run()
+        except BudgetSpent as stop:
+            logging.getLogger(__name__).info("%s: %s", run_dir.name, stop)
+        best = store.top(1)
+        finished = {c.id: c for c in store.candidates() if c.finished is not None}
+        evaluated = sum(
+            1 for c in finished.values() if c.state.value == "complete" and c.reused_from is None
+        )
+    incumbents = _incumbents(executor.spent, finished)
+    top = best[0] if best else None
+    return ArmResult(
+        evaluated=evaluated,
+        best_arch=None if top is None else top.arch,
+        best_value=None if top is None else top.reward,
+        best_test=None if top is None else top.test_accuracy,
+        incumbents=incumbents,
+    )
+
+
+def _incumbents(spent: list[tuple[float, int]], finished: dict) -> list[tuple[float, float]]:
+    """The leaderboard's top over the run: ``(spent, its test accuracy or reward)`` each
+    time it changes (a candidate counts at its last accepted outcome)."""
+    last = {cid: index for index, (_, cid) in enumerate(spent)}
+    best_reward, out = None, []
+    for index, (cost, cid) in enumerate(spent):
+        candidate = finished.get(cid)
+        if last[cid] != index or candidate is None or candidate.reward is None:
+            continue
+        if best_reward is None or candidate.reward > best_reward:
+            best_reward = candidate.reward
+            value = candidate.test_accuracy
+            out.append((cost, candidate.reward if value is None else value))
+    return out
+
+
+def matching(results: dict[str, list[ArmResult]], unit: str) -> str:
+    """When the last seed's fast arm matched the standard arm's final incumbent."""
+    standard, fast = results["standard"][-1].incumbents, results["fast"][-1].incumbents
+    if not standard:
+        return "the standard arm measured no candidate"
+    (found_at, target) = standard[-1]
+    matched = time_to_match(fast, target)
+    when = "never" if matched is None else f"at {matched:.0f} {unit}"
+    return (
+        f"fast reached the standard's final incumbent ({target:.2f}) {when}"
+        f" (the standard arm found it at {found_at:.0f} {unit})"
+    )
+
+
+def time_to_match(incumbents: list[tuple[float, float]], target: float) -> float | None:
+    """The first spent cost/time at which the incumbent reaches ``target`` (None: never)."""
+    return next((spent for spent, value in incumbents if value >= target), None)
+
+
+# --- table mode -------------------------------------------------------------------------
+
+
+def table_configs(args: argparse.Namespace) -> dict[str, SearchConfig]:
+    """The two arms' run configurations (plain agent, reward = accuracy)."""
+    table = str(Path(args.table).resolve())
+    rungs = [args.low_cost, args.high_cost]
+    planned = {
+        "standard": args.budget / args.low_cost,
+        "fast": args.budget / expected_cost(Rungs(tuple(rungs))),
+    }
+    common = {"kind": "tabular", "table": table, "test_column": args.high_column}
+    evaluators = {
+        "standard": {**common, "reward_column": args.low_column},
+        "fast": {
+            **common,
+            "reward_column": args.high_column,
+            "rung_columns": [args.low_column, args.high_column],
+        },
+    }
+    configs = {}
+    for arm in ARMS:
+        evaluations = max(1, int(planned[arm]))
+        configs[arm] = SearchConfig(
+            space="nb201",
+            evaluations=evaluations,
+            batch=max(1, evaluations // 20),
+            mu=0.0,
+            rho=0.0,
+            evaluator=evaluators[arm],
+            rungs=rungs if arm == "fast" else [],
+        )
+    return configs
+
+
+def table_arm(arm: str, config: SearchConfig, seed: int, args: argparse.Namespace, root: Path):
+    """One table-mode arm for one seed (inline evaluation, simulated cost)."""
+    config = dataclasses.replace(config, seed=seed)
+    plain = arm == "standard"
+
+    def cost_of(outcome: Outcome) -> float:
+        if outcome.result is None:
+            return 0.0
+        return args.low_cost if plain else outcome.result.cost_s
+
+    executor = BudgetedExecutor(InlineExecutor(make_evaluator(config)), args.budget, cost_of)
+    return run_arm(config, executor, root / f"{arm}-{seed}")
+
+
+# --- CIFAR mode -------------------------------------------------------------------------
+
+
+def cifar_configs(args: argparse.Namespace) -> dict[str, SearchConfig]:
+    """The two arms' run configurations: the proxy recipe for ``--epochs`` epochs."""
+    from blockqnn.train.evaluator import TrainingEvaluator
+
+    evaluator = TrainingEvaluator(
+        dataset=f"imagefolder:{Path(args.cifar).resolve()}",
+        subset=args.subset,
+        image_size=args.image_size,
+        val_fraction=args.val_fraction,
+        widths=(16, 32, 64),
+        repeats=1,
+        recipe="proxy",
+        recipe_overrides={"epochs": args.epochs, "lr_step": max(1, args.epochs // 2)},
+        threads=1,
+    )
+    rungs = geometric_rungs(args.epochs)
+    per_candidate = {"standard": float(args.epochs), "fast": expected_cost(rungs)}
+    configs = {}
+    for arm in ARMS:
+        evaluations = max(1, int(args.expected_evaluations * args.epochs / per_candidate[arm]))
+        configs[arm] = SearchConfig(
+            space="nsc",
+            evaluations=evaluations,
+            batch=max(1, evaluations // 10),
+            evaluator={"kind": "train", **evaluator.to_dict()},
+            rungs=list(rungs.budgets) if arm == "fast" else [],
+        )
+    return configs
+
+
+def cifar_arm(arm: str, config: SearchConfig, seed: int, args: argparse.Namespace, root: Path):
+    """One CIFAR-mode arm for one seed: real training in worker processes, wall clock."""
+    from blockqnn.execution import ProcessExecutor
+
+    config = dataclasses.replace(config, seed=seed)
+    inner = ProcessExecutor(make_evaluator(config), args.workers)
+    executor = BudgetedExecutor(inner, 60 * args.minutes)
+    return run_arm(config, executor, root / f"{arm}-{seed}")
+
+
+def final_accuracy(arch: str, args: argparse.Namespace, out: Path, seed: int) -> float:
+    """Test accuracy of ``arch`` after the longer training (same for both arms)."""
+    from blockqnn.data import load_dataset
+    from blockqnn.model import cifar
+    from blockqnn.train.final import train_final
+    from blockqnn.train.recipes import FINAL
+
+    dataset = load_dataset(
+        f"imagefolder:{Path(args.cifar).resolve()}",
+        subset=args.subset,
+        image_size=args.image_size,
+        val_fraction=args.val_fraction,
+    )
+    config = cifar(
+        widths=(16, 32, 64),
+        repeats=1,
+        num_classes=dataset.num_classes,
+        in_channels=dataset.channels,
+        image_size=dataset.image_size,
+    )
+    metrics = train_final(
+        arch, dataset, config, FINAL["cifar"], args.final_epochs, out, seed=seed, device="cpu"
+    )
+    return metrics["test_accuracy"]
+
+
+# --- main -------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--table", help="two-fidelity CSV (table mode)")
+    mode.add_argument("--cifar", help="CIFAR-10 archive (CIFAR mode)")
+    parser.add_argument("--seeds", type=int, default=3)
+    t = parser.add_argument_group("table mode")
+    t.add_argument("--low-column", default="test-accuracy-12ep")
+    t.add_argument("--high-column", default="test-accuracy-200ep")
+    t.add_argument("--low-cost", type=float, default=12.0)
+    t.add_argument("--high-cost", type=float, default=200.0)
+    t.add_argument("--budget", type=float, default=12000.0, help="simulated cost per arm")
+    c = parser.add_argument_group("CIFAR mode")
+    c.add_argument("--minutes", type=float, default=10.0, help="wall clock per arm and seed")
+    c.add_argument("--workers", type=int, default=2)
+    c.add_argument("--subset", type=int, default=4000, help="training images")
+    c.add_argument("--image-size", type=int, default=16)
+    c.add_argument("--val-fraction", type=float, default=0.25)
+    c.add_argument("--epochs", type=int, default=9, help="full early-stop epochs")
+    c.add_argument("--final-epochs", type=int, default=20, help="longer training of the bests")
+    c.add_argument(
+        "--expected-evaluations", type=int, default=60, help="standard arm's planned budget"
+    )
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    configs = table_configs(args) if args.table else cifar_configs(args)
+    arm_runner = table_arm if args.table else cifar_arm
+    unit = "cost" if args.table else "s"
+    results: dict[str, list[ArmResult]] = {arm: [] for arm in ARMS}
+    finals: dict[str, list[float]] = {arm: [] for arm in ARMS}
+    with tempfile.TemporaryDirectory(prefix="fast-search-") as tmp:
+        root = Path(tmp)
+        for seed in range(args.seeds):
+            for arm in ARMS:
+                result = arm_runner(arm, configs[arm], seed, args, root)
+                results[arm].append(result)
+                final = (
+                    result.best_test
+                    if args.table or result.best_arch is None
+                    else final_accuracy(result.best_arch, args, root / f"final-{arm}-{seed}", seed)
+                )
+                if final is not None:
+                    finals[arm].append(final)
+                print(
+                    f"seed {seed} {arm:>8}: evaluated {result.evaluated:4d}, best"
+                    f" {result.best_arch} (search {result.best_value}), final {final}"
+                )
+            print(f"seed {seed}: {matching(results, unit)}")
+    summary = {
+        arm: {
+            "final": statistics.fmean(finals[arm]) if finals[arm] else None,
+            "evaluated": statistics.fmean(r.evaluated for r in results[arm]),
+        }
+        for arm in ARMS
+    }
+    for arm in ARMS:
+        spread = statistics.stdev(finals[arm]) if len(finals[arm]) > 1 else 0.0
+        print(
+            f"{arm:>8}: final {summary[arm]['final']} +- {spread:.3f} over"
+            f" {len(finals[arm])} seeds, evaluated {summary[arm]['evaluated']:.1f}"
+        )
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
