@@ -84,12 +84,8 @@ def hand_run(tmp_path) -> Path:
             else:
                 curve = [{"epoch": e, "val_accuracy": accuracy - 10 / e, "val_loss": 1 / e}
                          for e in (1, 2, 3)]  # fmt: skip
-                result = Result(
-                    accuracy=accuracy,
-                    metrics={"flops": flops, "density": 1.0},
-                    cost_s=1.0,
-                    extra={"curve": curve},
-                )
+                metrics = {"flops": flops, "density": 1.0}
+                result = Result(accuracy=accuracy, metrics=metrics, cost_s=1.0, curve=curve)
                 store.complete(cid, result, reward, None)
     return tmp_path / "hand"
 
@@ -125,6 +121,9 @@ def test_reward_curve_choices_and_pareto_by_hand(hand_run):
     assert [scatter["points"][i][2] for i in scatter["front"]] == [3, 5]
     assert data["details"][1]["duplicates"] == [4] and data["details"][4]["duplicates"] == [1]
     assert data["details"][2]["error"] == SCRIPT_ERROR
+    stored = data["details"][4]["curve"]  # the reused duplicate shows its source's curve
+    assert [(p["epoch"], p["val_accuracy"]) for p in stored] == [(1, 50), (2, 55), (3, 60 - 10 / 3)]
+    assert data["details"][2]["curve"] == []
     progress = dict(data["progress"])
     assert progress["budget"] == "4 of 6 finished"  # the reused duplicate is free
     assert progress["candidates complete"] == 4 and progress["reused duplicates"] == 1

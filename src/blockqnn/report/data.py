@@ -55,6 +55,7 @@ def run_data(run_dir: str | Path) -> dict[str, Any]:
     store, config = open_run(run_dir)
     with store:
         candidates, status = store.candidates(), store.get_meta("status")
+        curves = {c.id: store.curve(c.reused_from or c.id) for c in candidates}
     best = rank(candidates)[:DRAWN]
     graph = functools.partial(candidate_graph, space=make_space(config), kind=config.space)
     graphs = {c.id: graph(c.arch) for c in candidates}
@@ -69,7 +70,7 @@ def run_data(run_dir: str | Path) -> dict[str, Any]:
         "evaluator": evaluator_rows(config),
         "notes": notes(config, candidates),
         "progress": progress_rows(status, config, candidates),
-        **_table(candidates, metrics, graphs),
+        **_table(candidates, metrics, graphs, curves),
         **_drawings(best, graphs),
         "curves": _curves(candidates, config),
         "scatters": cost_scatters(candidates, metrics),
@@ -80,9 +81,13 @@ def run_data(run_dir: str | Path) -> dict[str, Any]:
 
 
 def _table(
-    candidates: Sequence[Candidate], metrics: Sequence[str], graphs: dict[int, Graph]
+    candidates: Sequence[Candidate],
+    metrics: Sequence[str],
+    graphs: dict[int, Graph],
+    curves: dict[int, list[dict[str, Any]]],
 ) -> dict[str, Any]:
-    """The all-candidates table: ``columns``, ``rows`` and the detail views' ``details``."""
+    """The all-candidates table: ``columns``, ``rows`` and the detail views' ``details``
+    (``curves``: each candidate's stored per-epoch curve)."""
     by_key: dict[str, list[int]] = defaultdict(list)
     for c in candidates:
         by_key[c.key].append(c.id)
@@ -91,7 +96,7 @@ def _table(
         "metrics": list(metrics),
         "columns": [*_COLUMNS, *metrics, *_TAIL_COLUMNS],
         "rows": [candidate_row(c, metrics, graphs[c.id], start) for c in candidates],
-        "details": {c.id: candidate_details(c, by_key[c.key]) for c in candidates},
+        "details": {c.id: candidate_details(c, by_key[c.key], curves[c.id]) for c in candidates},
     }
 
 
@@ -162,10 +167,14 @@ def candidate_row(c: Candidate, metrics: Sequence[str], graph: Graph, start: flo
     ]  # fmt: skip
 
 
-def candidate_details(c: Candidate, same_key: Sequence[int]) -> dict[str, Any]:
+def candidate_details(
+    c: Candidate, same_key: Sequence[int], curve: list[dict[str, Any]]
+) -> dict[str, Any]:
     """What only the detail view shows: timings, error, isomorphic duplicates (the other
-    ids of ``same_key``, the candidates with its canonical key), non-numeric extras."""
+    ids of ``same_key``, the candidates with its canonical key), the per-epoch ``curve``
+    (a reused duplicate shows its source's) and non-numeric extras."""
     return {
+        "curve": curve,
         "created": _clock(c.created),
         "started": _clock(c.started),
         "finished": _clock(c.finished),

@@ -473,7 +473,7 @@
       + `${table(['', ''], metrics.map(([k, v]) => [esc(k), v ?? '–']))}</div></div>`
       + `<h3>Codes</h3><pre>${esc(c.arch)}</pre>`
       + (details.error ? `<h3>Error</h3><pre class="error">${esc(details.error)}</pre>` : '')
-      + epochCurves(details.extra)
+      + epochCurves({ ...details.extra, stored: details.curve })
       + `<h3>Timings</h3>${table(['', ''], timings.map(([k, v]) => [esc(k), v ?? '–']))}`
       + `<h3>Isomorphic duplicates</h3><p id="duplicates">${duplicates}</p>`
       + `<h3>Train it with the run's network</h3>${command}`;
@@ -484,8 +484,9 @@
     renderDetail();
   }
 
-  // Lists of numbers (or of records with numeric fields) stored with a candidate, such as
-  // per-epoch training curves, drawn against their ``epoch`` field or position.
+  // Lists of numbers (or of records with numeric fields) stored with a candidate: the
+  // stored per-epoch curve and any list an evaluator keeps in its extras, drawn against
+  // their ``epoch`` field or position.
   const NOT_CURVES = new Set(['epoch', 'rung']);
   function epochCurves(extra) {
     const series = {};
