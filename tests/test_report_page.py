@@ -299,7 +299,7 @@ def test_detail_view_curve_duplicates_and_reuse(hand_run, tmp_path):
         assert browser.evaluate(duplicates) == ["#c1"]
         paths = "document.querySelectorAll('#detail svg.chart path').length"
         assert browser.evaluate(paths) == 2  # val_accuracy and val_loss
-        assert "val_loss" in browser.evaluate("detail.innerText")
+        assert "val loss per epoch" in browser.evaluate("detail.innerText")
         browser.evaluate("document.querySelector('#duplicates a').click()")
         assert "Candidate #1" in browser.wait_for(
             "detail.innerText.includes('#1') && detail.innerText"

@@ -504,9 +504,10 @@
     });
     const names = Object.keys(series);
     if (!names.length) return '<h3>Training curve</h3><p>No per-epoch curve stored.</p>';
-    return '<h3>Training curve</h3>' + chart({ title: 'per epoch', xLabel: 'epoch', yLabel: '',
-      series: names.map((name, i) => ({ kind: 'line', label: name,
-        colour: COLOURS[i % COLOURS.length], points: series[name] })) });
+    return '<h3>Training curve</h3>' + names.map((name, i) => chart({ // one axis each
+      title: `${name.replace(/_/g, ' ')} per epoch`, xLabel: 'epoch', yLabel: name,
+      series: [{ kind: 'line', colour: COLOURS[i % COLOURS.length], points: series[name] }],
+    })).join('');
   }
 
   // -- page ---------------------------------------------------------------------------
