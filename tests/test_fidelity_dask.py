@@ -48,7 +48,9 @@ def test_rung_search_on_a_dask_cluster_with_auto_prefetch(tmp_path):
             candidates = store.candidates()
             rungs = store.rung_results()
     assert executor.auto.duration_s is not None and executor.auto.reaction_s is not None
-    assert len(candidates) == 24 and all(c.state == CandidateState.COMPLETE for c in candidates)
+    assert all(c.state == CandidateState.COMPLETE for c in candidates)
+    candidates = [c for c in candidates if c.reused_from is None]  # re-proposals are free
+    assert len(candidates) == 24
     measured = {c.id for c in candidates if c.reward is not None}
     assert measured and {r.cid for r in rungs if r.rung == 1} == measured
     assert all(c.extra["estimate"]["rung"] == 0 for c in candidates if c.reward is None)

@@ -196,7 +196,7 @@ def test_search_survives_dying_workers(tmp_path, always):
     with store:
         Search(store, config, ProcessExecutor(evaluator, workers=2)).run()
         cands = store.candidates()
-    assert len(cands) == 12 and len({c.id for c in cands}) == 12
+    assert sum(c.reused_from is None for c in cands) == 12  # re-proposals are free
     victims = [c for c in cands if c.arch == marker.read_text()]
     others = [c for c in cands if c.arch != marker.read_text()]
     assert victims and all(c.attempts == 1 for c in others)

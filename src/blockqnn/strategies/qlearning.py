@@ -10,7 +10,8 @@ in reverse order (as MetaQNN does) with the paper's rules (3)-(5)::
 
 for t = T-2 down to 0, with the shaped intermediate reward r_t = r_T / T (rule 6), or
 r_t = 0 when ``shaped=False`` (the ablation of Fig. 5). The max runs over the legal actions
-of s_{t+1}, unseen ones counting as ``q_init``.
+of s_{t+1}, unseen ones counting as ``q_init``. The paper's alpha is a constant; the
+default preset uses ``max(alpha, 1 / n)`` at an entry's n-th update (:func:`preset_options`).
 
 Pure Python: never imports torch.
 """
@@ -41,11 +42,17 @@ class QLearningStrategy(Strategy):
     - :meth:`ask` walks the space choosing, at each state, a uniformly random legal action
       with probability epsilon, else a legal action of maximal Q (ties uniformly at random).
       Only legal actions are ever offered (masking). Epsilon comes from ``schedule`` (the
-      paper's by default) scaled to ``ceil(budget / batch)`` iterations, at the current
+      preset's) scaled to ``ceil(budget / batch)`` iterations, at the current
       :attr:`iteration`.
     - :meth:`tell` applies the update above to the told trajectory and stores the result
-      in the replay memory. After every ``batch`` tells, ``replay`` remembered results are
-      drawn uniformly with replacement and each is applied again (experience replay).
+      in the replay memory (a duplicate answer only updates). After every ``batch``
+      evaluations, ``replay`` remembered results are drawn uniformly with replacement and
+      each is applied again (experience replay).
+
+    Settings come from ``preset`` (``"default"`` or ``"paper"``, :func:`preset_options`);
+    ``options`` (``alpha``, ``gamma``, ``q_init``, ``per_visit``, ``shaped``, ``replay``,
+    ``schedule``, ``max_repeats``) override them; an unknown option is a TypeError and a
+    bad value a ValueError naming it.
 
     Q is stored sparsely, ``state -> {action: value}``, holding only updated entries, so a
     greedy choice looks at the stored entries plus ``q_init`` for the rest.
