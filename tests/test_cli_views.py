@@ -120,3 +120,24 @@ def test_curves_with_one_schedule_shade_it_once() -> None:
     ax = curves_figure([curves("a", 4, [1.0, 0.1]), curves("b", 4, [1.0, 0.1])]).axes[0]
     assert ax.get_xlabel() == "Iteration (batch of 4)"
     assert span_colours(ax) == [rgb("0.5")] * 2
+
+
+def test_only_user_errors_become_one_line_errors(monkeypatch, capsys, tmp_path):
+    """Every command reports the library's user errors in one line (exit 2); any other
+    exception, such as a plain ValueError from a bug, keeps its traceback."""
+    import blockqnn.cli.show as show_module
+    from blockqnn.cli import main
+    from blockqnn.config import ConfigError
+
+    def fails_with(exc):
+        def command(args):
+            raise exc
+
+        return command
+
+    monkeypatch.setattr(show_module, "show", fails_with(ConfigError("invalid batch: 0")))
+    assert main(["show", str(tmp_path)]) == 2
+    assert "blockqnn show: error: invalid batch: 0" in capsys.readouterr().err
+    monkeypatch.setattr(show_module, "show", fails_with(ValueError("a bug")))
+    with pytest.raises(ValueError, match="a bug"):
+        main(["show", str(tmp_path)])

@@ -9,6 +9,12 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from blockqnn import nsc
+from blockqnn.errors import UserError
+
+
+class UnknownBlock(KeyError, UserError):
+    """No known block has that name; the message lists the known names."""
+
 
 #: The paper's Fig. 2 exemplars, exactly as printed.
 KNOWN: dict[str, str] = {
@@ -26,11 +32,12 @@ def names() -> list[str]:
 
 
 def get(name: str) -> nsc.Block:
-    """The block registered under ``name`` (KeyError listing the known names otherwise)."""
+    """The block registered under ``name`` (:class:`UnknownBlock`, a KeyError listing the
+    known names, otherwise)."""
     try:
         return nsc.parse(KNOWN[name])
     except KeyError:
-        raise KeyError(f"unknown block {name!r}; known blocks: {', '.join(names())}") from None
+        raise UnknownBlock(f"unknown block {name!r}; known blocks: {', '.join(names())}") from None
 
 
 def resolve(

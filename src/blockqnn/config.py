@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from blockqnn import nsc
+from blockqnn.errors import UserError
 from blockqnn.evaluation import Evaluator
 from blockqnn.fidelity import Rungs
 from blockqnn.pareto import objectives, steering_terms
@@ -27,7 +28,7 @@ PAPER_EVALUATIONS = 178 * 64
 DEFAULT_EVALUATIONS = 4 * 64
 
 
-class ConfigError(ValueError):
+class ConfigError(ValueError, UserError):
     """An invalid run configuration; the message names the field."""
 
 

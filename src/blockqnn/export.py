@@ -31,6 +31,8 @@ import torch
 import torch.fx
 from torch import nn
 
+from blockqnn.errors import UserError
+
 logger = logging.getLogger(__name__)
 
 #: Largest accepted difference between the exported and the original network's outputs.
@@ -39,7 +41,7 @@ TOLERANCE = 1e-4
 CHECK_BATCH = 2
 
 
-class ExportError(ValueError):
+class ExportError(ValueError, UserError):
     """An export that cannot be written (the message says what to change), or whose result
     disagrees with the network."""
 
@@ -76,7 +78,7 @@ def export(network: nn.Module, info: ModelInfo, fmt: str, path: str | Path) -> f
     the ``[export]`` extra) when ONNX support is not installed.
     """
     if fmt not in FORMATS:
-        raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     network = network.cpu().eval()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

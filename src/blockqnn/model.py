@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from blockqnn import nsc
+from blockqnn.errors import UserError
 from blockqnn.nsc import Layer, LayerType
 
 
@@ -117,9 +118,13 @@ def _make_node(layer: Layer, channels: list[int], width: int, conv: str) -> tupl
     return OPS[kind](channels[0], width, layer.kernel)
 
 
+class NetworkError(ValueError, UserError):
+    """A network configuration that cannot be built (the message says which setting)."""
+
+
 @dataclass(frozen=True)
 class NetworkConfig:
-    """How a block is stacked into a whole network."""
+    """How a block is stacked into a whole network (:class:`NetworkError` otherwise)."""
 
     preset: str = "cifar"  #: "cifar" (3x3 stem) or "imagenet" (stem down-samples by 4)
     widths: tuple[int, ...] = (32, 64, 128)  #: block width per stage; pooling between stages
@@ -131,21 +136,21 @@ class NetworkConfig:
 
     def __post_init__(self) -> None:
         if self.preset not in STEMS:
-            raise ValueError(f"unknown preset {self.preset!r}; presets: {', '.join(STEMS)}")
+            raise NetworkError(f"unknown preset {self.preset!r}; presets: {', '.join(STEMS)}")
         if self.conv not in CONVS:
-            raise ValueError(f"unknown conv {self.conv!r}; choices: {', '.join(CONVS)}")
+            raise NetworkError(f"unknown conv {self.conv!r}; choices: {', '.join(CONVS)}")
         if self.repeats < 1 or not self.widths or min(self.widths) < 1 or self.image_size < 1:
-            raise ValueError(f"need repeats >= 1, positive widths and image size, got {self}")
+            raise NetworkError(f"need repeats >= 1, positive widths and image size, got {self}")
         self._check_stages()
 
     def _check_stages(self) -> None:
-        """ValueError unless every stage keeps at least one pixel: each of the
+        """NetworkError unless every stage keeps at least one pixel: each of the
         ``len(widths) - 1`` 2x2 poolings halves the stem's output (rounding down)."""
         size = STEM_SIZES[self.preset](self.image_size)
         fit = size.bit_length()  # stages whose input is >= 1 pixel: size // 2**k >= 1
         if len(self.widths) > fit:
             widths = ",".join(map(str, self.widths))
-            raise ValueError(
+            raise NetworkError(
                 f"widths {widths} make {len(self.widths)} stages, but a {self.image_size}-pixel "
                 f"image ({size} after the {self.preset} stem) has no pixel left for stage "
                 f"{fit + 1}: give at most {fit} widths or a larger image size"

@@ -25,6 +25,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from blockqnn.errors import UserError
+
 #: The operations an edge may take, in the benchmark's order.
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 
@@ -38,7 +40,7 @@ State = tuple[int, str | None]
 Action = tuple[int, str]
 
 
-class NB201Error(ValueError):
+class NB201Error(ValueError, UserError):
     """An invalid NAS-Bench-201 architecture string or trajectory; the message says why."""
 
 

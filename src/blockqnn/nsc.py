@@ -16,6 +16,7 @@ from enum import IntEnum
 from typing import NamedTuple
 
 from blockqnn._canon import canonical_rows
+from blockqnn.errors import UserError
 
 DEFAULT_MAX_INDEX = 23
 
@@ -73,7 +74,7 @@ LABELS: dict[LayerType, str] = {
 }
 
 
-class NSCError(ValueError):
+class NSCError(ValueError, UserError):
     """An invalid code or block. ``layer`` is the offending layer index (None if global)."""
 
     def __init__(self, message: str, layer: int | None = None) -> None:

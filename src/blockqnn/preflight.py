@@ -14,11 +14,12 @@ import sys
 from typing import Any
 
 from blockqnn.config import SearchConfig, make_space
+from blockqnn.errors import UserError
 
 logger = logging.getLogger(__name__)
 
 
-class SetupError(Exception):
+class SetupError(UserError):
     """The run cannot work as configured (a user error): one line, nothing created."""
 
 

@@ -17,11 +17,13 @@ import os
 import socket
 from pathlib import Path
 
+from blockqnn.errors import UserError
+
 #: File name of the lock inside a run directory.
 LOCK_FILENAME = "lock"
 
 
-class RunLocked(RuntimeError):
+class RunLocked(RuntimeError, UserError):
     """Another live process holds the run; the message names its pid and host."""
 
 

@@ -42,6 +42,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from blockqnn.errors import UserError
 from blockqnn.evaluation import METRIC_NAME, Result
 
 logger = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ _SCHEMA = (
 )
 
 
-class StoreError(RuntimeError):
+class StoreError(RuntimeError, UserError):
     """A run database that is missing, foreign, corrupt or too new, or a refused change."""
 
 

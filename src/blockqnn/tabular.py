@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import NamedTuple
 
+from blockqnn.errors import UserError
 from blockqnn.evaluation import Result, Step
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 ARCH_COLUMNS: tuple[str, ...] = ("arch_str", "ArchitectureString")
 
 
-class TableError(ValueError):
+class TableError(ValueError, UserError):
     """A table that cannot be used (missing file or column, bad value, unknown arch)."""
 
 

@@ -2,10 +2,10 @@
 
 Each subcommand module exposes ``register(subparsers)``, which adds its parser and sets
 ``func(args) -> int`` (the exit status). Errors the user can fix exit with status 2 and a
-one-line message on stderr. A subcommand may also set ``user_errors``, the exception classes
-that are the user's errors (any other exception is a bug and keeps its traceback); without
-it, the broad :data:`USER_ERRORS` apply. Output cut short by a closed pipe (``| head``)
-ends quietly; Ctrl-C ends with status 130 and no traceback.
+one-line message on stderr: those are the library's :class:`~blockqnn.errors.UserError`
+classes and a missing file (:data:`USER_ERRORS`); a subcommand may set ``user_errors`` to
+other classes. Any other exception is a bug and keeps its traceback. Output cut short by
+a closed pipe (``| head``) ends quietly; Ctrl-C ends with status 130 and no traceback.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from collections.abc import Sequence
 
 from blockqnn import __version__
 from blockqnn.cli import block, draw, export, plot, report, search, show, train
-from blockqnn.cli._errors import UsageError
-from blockqnn.store import StoreError
+from blockqnn.cli._errors import UsageError as UsageError  # importable from here
+from blockqnn.errors import UserError
 
 COMMANDS = (block, search, show, export, train, draw, plot, report)
 
 #: Exceptions reported as the user's errors by subcommands that set no ``user_errors``.
-USER_ERRORS = (UsageError, ValueError, KeyError, FileNotFoundError, StoreError)
+USER_ERRORS = (UserError, FileNotFoundError)
 #: Exit status when stdout was closed early (128 + SIGPIPE, as a shell reports it).
 EXIT_BROKEN_PIPE = 141
 #: Exit status after Ctrl-C (128 + SIGINT).

@@ -10,6 +10,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from blockqnn import blocks, nsc
+from blockqnn.cli._errors import UsageError
 from blockqnn.config import COMPONENTS, SearchConfig
 from blockqnn.search import open_run
 from blockqnn.store import Candidate
@@ -54,7 +55,7 @@ def resolve_arch(
     state; the report's detail view prints this form). A run's own maximum index and code
     space apply to its blocks; a NAS-Bench-201 run gives its cell's arch string.
 
-    Raises NSCError for invalid codes, KeyError for an unknown name, ValueError when the
+    Raises NSCError for invalid codes, KeyError for an unknown name, UsageError when the
     run has fewer than K ranked candidates, and StoreError when ``DIR`` holds no readable
     run or no candidate ``ID``.
     """
@@ -71,7 +72,7 @@ def run_network(text: str) -> RunNetwork | None:
     """The network of the run ``text`` names as ``DIR:topK`` or ``DIR:ID``; None for codes
     or a name.
 
-    Raises as :func:`resolve_arch` does, and ValueError for a run that did not train its
+    Raises as :func:`resolve_arch` does, and UsageError for a run that did not train its
     candidates (a tabular search).
     """
     named = run_candidate(text)
@@ -80,7 +81,7 @@ def run_network(text: str) -> RunNetwork | None:
     run_dir, candidate, config = named
     options = config.evaluator
     if options.get("kind") != "train":
-        raise ValueError(f"{run_dir} did not train its candidates; it has no network")
+        raise UsageError(f"{run_dir} did not train its candidates; it has no network")
     widths = options.get("widths")
     return RunNetwork(
         run_dir=run_dir,
@@ -115,14 +116,14 @@ def parse_top(text: str) -> tuple[str, int] | None:
 
 def ranked_candidate(run_dir: str, rank: int) -> tuple[Candidate, SearchConfig]:
     """The ``rank``-th candidate of the run's ranking and the run's configuration
-    (ValueError and StoreError as :func:`resolve_arch` describes)."""
+    (UsageError and StoreError as :func:`resolve_arch` describes)."""
     if rank < 1:
-        raise ValueError(f"{run_dir}:top{rank}: ranks start at 1")
+        raise UsageError(f"{run_dir}:top{rank}: ranks start at 1")
     store, config = open_run(run_dir)
     with store:
         best = store.top(rank)
     if len(best) < rank:
-        raise ValueError(f"{run_dir} has {len(best)} ranked candidate(s); cannot take top{rank}")
+        raise UsageError(f"{run_dir} has {len(best)} ranked candidate(s); cannot take top{rank}")
     return best[rank - 1], config
 
 
@@ -130,11 +131,11 @@ def resolve_block(
     text: str, max_index: int = nsc.DEFAULT_MAX_INDEX, types: Collection[int] = nsc.PCC_TYPES
 ) -> nsc.Block:
     """The NSC block ``text`` names (see :func:`resolve_arch`), for commands that build a
-    network. A NAS-Bench-201 run's cell is refused with ValueError: it was looked up in a
+    network. A NAS-Bench-201 run's cell is refused with UsageError: it was looked up in a
     table and has no network to build here."""
     arch = resolve_arch(text, max_index, types)
     if isinstance(arch, str):
-        raise ValueError(
+        raise UsageError(
             f"{text} is a NAS-Bench-201 cell ({arch}) from a table look-up search; blockqnn "
             "builds and trains NSC blocks only (draw and export accept NAS-Bench-201 runs)"
         )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from blockqnn.errors import UserError
 
-class UsageError(Exception):
+
+class UsageError(ValueError, UserError):
     """A problem with the user's input: printed on stderr, exit status 2.
 
     Raise it (or a library's user-error class the entry point knows) for anything the user

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from blockqnn.cli._blocks import parse_top, ranked_candidate
+from blockqnn.cli._errors import UsageError
 from blockqnn.cli.show import candidate_dict
 from blockqnn.search import open_run
 
@@ -38,7 +39,7 @@ def export(args: argparse.Namespace) -> int:
     if args.format == "json":
         return _export_json(args.source, args.top, args.output)
     if args.output == "-":
-        raise ValueError(f"--format {args.format} needs -o FILE")
+        raise UsageError(f"--format {args.format} needs -o FILE")
     from blockqnn.export import export as export_network
 
     network, info = load_network(args.source)
@@ -104,7 +105,7 @@ def _from_run(run_dir: str, rank: int):
 
     candidate, config = ranked_candidate(run_dir, rank)
     if config.space != "nsc":
-        raise ValueError(
+        raise UsageError(
             f"{run_dir} searched the {config.space!r} space: a table look-up has no network"
             " to export (--format json exports its ranking)"
         )

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from blockqnn.cli._errors import UsageError
 from blockqnn.config import SearchConfig
 from blockqnn.evaluation import format_metric
 from blockqnn.pareto import Objective, front, gains, objectives
@@ -162,7 +163,7 @@ def _objectives(args: argparse.Namespace, configured: list[str]) -> tuple[Object
     ``--pareto`` has none."""
     names = args.objectives or configured
     if args.pareto and not names:
-        raise ValueError("--pareto needs --objectives (the run was not multi-objective)")
+        raise UsageError("--pareto needs --objectives (the run was not multi-objective)")
     return objectives(names) if names else ()
 
 

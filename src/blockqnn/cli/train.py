@@ -87,7 +87,7 @@ def load_data(args: argparse.Namespace):
         ("--in-channels", args.in_channels, data.channels),
     ):
         if given is not None and given != actual:
-            raise ValueError(f"{option} {given} disagrees with {data.name}'s {actual}")
+            raise UsageError(f"{option} {given} disagrees with {data.name}'s {actual}")
     return data
 
 

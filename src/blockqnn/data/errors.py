@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from blockqnn.errors import UserError
 
-class DatasetError(ValueError):
+
+class DatasetError(ValueError, UserError):
     """A dataset spec, file, archive or option is unusable.
 
     The message names the spec or file and says what is wrong with it.

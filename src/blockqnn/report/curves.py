@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from blockqnn.config import SearchConfig
+from blockqnn.errors import UserError
 from blockqnn.search import open_run
 from blockqnn.store import Candidate, CandidateState
 
@@ -26,6 +27,10 @@ logger = logging.getLogger(__name__)
 
 METRICS = ("reward", "accuracy")
 TOP = 5
+
+
+class PlotError(ValueError, UserError):
+    """A plot that cannot be made as asked (an output type, labels, no runs)."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +131,7 @@ def plot_runs(
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in ("png", "svg"):
-        raise ValueError(f"cannot plot to {path.name!r}: use a .png or .svg file")
+        raise PlotError(f"cannot plot to {path.name!r}: use a .png or .svg file")
     runs = [run_curves(run_dir, metric) for run_dir in run_dirs]
     path.write_bytes(render_curves(runs, labels, metric, fmt))
     logger.info("plotted %d run(s) into %s", len(runs), path)
@@ -159,10 +164,10 @@ def curves_figure(
     from matplotlib.figure import Figure
 
     if not runs:
-        raise ValueError("no runs to plot")
+        raise PlotError("no runs to plot")
     names = list(labels) if labels is not None else [_default_label(run) for run in runs]
     if len(names) != len(runs):
-        raise ValueError(f"{len(names)} label(s) for {len(runs)} run(s)")
+        raise PlotError(f"{len(names)} label(s) for {len(runs)} run(s)")
     fig = Figure(figsize=(9, 4.8), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     xlabel, scales = x_axis(runs)

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 
+from blockqnn.errors import UserError
 from blockqnn.report.graph import FILLS, STROKES, Edge, Graph, Node, to_graph
 from blockqnn.report.layout import Box, Layout, Point, bezier, label_point, layout
 
@@ -38,7 +39,7 @@ _DASHED = frozenset({"none"})
 Drawable = Graph | str | Sequence[Sequence[int]]
 
 
-class DrawError(ValueError):
+class DrawError(ValueError, UserError):
     """A drawing that cannot be made: unknown engine or format, or Graphviz failed."""
 
 

@@ -16,12 +16,17 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
+from blockqnn.errors import UserError
 from blockqnn.report.html import RunDirs, as_list, payload, report_html
 from blockqnn.search import DB_NAME
 
 logger = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
+
+
+class ServeError(OSError, UserError):
+    """The report cannot be served (the port is taken or not allowed)."""
 
 
 def make_server(run_dirs: RunDirs, port: int = 0) -> HTTPServer:
@@ -98,7 +103,7 @@ def serve(run_dirs: RunDirs, port: int) -> None:
     try:
         server = make_server(run_dirs, port)
     except OSError as exc:
-        raise ValueError(f"cannot serve on {HOST}:{port} ({exc.strerror or exc})") from exc
+        raise ServeError(f"cannot serve on {HOST}:{port} ({exc.strerror or exc})") from exc
     host, bound = server.server_address[:2]
     print(f"serving the live report on http://{host}:{bound}/ (Ctrl-C stops)", flush=True)
     try:

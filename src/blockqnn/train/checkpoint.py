@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 
 import torch
 
+from blockqnn.errors import UserError
 from blockqnn.model import Network, NetworkConfig, build
 
 MODEL_FORMAT = "blockqnn-model"
@@ -29,7 +30,7 @@ VERSION = 1
 PathLike = str | os.PathLike[str]
 
 
-class ModelFileError(ValueError):
+class ModelFileError(ValueError, UserError):
     """A file that is not a usable blockqnn model or checkpoint; the message names it."""
 
 

@@ -22,6 +22,7 @@ import torch
 
 from blockqnn import nsc
 from blockqnn.data import Dataset, load_dataset
+from blockqnn.errors import UserError
 from blockqnn.model import NetworkConfig, build
 from blockqnn.nsc import Layer
 from blockqnn.profile import count_params
@@ -47,7 +48,7 @@ METRICS = "metrics.json"
 _IDENTITY = ("codes", "network", "recipe", "epochs", "dataset")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ValueError, UserError):
     """A checkpoint that cannot be resumed, or one that resuming=False would overwrite."""
 
 
