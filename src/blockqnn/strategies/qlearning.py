@@ -282,28 +282,20 @@ def preset_options(preset: str, batch: int) -> dict[str, Any]:
       the budget instead of the paper's 53%, with the later stages in the paper's
       proportions (:func:`~blockqnn.strategies.schedule.budget_schedule`).
     """
+    paper = {
+        "alpha": 0.01,
+        "gamma": 1.0,
+        "q_init": 0.5,
+        "per_visit": False,
+        "shaped": True,
+        "replay": 64,
+        "schedule": EpsilonSchedule(),
+        "max_repeats": DEFAULT_MAX_REPEATS,
+    }
     if preset == "paper":
-        return {
-            "alpha": 0.01,
-            "gamma": 1.0,
-            "q_init": 0.5,
-            "per_visit": False,
-            "shaped": True,
-            "replay": 64,
-            "schedule": EpsilonSchedule(),
-            "max_repeats": DEFAULT_MAX_REPEATS,
-        }
+        return paper
     if preset == "default":
-        return {
-            "alpha": 0.01,
-            "gamma": 1.0,
-            "q_init": 0.5,
-            "per_visit": True,
-            "shaped": True,
-            "replay": batch,
-            "schedule": budget_schedule(),
-            "max_repeats": DEFAULT_MAX_REPEATS,
-        }
+        return {**paper, "per_visit": True, "replay": batch, "schedule": budget_schedule()}
     raise ValueError(f"unknown Q-learning preset {preset!r}; presets: default, paper")
 
 
