@@ -35,3 +35,27 @@ def _one_torch_thread():
     except ImportError:  # the search core's tests run without torch too
         return
     torch.set_num_threads(1)
+
+
+# -- report runs, shared by test_report and test_report_page (built once per module) --
+
+
+@pytest.fixture(scope="module")
+def nsc_run(tmp_path_factory) -> Path:
+    """A small NSC run with complete, failed and reused candidates."""
+    from .test_report import build_nsc_run
+
+    run_dir = tmp_path_factory.mktemp("runs") / "nsc"
+    build_nsc_run(run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def tabular_runs(tmp_path_factory) -> tuple[Path, Path]:
+    """A Q-learning and a random-search run on the NB201 table."""
+    from .test_report import search_tabular
+
+    root = tmp_path_factory.mktemp("tabular")
+    search_tabular(root / "qlearning", "qlearning")
+    search_tabular(root / "random", "random")
+    return root / "qlearning", root / "random"

@@ -96,21 +96,6 @@ def search_tabular(run_dir: Path, strategy: str) -> None:
     assert status == 0
 
 
-@pytest.fixture(scope="module")
-def nsc_run(tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("runs") / "nsc"
-    build_nsc_run(run_dir)
-    return run_dir
-
-
-@pytest.fixture(scope="module")
-def tabular_runs(tmp_path_factory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("tabular")
-    search_tabular(root / "qlearning", "qlearning")
-    search_tabular(root / "random", "random")
-    return root / "qlearning", root / "random"
-
-
 # -- drawings -------------------------------------------------------------------------
 
 

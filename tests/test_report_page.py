@@ -38,27 +38,12 @@ from blockqnn.report.graph import FILLS, block_graph
 from blockqnn.search import create_run, open_run
 from blockqnn.store import StoreError
 from tests.helpers_browser import CHROMIUM, Browser
-from tests.test_report import SCRIPT_ERROR, build_nsc_run, search_tabular
+from tests.test_report import SCRIPT_ERROR, build_nsc_run
 
 TABULAR = {"kind": "tabular", "table": "x", "reward_column": "y"}
 WORKER = "<i>node-1</i>"
 ROWS = "document.querySelectorAll('#candidates tbody tr')"
 ROW_IDS = f"[...{ROWS}].map((r) => Number(r.dataset.id))"
-
-
-@pytest.fixture(scope="module")
-def nsc_run(tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("runs") / "nsc"
-    build_nsc_run(run_dir)
-    return run_dir
-
-
-@pytest.fixture(scope="module")
-def tabular_runs(tmp_path_factory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("tabular")
-    search_tabular(root / "qlearning", "qlearning")
-    search_tabular(root / "random", "random")
-    return root / "qlearning", root / "random"
 
 
 def single_layer(code: str) -> tuple[str, str]:
