@@ -16,20 +16,25 @@ The standard arm evaluates every candidate at the low column (cost ``--low-cost`
 judged by the high column of its best; the fast arm has rungs ``low-cost, high-cost``
 (promoting by default ``low-cost / high-cost`` of each rung: equal cost per rung).
 
-CIFAR mode (wall-clock budget per arm, real training in ``--workers`` processes)::
+CIFAR mode (wall-clock budget per arm, real training)::
 
     python benchmarks/fast_search.py --cifar ../shared/data/cifar10-jpg.tar.xz \\
-        --minutes 10 --seeds 3 --subset 4000 --epochs 9
+        --minutes 20 --seeds 3 --subset 4000 --epochs 9
 
+The two arms of a seed run side by side, each with ``--workers`` worker processes of its
+own (one each by default: one per core on two cores), so both see the same machine load.
 The standard arm trains every candidate ``--epochs`` epochs; the fast arm uses the rungs
-``1, 3, 9`` (ASHA, eta 3, for 9 epochs). Each arm's best block is then trained longer
-(``--final-epochs``, the same protocol for both) and tested on the held-out test images.
+``1, 3, 9`` (ASHA, eta 3, for 9 epochs). Judged per seed: each arm's best block at the
+end, and the fast arm's best after a third of the budget (``fast_third``): each is trained
+longer (``--final-epochs``, the same protocol for all) and tested on the held-out test
+images. Table mode judges the same three by the high column.
 
-Prints one line per seed and arm, then the means, then the time (or cost) the fast arm
-needed for an incumbent at least as good as the standard arm's final one, and last one JSON
-line ``{"standard": {"final": F, "evaluated": E}, "fast": {...}}``: ``final`` is the mean
-over seeds of the best block's high-column (table) or test accuracy after the longer
-training (CIFAR).
+Prints one line per seed and arm, then the means (+- standard error over seeds), the seeds
+in which the fast arm matched the standard arm's final incumbent (by the search's own
+full-budget measure) within a third of the budget, and last one JSON line
+``{"standard": {"final": F, "evaluated": E}, "fast": {...}, "fast_third": {"final": F}}``:
+``final`` is the mean over seeds of the judged block's high-column (table) or test accuracy
+after the longer training (CIFAR).
 """
 
 from __future__ import annotations
@@ -38,10 +43,13 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
+import multiprocessing
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,7 +123,7 @@ class ArmResult:
     best_arch: str | None
     best_value: float | None  #: the best's high-column accuracy (table) / reward (CIFAR)
     best_test: float | None  #: the best's test accuracy from the store (table: high column)
-    incumbents: list[tuple[float, float]]  #: (cost or seconds, incumbent test/value)
+    incumbents: list[tuple[float, float, str]]  #: (cost or seconds, test/value, arch)
 
 
 def run_arm(config: SearchConfig, executor: BudgetedExecutor, run_dir: Path) -> ArmResult:
@@ -142,9 +150,9 @@ def run_arm(config: SearchConfig, executor: BudgetedExecutor, run_dir: Path) -> 
     )
 
 
-def _incumbents(spent: list[tuple[float, int]], finished: dict) -> list[tuple[float, float]]:
-    """The leaderboard's top over the run: ``(spent, its test accuracy or reward)`` each
-    time it changes (a candidate counts at its last accepted outcome)."""
+def _incumbents(spent: list[tuple[float, int]], finished: dict) -> list[tuple[float, float, str]]:
+    """The leaderboard's top over the run: ``(spent, its test accuracy or reward, its
+    arch)`` each time it changes (a candidate counts at its last accepted outcome)."""
     last = {cid: index for index, (_, cid) in enumerate(spent)}
     best_reward, out = None, []
     for index, (cost, cid) in enumerate(spent):
@@ -154,27 +162,34 @@ def _incumbents(spent: list[tuple[float, int]], finished: dict) -> list[tuple[fl
         if best_reward is None or candidate.reward > best_reward:
             best_reward = candidate.reward
             value = candidate.test_accuracy
-            out.append((cost, candidate.reward if value is None else value))
+            out.append((cost, candidate.reward if value is None else value, candidate.arch))
     return out
 
 
-def matching(results: dict[str, list[ArmResult]], unit: str) -> str:
-    """When the last seed's fast arm matched the standard arm's final incumbent."""
-    standard, fast = results["standard"][-1].incumbents, results["fast"][-1].incumbents
-    if not standard:
-        return "the standard arm measured no candidate"
-    (found_at, target) = standard[-1]
-    matched = time_to_match(fast, target)
+def matching(standard: ArmResult, fast: ArmResult, unit: str) -> tuple[str, float | None]:
+    """When ``fast`` matched ``standard``'s final incumbent (by the search's own measure):
+    a line to print and the cost/time it took (None: never)."""
+    if not standard.incumbents:
+        return "the standard arm measured no candidate", None
+    found_at, target, _ = standard.incumbents[-1]
+    matched = time_to_match(fast.incumbents, target)
     when = "never" if matched is None else f"at {matched:.0f} {unit}"
-    return (
+    line = (
         f"fast reached the standard's final incumbent ({target:.2f}) {when}"
         f" (the standard arm found it at {found_at:.0f} {unit})"
     )
+    return line, matched
 
 
-def time_to_match(incumbents: list[tuple[float, float]], target: float) -> float | None:
+def time_to_match(incumbents: list[tuple[float, float, str]], target: float) -> float | None:
     """The first spent cost/time at which the incumbent reaches ``target`` (None: never)."""
-    return next((spent for spent, value in incumbents if value >= target), None)
+    return next((spent for spent, value, _ in incumbents if value >= target), None)
+
+
+def incumbent_at(incumbents: list[tuple[float, float, str]], spent: float) -> str | None:
+    """The arch the leaderboard held when ``spent`` cost/time was used (None: none yet)."""
+    held = [arch for cost, _, arch in incumbents if cost <= spent]
+    return held[-1] if held else None
 
 
 # --- table mode -------------------------------------------------------------------------
@@ -271,11 +286,14 @@ def cifar_arm(arm: str, config: SearchConfig, seed: int, args: argparse.Namespac
 
 def final_accuracy(arch: str, args: argparse.Namespace, out: Path, seed: int) -> float:
     """Test accuracy of ``arch`` after the longer training (same for both arms)."""
+    import torch
+
     from blockqnn.data import load_dataset
     from blockqnn.model import cifar
     from blockqnn.train.final import train_final
     from blockqnn.train.recipes import FINAL
 
+    torch.set_num_threads(1)
     dataset = load_dataset(
         f"imagefolder:{Path(args.cifar).resolve()}",
         subset=args.subset,
@@ -295,10 +313,64 @@ def final_accuracy(arch: str, args: argparse.Namespace, out: Path, seed: int) ->
     return metrics["test_accuracy"]
 
 
+# --- one seed ----------------------------------------------------------------------------
+
+#: What is judged per seed: each arm's best at the end, and the fast arm's best after a
+#: third of the budget (the target: ``fast_third`` at least as good as ``standard``).
+JUDGED = ("standard", "fast", "fast_third")
+
+
+def search_seed(
+    runner: Callable, configs: dict[str, SearchConfig], seed: int, args, root: Path
+) -> dict[str, ArmResult]:
+    """Both arms of one seed; side by side in two threads in CIFAR mode (each arm has its
+    own worker processes, so both see the same machine load), one after the other for a
+    table."""
+    if args.table:
+        return {arm: runner(arm, configs[arm], seed, args, root) for arm in ARMS}
+    with ThreadPoolExecutor(len(ARMS)) as pool:
+        futures = {arm: pool.submit(runner, arm, configs[arm], seed, args, root) for arm in ARMS}
+        return {arm: future.result() for arm, future in futures.items()}
+
+
+def judged_archs(results: dict[str, ArmResult], budget: float) -> dict[str, str | None]:
+    """The block each judged entry reports (see :data:`JUDGED`)."""
+    third = incumbent_at(results["fast"].incumbents, budget / 3)
+    return {
+        "standard": results["standard"].best_arch,
+        "fast": results["fast"].best_arch,
+        "fast_third": third,
+    }
+
+
+def table_finals(results: dict[str, ArmResult], budget: float) -> dict[str, float | None]:
+    """Table mode: the judged blocks' high-column accuracies."""
+    third = [v for cost, v, _ in results["fast"].incumbents if cost <= budget / 3]
+    return {
+        "standard": results["standard"].best_test,
+        "fast": results["fast"].best_test,
+        "fast_third": third[-1] if third else None,
+    }
+
+
+def cifar_finals(archs: dict[str, str | None], args, root: Path, seed: int) -> dict:
+    """CIFAR mode: each distinct judged block trained longer (in ``2 * --workers``
+    processes) and tested on the held-out test images."""
+    distinct = sorted({a for a in archs.values() if a is not None})
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max(1, 2 * args.workers), mp_context=context) as pool:
+        futures = {
+            arch: pool.submit(final_accuracy, arch, args, root / f"final-{seed}-{i}", seed)
+            for i, arch in enumerate(distinct)
+        }
+        accuracy = {arch: future.result() for arch, future in futures.items()}
+    return {name: None if a is None else accuracy[a] for name, a in archs.items()}
+
+
 # --- main -------------------------------------------------------------------------------
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--table", help="two-fidelity CSV (table mode)")
@@ -311,8 +383,8 @@ def main() -> None:
     t.add_argument("--high-cost", type=float, default=200.0)
     t.add_argument("--budget", type=float, default=12000.0, help="simulated cost per arm")
     c = parser.add_argument_group("CIFAR mode")
-    c.add_argument("--minutes", type=float, default=10.0, help="wall clock per arm and seed")
-    c.add_argument("--workers", type=int, default=2)
+    c.add_argument("--minutes", type=float, default=20.0, help="wall clock per arm and seed")
+    c.add_argument("--workers", type=int, default=1, help="worker processes per arm")
     c.add_argument("--subset", type=int, default=4000, help="training images")
     c.add_argument("--image-size", type=int, default=16)
     c.add_argument("--val-fraction", type=float, default=0.25)
@@ -321,44 +393,77 @@ def main() -> None:
     c.add_argument(
         "--expected-evaluations", type=int, default=60, help="standard arm's planned budget"
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     logging.basicConfig(level=logging.WARNING)
     configs = table_configs(args) if args.table else cifar_configs(args)
-    arm_runner = table_arm if args.table else cifar_arm
-    unit = "cost" if args.table else "s"
+    runner = table_arm if args.table else cifar_arm
+    unit, budget = ("cost", args.budget) if args.table else ("s", 60 * args.minutes)
     results: dict[str, list[ArmResult]] = {arm: [] for arm in ARMS}
-    finals: dict[str, list[float]] = {arm: [] for arm in ARMS}
+    finals: dict[str, list[float]] = {name: [] for name in JUDGED}
+    matched: list[float | None] = []
     with tempfile.TemporaryDirectory(prefix="fast-search-") as tmp:
         root = Path(tmp)
         for seed in range(args.seeds):
+            seed_results = search_seed(runner, configs, seed, args, root)
+            archs = judged_archs(seed_results, budget)
+            seed_finals = (
+                table_finals(seed_results, budget)
+                if args.table
+                else cifar_finals(archs, args, root, seed)
+            )
             for arm in ARMS:
-                result = arm_runner(arm, configs[arm], seed, args, root)
+                result = seed_results[arm]
                 results[arm].append(result)
-                final = (
-                    result.best_test
-                    if args.table or result.best_arch is None
-                    else final_accuracy(result.best_arch, args, root / f"final-{arm}-{seed}", seed)
-                )
-                if final is not None:
-                    finals[arm].append(final)
                 print(
                     f"seed {seed} {arm:>8}: evaluated {result.evaluated:4d}, best"
-                    f" {result.best_arch} (search {result.best_value}), final {final}"
+                    f" {result.best_arch} (search {result.best_value}),"
+                    f" final {seed_finals[arm]}"
                 )
-            print(f"seed {seed}: {matching(results, unit)}")
+            print(
+                f"seed {seed} fast at 1/3: {archs['fast_third']}, final {seed_finals['fast_third']}"
+            )
+            for name, value in seed_finals.items():
+                if value is not None:
+                    finals[name].append(value)
+            line, when = matching(seed_results["standard"], seed_results["fast"], unit)
+            matched.append(when)
+            print(f"seed {seed}: {line}", flush=True)
+    print_summary(results, finals, matched, budget, unit)
+
+
+def mean_se(values: list[float]) -> str:
+    """``mean +- standard error`` (n/a for no value)."""
+    if not values:
+        return "n/a"
+    se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.3f} +- {se:.3f}"
+
+
+def print_summary(results, finals, matched, budget: float, unit: str) -> None:
+    """The means over seeds, and last one JSON line (see the module's docstring)."""
+    for name in JUDGED:
+        arm = "fast" if name == "fast_third" else name
+        evaluated = statistics.fmean(r.evaluated for r in results[arm])
+        label = "fast at 1/3 of the budget" if name == "fast_third" else name
+        print(
+            f"{label:>26}: final {mean_se(finals[name])} (mean +- SE over"
+            f" {len(finals[name])} seeds); {arm} evaluated {evaluated:.1f}"
+        )
+    third = sum(1 for when in matched if when is not None and when <= budget / 3)
+    print(
+        f"fast matched the standard arm's final incumbent within 1/3 of the budget in"
+        f" {third} of {len(matched)} seeds; times: "
+        + ", ".join("never" if w is None else f"{w:.0f} {unit}" for w in matched)
+    )
     summary = {
-        arm: {
-            "final": statistics.fmean(finals[arm]) if finals[arm] else None,
-            "evaluated": statistics.fmean(r.evaluated for r in results[arm]),
-        }
-        for arm in ARMS
+        name: {"final": statistics.fmean(finals[name]) if finals[name] else None} for name in JUDGED
     }
     for arm in ARMS:
-        spread = statistics.stdev(finals[arm]) if len(finals[arm]) > 1 else 0.0
-        print(
-            f"{arm:>8}: final {summary[arm]['final']} +- {spread:.3f} over"
-            f" {len(finals[arm])} seeds, evaluated {summary[arm]['evaluated']:.1f}"
-        )
+        summary[arm]["evaluated"] = statistics.fmean(r.evaluated for r in results[arm])
     print(json.dumps(summary))
 
 

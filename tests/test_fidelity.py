@@ -175,6 +175,18 @@ def test_each_candidate_tells_the_agent_once_measured_or_estimated(tmp_path):
         assert curve[1]["val_accuracy"] == measured[0].accuracy
 
 
+def test_a_duplicate_of_a_stopped_candidate_is_answered_with_its_estimate(tmp_path):
+    candidates, _, strategy = search(tmp_path, two_fidelity_config(evaluations=200))
+    by_id = {c.id: c for c in candidates}
+    evaluated = [c for c in candidates if c.reused_from is None]
+    assert len({c.key for c in evaluated}) == len(evaluated)  # nothing is trained twice
+    of_stopped = [c for c in candidates if c.reused_from and by_id[c.reused_from].reward is None]
+    assert of_stopped  # the agent re-proposed stopped candidates
+    for c in of_stopped:  # no measured reward; told the estimate the source was told
+        assert c.reward is None and c.told == by_id[c.reused_from].extra["estimate"]["reward"]
+    assert strategy.tells == len(evaluated)
+
+
 def _low(arch: str) -> float:
     return TabularEvaluator(str(TABLE), LOW).evaluate(arch).accuracy
 
@@ -299,3 +311,33 @@ def test_cli_rungs_auto_follow_the_recipe_and_prefetch_defaults_to_auto():
     table = ["search", "--run-dir", "r", "--space", "nb201", "--table", str(TABLE)]
     with pytest.raises(UsageError, match="auto"):
         config_from_args(parse([*table, "--reward-column", HIGH, "--rungs", "auto"]))
+
+
+def test_resume_refuses_other_rungs_and_accepts_the_same(tmp_path, capsys):
+    run_dir = str(tmp_path / "run")
+    table = ["--space", "nb201", "--table", str(TABLE), "--reward-column", HIGH]
+    rungs = ["--rung-columns", f"{LOW},{HIGH}", "--rungs", "12,200", "--eta", "3"]
+    argv = ["search", "--run-dir", run_dir, *table, *rungs, "--evaluations", "10", "--no-progress"]
+    assert main(argv) == 0
+    assert main([*argv, "--resume"]) == 0  # the same options: accepted
+    resume = ["search", "--run-dir", run_dir, "--resume", "--no-progress"]
+    changed = ["--rungs", "6,200", "--eta", "2", "--rung-columns", f"{HIGH},{HIGH}"]
+    capsys.readouterr()
+    assert main([*resume, *changed]) == 2
+    message = capsys.readouterr().err
+    for part in ("--rungs 6,200 (run: 12,200)", "--eta 2 (run: 3)", f"--rung-columns {HIGH}"):
+        assert part in message, message
+
+
+def test_resume_reads_rungs_auto_as_the_runs_own_early_stop():
+    from blockqnn.cli import build_parser
+    from blockqnn.cli.search import config_from_args, conflicts
+
+    parse = build_parser().parse_args
+    stored = config_from_args(
+        parse(["search", "--run-dir", "r", "--epochs", "9", "--rungs", "auto"])
+    )
+    again = parse(["search", "--run-dir", "r", "--resume", "--rungs", "auto"])
+    assert conflicts(again, stored) == []
+    other = parse(["search", "--run-dir", "r", "--resume", "--rungs", "1,9"])
+    assert conflicts(other, stored) == ["--rungs 1,9 (run: 1,3,9)"]

@@ -9,7 +9,8 @@ evaluations are kept, candidates that were in flight are evaluated again, and th
 with exactly ``evaluations`` trained candidates.
 
 Duplicates: a proposal isomorphic to a completed candidate is not trained; it is stored
-as a reused candidate and told to the strategy at once with the stored reward. By default
+as a reused candidate and told to the strategy at once with the stored reward (for a
+candidate stopped at a low rung, the estimate it was told: it is not trained again). By default
 it does not consume the budget (the budget buys trainings; the strategy explores after
 too many re-proposals in a row, and the search ends early if even exploring finds only
 duplicates). With ``count_duplicates`` it counts, as the paper counts sampled blocks.
@@ -116,7 +117,7 @@ def make_run_strategy(config: SearchConfig, space: Space, store: RunStore) -> St
                 f"{candidate.arch}, the restored strategy proposes {again}"
             )
         if candidate.reused_from is not None:
-            tell_duplicate(strategy, config, arch, candidate.reward)
+            tell_duplicate(strategy, config, arch, candidate.told)
     return strategy
 
 
@@ -196,10 +197,10 @@ class Search:
         text, key = self.space.format(arch), self.space.key(arch)
         iteration, epsilon = self.strategy.iteration, self.strategy.epsilon
         source = self.store.find_by_key(key) if self.config.dedupe else None
-        if source is not None and source.reward is not None:
-            tell_duplicate(self.strategy, self.config, arch, source.reward)
+        if source is not None and source.told is not None:
+            tell_duplicate(self.strategy, self.config, arch, source.told)
             self.store.add_reused(text, key, iteration, epsilon, source.id, source.reward, None)
-            logger.debug("candidate reuses #%d (isomorphic): reward %.3f", source.id, source.reward)
+            logger.debug("candidate reuses #%d (isomorphic): reward %.3f", source.id, source.told)
             self._exhausted = self.strategy.repeats >= 2 * self.strategy.max_repeats
             if self._exhausted:
                 logger.warning(

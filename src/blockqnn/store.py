@@ -165,6 +165,16 @@ class Candidate:
         """Held-out test accuracy in percent, when the evaluator gave one."""
         return self.metric("test_accuracy")
 
+    @property
+    def told(self) -> float | None:
+        """The reward the agent was told: the measured one, else (a candidate stopped at
+        a low rung, or a duplicate of one) the estimated full-budget reward; None when
+        neither is known."""
+        if self.reward is not None:
+            return self.reward
+        estimate = self.extra.get("estimate")
+        return None if estimate is None else estimate["reward"]
+
     def metric(self, name: str) -> float | None:
         """The value of metric ``name`` (``reward`` and ``accuracy`` included), or None."""
         if name in _COLUMN_METRICS:
@@ -458,12 +468,14 @@ class RunStore:
         iteration: int,
         epsilon: float | None,
         source_id: int,
-        reward: float,
+        reward: float | None,
         agent_state: dict[str, Any] | None,
     ) -> int:
         """Record a duplicate that reuses a stored result; return its id.
 
-        The new candidate is COMPLETE with the source's metrics, the given ``reward``,
+        The new candidate is COMPLETE with the source's metrics and ``extra``, the given
+        ``reward`` (None for a duplicate of a candidate stopped at a low rung, whose
+        estimate is in the copied ``extra``),
         ``cost_s = 0`` and ``reused_from`` naming the original evaluation (the source's
         own source, if the source is itself reused). Raises :class:`StoreError` unless
         ``source_id`` is a COMPLETE candidate.
@@ -483,7 +495,7 @@ class RunStore:
                     key,
                     int(iteration),
                     _opt_float(epsilon),
-                    float(reward),
+                    _opt_float(reward),
                     now,
                     now,
                     now,

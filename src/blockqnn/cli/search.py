@@ -559,6 +559,9 @@ STORED: dict[str, Callable[[SearchConfig], Any]] = {
     "reward_term": lambda c: c.reward_terms,
     "objectives": lambda c: c.objectives,
     "steer_weight": lambda c: c.steer_weight,
+    "rungs": lambda c: c.rungs,
+    "eta": lambda c: c.eta,
+    "rung_columns": _evaluator_field("rung_columns"),
     **{
         option: (lambda c, m=metric: c.constraints.get(m)) for option, metric in CONSTRAINTS.items()
     },
@@ -582,6 +585,8 @@ def conflicts(args: argparse.Namespace, stored: SearchConfig) -> list[str]:
         given = getattr(args, name)
         if given is None or given is False:
             continue
+        if name == "rungs":  # 'auto' means the rungs of the run's own early stop
+            given = rungs_from_args(args, stored.evaluator)
         given = NORMALISE.get(name, lambda v: v)(given)
         if given != value_of(stored):
             found.append(_describe(name, given, value_of(stored)))
@@ -600,7 +605,9 @@ def _describe(name: str, given: Any, stored: Any) -> str:
 
 
 def _shown(value: Any) -> str:
-    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+    if isinstance(value, tuple | list):
+        return ",".join(map(_shown, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 # --- the executor --------------------------------------------------------------------------

@@ -70,12 +70,7 @@ def with_estimates(ranking: list[Candidate], candidates: list[Candidate]) -> lis
         for c in candidates
         if c.reward is None and c.reused_from is None and "estimate" in c.extra
     ]
-    return sorted(ranking + stopped, key=lambda c: (-_reward(c), c.id))
-
-
-def _reward(c: Candidate) -> float:
-    """The measured reward, else the estimated one."""
-    return c.extra["estimate"]["reward"] if c.reward is None else c.reward
+    return sorted(ranking + stopped, key=lambda c: (-c.told, c.id))
 
 
 def show(args: argparse.Namespace) -> int:
@@ -118,7 +113,7 @@ def estimated_board(candidates: list[Candidate]) -> str:
     for position, c in enumerate(candidates, start=1):
         test = "-" if c.test_accuracy is None else f"{c.test_accuracy:.2f}"
         acc = "-" if c.accuracy is None else f"{c.accuracy:.2f}"
-        reward = ("" if c.reward is not None else "~") + f"{_reward(c):.3f}"
+        reward = ("" if c.reward is not None else "~") + f"{c.told:.3f}"
         lines.append(f"{position:>4} {c.id:>6} {reward:>8} {acc:>7} {test:>7}  {c.arch}")
     lines.append("~ estimated from a low rung (stopped there)")
     return "\n".join(lines)
