@@ -167,6 +167,7 @@ def measure(
         "utilisation": busy / (workers * wall),
         **idle_shares(executor.outcomes, start, end, workers),
         "master_ms_per_result": 1e3 * (wall - executor.in_wait) / evaluations,
+        "reaction_ms": None if dask.auto is None else 1e3 * (dask.auto.reaction_s or 0.0),
         "executor_ms_per_result": 1e3 * executor.in_calls / evaluations,
     }
 

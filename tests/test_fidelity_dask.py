@@ -26,6 +26,22 @@ def test_auto_prefetch_queues_one_while_the_round_trip_matters():
     assert long.depth == 0
 
 
+def test_auto_prefetch_keeps_its_depth_near_the_threshold():
+    auto = AutoPrefetch(alpha=1.0)  # each measurement replaces the mean
+    auto.ended(at=0.0, seconds=2.0)
+    auto.submitted(at=0.03)  # 1.5% of the evaluation: queue one
+    assert auto.depth == 1
+    auto.ended(at=5.0, seconds=2.0)
+    auto.submitted(at=5.01)  # 0.5%: below the tolerance, above a quarter of it
+    assert auto.depth == 1
+    auto.ended(at=9.0, seconds=2.0)
+    auto.submitted(at=9.004)  # 0.2%: clearly small
+    assert auto.depth == 0
+    auto.ended(at=12.0, seconds=2.0)
+    auto.submitted(at=12.01)  # 0.5% again: stays at 0
+    assert auto.depth == 0
+
+
 def test_slots_left_empty_measure_no_reaction():
     auto = AutoPrefetch()
     auto.ended(at=1.0, seconds=30.0)

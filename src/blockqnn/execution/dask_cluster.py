@@ -150,24 +150,35 @@ class AutoPrefetch:
     the master: the result's arrival, the master's processing (results queue behind each
     other when many workers finish together) and the next submission. That wait is
     measured as the *reaction*: from a task's end reaching the client to the submission
-    that refills its slot, which does not depend on the prefetch in use. Prefetch 1 is
-    chosen while the reaction exceeds ``tolerance`` (1%) of the evaluations' mean duration
-    (or nothing is measured yet); 0 otherwise, so long evaluations keep the agent's
-    proposals as fresh as possible. Both means are exponential, weight ``alpha``.
+    that refills its slot, which does not depend on the prefetch in use. Its share of an
+    evaluation is the share of the cluster that depth 0 would leave idle. Prefetch 1 is
+    chosen when that share exceeds ``tolerance`` (1%), and kept until it falls below
+    ``tolerance / hysteresis``: near the threshold the noisy estimate would otherwise
+    switch the depth back and forth, and every switch down idles each worker for one
+    round trip. Depth 0 (long evaluations) keeps the agent's proposals as fresh as
+    possible. Before anything is measured the depth is 1. Both means are exponential,
+    weight ``alpha``.
     """
 
     tolerance: float = 0.01
+    hysteresis: float = 4.0
     alpha: float = 0.2
     reaction_s: float | None = None  #: mean reaction, seconds
     duration_s: float | None = None  #: mean evaluation time on the workers, seconds
+    _depth: int = 1
     _freed: collections.deque[float] = dataclasses.field(default_factory=collections.deque)
 
     @property
     def depth(self) -> int:
         """The prefetch depth to use now."""
         if self.reaction_s is None or self.duration_s is None:
-            return 1
-        return int(self.reaction_s > self.tolerance * self.duration_s)
+            return self._depth
+        share = self.reaction_s / self.duration_s
+        if share > self.tolerance:
+            self._depth = 1
+        elif share < self.tolerance / self.hysteresis:
+            self._depth = 0
+        return self._depth
 
     def ended(self, at: float, seconds: float | None) -> None:
         """A task ended at ``at`` (``time.monotonic()``) after ``seconds`` of evaluation."""
