@@ -277,7 +277,7 @@ def test_cli_search_with_rungs_then_show_curves_and_estimates(tmp_path, capsys):
     budget = ["--evaluations", "30", "--batch", "10", "--mu", "0", "--rho", "0"]
     argv = ["search", "--run-dir", run_dir, "--space", "nb201", *table, *rungs, *budget]
     assert main([*argv, "--no-progress"]) == 0
-    capsys.readouterr()
+    printed = capsys.readouterr().out
     assert main(["show", run_dir, "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["config"]["rungs"] == [12, 200] and shown["config"]["eta"] == 3
@@ -286,6 +286,8 @@ def test_cli_search_with_rungs_then_show_curves_and_estimates(tmp_path, capsys):
     stopped = [r for r in rows if r["estimate"] is not None]
     assert measured and stopped and len(measured) + len(stopped) == 30
     assert rows[: len(measured)] == measured  # the measured ones rank first
+    reached = f"rungs: 30 reached 12, {len(measured)} reached 200; {len(stopped)} stopped below"
+    assert reached in printed
     assert [p["rung"] for p in measured[0]["curve"]] == [0, 1]
     assert main(["show", run_dir, "--curves", str(stopped[0]["id"])]) == 0
     text = capsys.readouterr().out.splitlines()

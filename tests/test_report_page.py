@@ -37,6 +37,7 @@ from blockqnn.report.data import (
 from blockqnn.report.graph import FILLS, block_graph
 from blockqnn.search import create_run, open_run
 from blockqnn.store import StoreError
+from tests.conftest import shared_file
 from tests.helpers_browser import CHROMIUM, Browser
 from tests.test_report import SCRIPT_ERROR, build_nsc_run
 
@@ -486,3 +487,27 @@ def test_report_command(nsc_run, tabular_runs, tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["report", str(tmp_path / "nothing")]) == 2
     assert "no run database there" in capsys.readouterr().err
+
+
+def test_a_candidate_stopped_at_a_low_rung_shows_its_estimate(tmp_path):
+    table = str(shared_file("nb201", "cifar10_12ep_200ep.csv"))
+    low, high = "test-accuracy-12ep", "test-accuracy-200ep"
+    run_dir = tmp_path / "rungs"
+    argv = ["search", "--space", "nb201", "--table", table, "--reward-column", high,
+            "--rung-columns", f"{low},{high}", "--rungs", "12,200", "--evaluations", "20",
+            "--run-dir", str(run_dir), "--no-progress"]  # fmt: skip
+    assert cli.main(argv) == 0
+    store, _ = open_run(run_dir)
+    with store:
+        candidates = [c for c in store.candidates() if c.reused_from is None]
+    stopped = next(c for c in candidates if c.reward is None)
+    measured = next(c for c in candidates if c.reward is not None)
+    page = write_report(run_dir, tmp_path / "rungs.html")
+    with opened(tmp_path, page, f"#c{stopped.id}") as browser:
+        text = browser.wait_for("!detail.hidden && detail.innerText")
+        told = stopped.extra["estimate"]["reward"]
+        assert f"reward\t~{told:.3f} (estimated: stopped at rung 0)" in text
+        browser.evaluate(f"location.hash = '#c{measured.id}'")
+        text = browser.wait_for(f"detail.innerText.includes('#{measured.id}') && detail.innerText")
+        assert f"reward\t{measured.reward:.3f}\n" in text
+        assert not browser.errors, browser.errors

@@ -10,6 +10,7 @@ which is the truth: an option that contradicts it is refused.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import json
 import logging
@@ -786,6 +787,9 @@ def summary(run_dir: Path, store: RunStore, config: SearchConfig, wall_s: float)
         f"({complete} complete, {failed} failed) and {reused} isomorphic duplicates answered "
         f"from stored results{counted}, in {_duration(wall_s)}",
     ]
+    run = shlex.quote(str(run_dir))
+    if config.rungs:
+        lines.append(rung_summary(store, config, run))
     best = store.top(1)
     if best:
         top = best[0]
@@ -794,11 +798,27 @@ def summary(run_dir: Path, store: RunStore, config: SearchConfig, wall_s: float)
             f"best: #{top.id} reward {top.reward:.3f}, accuracy {top.accuracy:.2f}%{test}: "
             f"{top.arch}"
         )
-    run = shlex.quote(str(run_dir))
     lines += ["next:", f"  blockqnn show {run}", f"  blockqnn report {run}"]
     if best and config.space == "nsc":
         lines.append(f"  blockqnn train --block {run}:top1 --epochs 30 --out {run}/final")
     return "\n".join(lines)
+
+
+def rung_summary(store: RunStore, config: SearchConfig, run: str) -> str:
+    """How far the evaluated candidates went: reached per rung, and stopped below the top."""
+    reached = collections.Counter(r.rung for r in store.rung_results())
+    budgets = ", ".join(
+        f"{reached[rung]} reached {budget:g}" for rung, budget in enumerate(config.rungs)
+    )
+    stopped = sum(
+        1
+        for c in store.candidates([CandidateState.COMPLETE])
+        if c.reused_from is None and c.reward is None
+    )
+    return (
+        f"rungs: {budgets}; {stopped} stopped below the top were told an estimated reward"
+        f" (`blockqnn show {run} --estimated` ranks them too)"
+    )
 
 
 def _duration(seconds: float) -> str:

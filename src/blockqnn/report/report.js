@@ -454,7 +454,11 @@
     if (!c) return;
     const r = Number(found[1] || 0);
     const details = run.details[c.id];
-    const metrics = [['state', esc(c.state)], ['reward', fmt(c.reward)],
+    const estimate = c.reward === null ? details.extra.estimate : undefined;
+    const reward = estimate
+      ? `~${fmt(estimate.reward)} (estimated: stopped at rung ${estimate.rung})`
+      : fmt(c.reward);
+    const metrics = [['state', esc(c.state)], ['reward', reward],
       ...run.metrics.map((m) => [m.replace(/_/g, ' '), fmt(c[m], m)]),
       ['layers', c.layers], ['iteration', c.iteration], ['epsilon', fmt(c.epsilon)]];
     const timings = [['proposed', fmt(details.created)], ['started', fmt(details.started)],
