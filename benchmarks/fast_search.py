@@ -443,6 +443,18 @@ def mean_se(values: list[float]) -> str:
     return f"{statistics.fmean(values):.3f} +- {se:.3f}"
 
 
+def match_times(matched: list[float | None], unit: str) -> str:
+    """Each seed's time to match (up to 10 seeds), else their median ("never" counts as
+    later than any time)."""
+    if len(matched) <= 10:
+        return "times: " + ", ".join("never" if w is None else f"{w:.0f} {unit}" for w in matched)
+    ordered = sorted(matched, key=lambda w: math.inf if w is None else w)
+    median = ordered[(len(ordered) - 1) // 2]
+    never = matched.count(None)
+    shown = "never" if median is None else f"{median:.0f} {unit}"
+    return f"median time {shown} (never within the budget in {never} seeds)"
+
+
 def print_summary(results, finals, matched, budget: float, unit: str) -> None:
     """The means over seeds, and last one JSON line (see the module's docstring)."""
     for name in JUDGED:
@@ -456,8 +468,7 @@ def print_summary(results, finals, matched, budget: float, unit: str) -> None:
     third = sum(1 for when in matched if when is not None and when <= budget / 3)
     print(
         f"fast matched the standard arm's final incumbent within 1/3 of the budget in"
-        f" {third} of {len(matched)} seeds; times: "
-        + ", ".join("never" if w is None else f"{w:.0f} {unit}" for w in matched)
+        f" {third} of {len(matched)} seeds; {match_times(matched, unit)}"
     )
     summary = {
         name: {"final": statistics.fmean(finals[name]) if finals[name] else None} for name in JUDGED
