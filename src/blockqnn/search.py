@@ -10,10 +10,10 @@ with exactly ``evaluations`` trained candidates.
 
 Duplicates: a proposal isomorphic to a completed candidate is not trained; it is stored
 as a reused candidate and told to the strategy at once with the stored reward (for a
-candidate stopped at a low rung, the estimate it was told: it is not trained again). By default
-it does not consume the budget (the budget buys trainings; the strategy explores after
-too many re-proposals in a row, and the search ends early if even exploring finds only
-duplicates). With ``count_duplicates`` it counts, as the paper counts sampled blocks.
+candidate stopped at a low rung, the estimate it was told: it is not trained again). By
+default it does not consume the budget (the budget buys trainings; the strategy explores
+after too many re-proposals in a row, and the search ends early if even exploring finds
+only duplicates). With ``count_duplicates`` it counts, as the paper counts sampled blocks.
 
 Persistence: the strategy's state is saved with every evaluation result it learns from
 (one transaction with the candidate's row), together with the number of proposals made
