@@ -59,6 +59,7 @@ from blockqnn.execution import InlineExecutor
 from blockqnn.execution.base import Executor, Outcome
 from blockqnn.fidelity import Rungs, expected_cost, geometric_rungs
 from blockqnn.search import Search, create_run
+from nb201 import mean_se  # this folder's NB201 benchmark (a script's folder is on sys.path)
 
 ARMS = ("standard", "fast")
 
@@ -186,9 +187,11 @@ def time_to_match(incumbents: list[tuple[float, float, str]], target: float) -> 
     return next((spent for spent, value, _ in incumbents if value >= target), None)
 
 
-def incumbent_at(incumbents: list[tuple[float, float, str]], spent: float) -> str | None:
-    """The arch the leaderboard held when ``spent`` cost/time was used (None: none yet)."""
-    held = [arch for cost, _, arch in incumbents if cost <= spent]
+def incumbent_at(
+    incumbents: list[tuple[float, float, str]], spent: float
+) -> tuple[float, float, str] | None:
+    """The leaderboard's top when ``spent`` cost/time was used (None: none yet)."""
+    held = [incumbent for incumbent in incumbents if incumbent[0] <= spent]
     return held[-1] if held else None
 
 
@@ -339,17 +342,17 @@ def judged_archs(results: dict[str, ArmResult], budget: float) -> dict[str, str 
     return {
         "standard": results["standard"].best_arch,
         "fast": results["fast"].best_arch,
-        "fast_third": third,
+        "fast_third": None if third is None else third[2],
     }
 
 
 def table_finals(results: dict[str, ArmResult], budget: float) -> dict[str, float | None]:
     """Table mode: the judged blocks' high-column accuracies."""
-    third = [v for cost, v, _ in results["fast"].incumbents if cost <= budget / 3]
+    third = incumbent_at(results["fast"].incumbents, budget / 3)
     return {
         "standard": results["standard"].best_test,
         "fast": results["fast"].best_test,
-        "fast_third": third[-1] if third else None,
+        "fast_third": None if third is None else third[1],
     }
 
 
@@ -435,12 +438,11 @@ def main() -> None:
     print_summary(results, finals, matched, budget, unit)
 
 
-def mean_se(values: list[float]) -> str:
+def shown_mean_se(values: list[float]) -> str:
     """``mean +- standard error`` (n/a for no value)."""
     if not values:
         return "n/a"
-    se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.3f} +- {se:.3f}"
+    return "{:.3f} +- {:.3f}".format(*mean_se(values))
 
 
 def match_times(matched: list[float | None], unit: str) -> str:
@@ -462,7 +464,7 @@ def print_summary(results, finals, matched, budget: float, unit: str) -> None:
         evaluated = statistics.fmean(r.evaluated for r in results[arm])
         label = "fast at 1/3 of the budget" if name == "fast_third" else name
         print(
-            f"{label:>26}: final {mean_se(finals[name])} (mean +- SE over"
+            f"{label:>26}: final {shown_mean_se(finals[name])} (mean +- SE over"
             f" {len(finals[name])} seeds); {arm} evaluated {evaluated:.1f}"
         )
     third = sum(1 for when in matched if when is not None and when <= budget / 3)

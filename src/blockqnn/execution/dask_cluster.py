@@ -171,13 +171,6 @@ class AutoPrefetch:
     @property
     def depth(self) -> int:
         """The prefetch depth to use now."""
-        if self.reaction_s is None or self.duration_s is None:
-            return self._depth
-        share = self.reaction_s / self.duration_s
-        if share > self.tolerance:
-            self._depth = 1
-        elif share < self.tolerance / self.hysteresis:
-            self._depth = 0
         return self._depth
 
     def ended(self, at: float, seconds: float | None) -> None:
@@ -185,11 +178,23 @@ class AutoPrefetch:
         self._freed.append(at)
         if seconds is not None:
             self.duration_s = self._mean(self.duration_s, seconds)
+            self._choose()
 
     def submitted(self, at: float) -> None:
         """A task was submitted at ``at``: it refills the oldest freed slot, if any."""
         if self._freed:
             self.reaction_s = self._mean(self.reaction_s, at - self._freed.popleft())
+            self._choose()
+
+    def _choose(self) -> None:
+        """The depth for the means measured so far (kept while one is missing)."""
+        if self.reaction_s is None or self.duration_s is None:
+            return
+        share = self.reaction_s / self.duration_s
+        if share > self.tolerance:
+            self._depth = 1
+        elif share < self.tolerance / self.hysteresis:
+            self._depth = 0
 
     def waiting(self) -> None:
         """The master waits again: slots freed but not refilled stay empty (it had no
