@@ -21,18 +21,20 @@ CIFAR mode (wall-clock budget per arm, real training)::
     python benchmarks/fast_search.py --cifar ../shared/data/cifar10-jpg.tar.xz \\
         --minutes 20 --seeds 3 --subset 4000 --epochs 9
 
-The two arms of a seed run side by side, each with ``--workers`` worker processes of its
-own (one each by default: one per core on two cores), so both see the same machine load.
-The standard arm trains every candidate ``--epochs`` epochs; the fast arm uses the rungs
-``1, 3, 9`` (ASHA, eta 3, for 9 epochs). Judged per seed: each arm's best block at the
-end, and the fast arm's best after a third of the budget (``fast_third``): each is trained
-longer (``--final-epochs``, the same protocol for all) and tested on the held-out test
-images. Table mode judges the same three by the high column.
+The arms of a seed run side by side, each with ``--workers`` worker processes of its own,
+so all see the same machine load. The standard arm trains every candidate ``--epochs``
+epochs; the fast arm uses the rungs of ``blockqnn search --rungs auto`` (``1, 3, 9``: ASHA,
+eta 3, for 9 epochs). Each further ``--fast-rungs LIST`` adds a fast arm with those rungs
+(named ``fast@LIST``). Judged per seed: each arm's best block at the end, and each fast
+arm's best after a third of the budget (``fast_third``): each is trained longer
+(``--final-epochs``, the same protocol for all) and tested on all the archive's held-out
+test images (10,000 for CIFAR-10). Table mode judges the same by the high column.
 
 Prints one line per seed and arm, then the means (+- standard error over seeds), the seeds
 in which the fast arm matched the standard arm's final incumbent (by the search's own
 full-budget measure) within a third of the budget, and last one JSON line
-``{"standard": {"final": F, "evaluated": E}, "fast": {...}, "fast_third": {"final": F}}``:
+``{"standard": {"final": F, "evaluated": E}, "fast": {...}, "fast_third": {"final": F}}``
+(plus ``fast@LIST`` and ``fast@LIST_third`` per further fast arm):
 ``final`` is the mean over seeds of the judged block's high-column (table) or test accuracy
 after the longer training (CIFAR).
 """
@@ -61,7 +63,7 @@ from blockqnn.fidelity import Rungs, expected_cost, geometric_rungs
 from blockqnn.search import Search, create_run
 from nb201 import mean_se  # this folder's NB201 benchmark (a script's folder is on sys.path)
 
-ARMS = ("standard", "fast")
+STANDARD, FAST, THIRD = "standard", "fast", "_third"
 
 
 class BudgetSpent(Exception):
@@ -167,16 +169,18 @@ def _incumbents(spent: list[tuple[float, int]], finished: dict) -> list[tuple[fl
     return out
 
 
-def matching(standard: ArmResult, fast: ArmResult, unit: str) -> tuple[str, float | None]:
-    """When ``fast`` matched ``standard``'s final incumbent (by the search's own measure):
-    a line to print and the cost/time it took (None: never)."""
+def matching(
+    standard: ArmResult, fast: ArmResult, unit: str, name: str = FAST
+) -> tuple[str, float | None]:
+    """When the fast arm ``name`` matched ``standard``'s final incumbent (by the search's
+    own measure): a line to print and the cost/time it took (None: never)."""
     if not standard.incumbents:
         return "the standard arm measured no candidate", None
     found_at, target, _ = standard.incumbents[-1]
     matched = time_to_match(fast.incumbents, target)
     when = "never" if matched is None else f"at {matched:.0f} {unit}"
     line = (
-        f"fast reached the standard's final incumbent ({target:.2f}) {when}"
+        f"{name} reached the standard's final incumbent ({target:.2f}) {when}"
         f" (the standard arm found it at {found_at:.0f} {unit})"
     )
     return line, matched
@@ -216,7 +220,7 @@ def table_configs(args: argparse.Namespace) -> dict[str, SearchConfig]:
         },
     }
     configs = {}
-    for arm in ARMS:
+    for arm in (STANDARD, FAST):
         evaluations = max(1, int(planned[arm]))
         configs[arm] = SearchConfig(
             space="nb201",
@@ -225,7 +229,7 @@ def table_configs(args: argparse.Namespace) -> dict[str, SearchConfig]:
             mu=0.0,
             rho=0.0,
             evaluator=evaluators[arm],
-            rungs=rungs if arm == "fast" else [],
+            rungs=rungs if arm == FAST else [],
         )
     return configs
 
@@ -233,7 +237,7 @@ def table_configs(args: argparse.Namespace) -> dict[str, SearchConfig]:
 def table_arm(arm: str, config: SearchConfig, seed: int, args: argparse.Namespace, root: Path):
     """One table-mode arm for one seed (inline evaluation, simulated cost)."""
     config = dataclasses.replace(config, seed=seed)
-    plain = arm == "standard"
+    plain = arm == STANDARD
 
     def cost_of(outcome: Outcome) -> float:
         if outcome.result is None:
@@ -262,19 +266,30 @@ def cifar_configs(args: argparse.Namespace) -> dict[str, SearchConfig]:
         recipe_overrides={"epochs": args.epochs, "lr_step": max(1, args.epochs // 2)},
         threads=1,
     )
-    rungs = geometric_rungs(args.epochs)
-    per_candidate = {"standard": float(args.epochs), "fast": expected_cost(rungs)}
     configs = {}
-    for arm in ARMS:
-        evaluations = max(1, int(args.expected_evaluations * args.epochs / per_candidate[arm]))
+    for arm, rungs in fast_arms(args).items():
+        per_candidate = args.epochs if rungs is None else expected_cost(rungs)
+        evaluations = max(1, int(args.expected_evaluations * args.epochs / per_candidate))
         configs[arm] = SearchConfig(
             space="nsc",
             evaluations=evaluations,
             batch=max(1, evaluations // 10),
             evaluator={"kind": "train", **evaluator.to_dict()},
-            rungs=list(rungs.budgets) if arm == "fast" else [],
+            rungs=[] if rungs is None else [int(b) for b in rungs.budgets],
         )
     return configs
+
+
+def fast_arms(args: argparse.Namespace) -> dict[str, Rungs | None]:
+    """CIFAR mode's arms and their rungs: the standard arm (None), ``fast`` with the rungs
+    of ``--rungs auto``, and a ``fast@LIST`` arm per ``--fast-rungs LIST``."""
+    arms: dict[str, Rungs | None] = {STANDARD: None, FAST: geometric_rungs(args.epochs)}
+    for text in args.fast_rungs:
+        budgets = tuple(int(b) for b in text.split(","))
+        if budgets[-1] != args.epochs:
+            raise SystemExit(f"--fast-rungs {text}: the last rung must be --epochs {args.epochs}")
+        arms[f"{FAST}@{text}"] = Rungs(budgets)
+    return arms
 
 
 def cifar_arm(arm: str, config: SearchConfig, seed: int, args: argparse.Namespace, root: Path):
@@ -288,7 +303,9 @@ def cifar_arm(arm: str, config: SearchConfig, seed: int, args: argparse.Namespac
 
 
 def final_accuracy(arch: str, args: argparse.Namespace, out: Path, seed: int) -> float:
-    """Test accuracy of ``arch`` after the longer training (same for both arms)."""
+    """Test accuracy of ``arch`` after the longer training (same for every arm): trained on
+    the search's training subset, tested on all the archive's test images (the subset's
+    share of them would add a needless 1.5 points of noise at 1,000 images)."""
     import torch
 
     from blockqnn.data import load_dataset
@@ -297,11 +314,11 @@ def final_accuracy(arch: str, args: argparse.Namespace, out: Path, seed: int) ->
     from blockqnn.train.recipes import FINAL
 
     torch.set_num_threads(1)
-    dataset = load_dataset(
-        f"imagefolder:{Path(args.cifar).resolve()}",
-        subset=args.subset,
-        image_size=args.image_size,
-        val_fraction=args.val_fraction,
+    spec = f"imagefolder:{Path(args.cifar).resolve()}"
+    options = {"image_size": args.image_size, "val_fraction": args.val_fraction}
+    whole = load_dataset(spec, **options)
+    dataset = dataclasses.replace(
+        load_dataset(spec, subset=args.subset, **options), x_test=whole.x_test, y_test=whole.y_test
     )
     config = cifar(
         widths=(16, 32, 64),
@@ -318,50 +335,48 @@ def final_accuracy(arch: str, args: argparse.Namespace, out: Path, seed: int) ->
 
 # --- one seed ----------------------------------------------------------------------------
 
-#: What is judged per seed: each arm's best at the end, and the fast arm's best after a
-#: third of the budget (the target: ``fast_third`` at least as good as ``standard``).
-JUDGED = ("standard", "fast", "fast_third")
+
+def judged_names(arms: list[str]) -> list[str]:
+    """What is judged per seed: each arm's best at the end, and each fast arm's best after a
+    third of the budget (the target: ``fast_third`` at least as good as ``standard``)."""
+    return [name for arm in arms for name in ((arm,) if arm == STANDARD else (arm, arm + THIRD))]
 
 
 def search_seed(
     runner: Callable, configs: dict[str, SearchConfig], seed: int, args, root: Path
 ) -> dict[str, ArmResult]:
-    """Both arms of one seed; side by side in two threads in CIFAR mode (each arm has its
-    own worker processes, so both see the same machine load), one after the other for a
-    table."""
+    """The arms of one seed; side by side in threads in CIFAR mode (each arm has its own
+    worker processes, so all see the same machine load), one after the other for a table."""
     if args.table:
-        return {arm: runner(arm, configs[arm], seed, args, root) for arm in ARMS}
-    with ThreadPoolExecutor(len(ARMS)) as pool:
-        futures = {arm: pool.submit(runner, arm, configs[arm], seed, args, root) for arm in ARMS}
+        return {arm: runner(arm, config, seed, args, root) for arm, config in configs.items()}
+    with ThreadPoolExecutor(len(configs)) as pool:
+        futures = {
+            arm: pool.submit(runner, arm, config, seed, args, root)
+            for arm, config in configs.items()
+        }
         return {arm: future.result() for arm, future in futures.items()}
 
 
-def judged_archs(results: dict[str, ArmResult], budget: float) -> dict[str, str | None]:
-    """The block each judged entry reports (see :data:`JUDGED`)."""
-    third = incumbent_at(results["fast"].incumbents, budget / 3)
-    return {
-        "standard": results["standard"].best_arch,
-        "fast": results["fast"].best_arch,
-        "fast_third": None if third is None else third[2],
-    }
-
-
-def table_finals(results: dict[str, ArmResult], budget: float) -> dict[str, float | None]:
-    """Table mode: the judged blocks' high-column accuracies."""
-    third = incumbent_at(results["fast"].incumbents, budget / 3)
-    return {
-        "standard": results["standard"].best_test,
-        "fast": results["fast"].best_test,
-        "fast_third": None if third is None else third[1],
-    }
+def judged(results: dict[str, ArmResult], budget: float) -> dict[str, tuple[str, float] | None]:
+    """Per judged name (:func:`judged_names`): the reported block and its test accuracy from
+    the store (the high column for a table, the reward on CIFAR), None for none."""
+    out: dict[str, tuple[str, float] | None] = {}
+    for arm, result in results.items():
+        top = None if result.best_arch is None else (result.best_arch, result.best_test)
+        out[arm] = top
+        if arm != STANDARD:
+            third = incumbent_at(result.incumbents, budget / 3)
+            out[arm + THIRD] = None if third is None else (third[2], third[1])
+    return out
 
 
 def cifar_finals(archs: dict[str, str | None], args, root: Path, seed: int) -> dict:
-    """CIFAR mode: each distinct judged block trained longer (in ``2 * --workers``
-    processes) and tested on the held-out test images."""
+    """CIFAR mode: each distinct judged block trained longer (in as many processes as the
+    search used) and tested on the held-out test images."""
     distinct = sorted({a for a in archs.values() if a is not None})
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max(1, 2 * args.workers), mp_context=context) as pool:
+    processes = len(fast_arms(args)) * args.workers
+    with ProcessPoolExecutor(processes, mp_context=context) as pool:
         futures = {
             arch: pool.submit(final_accuracy, arch, args, root / f"final-{seed}-{i}", seed)
             for i, arch in enumerate(distinct)
@@ -390,11 +405,21 @@ def parse_args() -> argparse.Namespace:
     c.add_argument("--workers", type=int, default=1, help="worker processes per arm")
     c.add_argument("--subset", type=int, default=4000, help="training images")
     c.add_argument("--image-size", type=int, default=16)
-    c.add_argument("--val-fraction", type=float, default=0.25)
+    c.add_argument("--val-fraction", type=float, default=0.4, help="validation share")
     c.add_argument("--epochs", type=int, default=9, help="full early-stop epochs")
     c.add_argument("--final-epochs", type=int, default=20, help="longer training of the bests")
     c.add_argument(
-        "--expected-evaluations", type=int, default=60, help="standard arm's planned budget"
+        "--expected-evaluations",
+        type=int,
+        default=50,
+        help="what the standard arm evaluates in --minutes (its epsilon schedule's length)",
+    )
+    c.add_argument(
+        "--fast-rungs",
+        action="append",
+        default=[],
+        metavar="LIST",
+        help="rungs of a further fast arm, e.g. 3,9 (repeatable)",
     )
     return parser.parse_args()
 
@@ -405,36 +430,39 @@ def main() -> None:
     configs = table_configs(args) if args.table else cifar_configs(args)
     runner = table_arm if args.table else cifar_arm
     unit, budget = ("cost", args.budget) if args.table else ("s", 60 * args.minutes)
-    results: dict[str, list[ArmResult]] = {arm: [] for arm in ARMS}
-    finals: dict[str, list[float]] = {name: [] for name in JUDGED}
-    matched: list[float | None] = []
+    arms = list(configs)
+    results: dict[str, list[ArmResult]] = {arm: [] for arm in arms}
+    finals: dict[str, list[float]] = {name: [] for name in judged_names(arms)}
+    matched: dict[str, list[float | None]] = {arm: [] for arm in arms[1:]}
     with tempfile.TemporaryDirectory(prefix="fast-search-") as tmp:
         root = Path(tmp)
         for seed in range(args.seeds):
             seed_results = search_seed(runner, configs, seed, args, root)
-            archs = judged_archs(seed_results, budget)
+            blocks = judged(seed_results, budget)
+            archs = {name: None if got is None else got[0] for name, got in blocks.items()}
             seed_finals = (
-                table_finals(seed_results, budget)
+                {name: None if got is None else got[1] for name, got in blocks.items()}
                 if args.table
                 else cifar_finals(archs, args, root, seed)
             )
-            for arm in ARMS:
-                result = seed_results[arm]
+            for arm, result in seed_results.items():
                 results[arm].append(result)
                 print(
                     f"seed {seed} {arm:>8}: evaluated {result.evaluated:4d}, best"
                     f" {result.best_arch} (search {result.best_value}),"
                     f" final {seed_finals[arm]}"
                 )
-            print(
-                f"seed {seed} fast at 1/3: {archs['fast_third']}, final {seed_finals['fast_third']}"
-            )
+                if arm in matched:
+                    print(
+                        f"seed {seed} {arm} at 1/3: {archs[arm + THIRD]},"
+                        f" final {seed_finals[arm + THIRD]}"
+                    )
+                    line, when = matching(seed_results[STANDARD], result, unit, arm)
+                    matched[arm].append(when)
+                    print(f"seed {seed}: {line}", flush=True)
             for name, value in seed_finals.items():
                 if value is not None:
                     finals[name].append(value)
-            line, when = matching(seed_results["standard"], seed_results["fast"], unit)
-            matched.append(when)
-            print(f"seed {seed}: {line}", flush=True)
     print_summary(results, finals, matched, budget, unit)
 
 
@@ -459,24 +487,26 @@ def match_times(matched: list[float | None], unit: str) -> str:
 
 def print_summary(results, finals, matched, budget: float, unit: str) -> None:
     """The means over seeds, and last one JSON line (see the module's docstring)."""
-    for name in JUDGED:
-        arm = "fast" if name == "fast_third" else name
+    for name, values in finals.items():
+        arm = name.removesuffix(THIRD)
         evaluated = statistics.fmean(r.evaluated for r in results[arm])
-        label = "fast at 1/3 of the budget" if name == "fast_third" else name
+        label = f"{arm} at 1/3 of the budget" if name.endswith(THIRD) else name
         print(
-            f"{label:>26}: final {shown_mean_se(finals[name])} (mean +- SE over"
-            f" {len(finals[name])} seeds); {arm} evaluated {evaluated:.1f}"
+            f"{label:>26}: final {shown_mean_se(values)} (mean +- SE over"
+            f" {len(values)} seeds); {arm} evaluated {evaluated:.1f}"
         )
-    third = sum(1 for when in matched if when is not None and when <= budget / 3)
-    print(
-        f"fast matched the standard arm's final incumbent within 1/3 of the budget in"
-        f" {third} of {len(matched)} seeds; {match_times(matched, unit)}"
-    )
+    for arm, times in matched.items():
+        third = sum(1 for when in times if when is not None and when <= budget / 3)
+        print(
+            f"{arm} matched the standard arm's final incumbent within 1/3 of the budget in"
+            f" {third} of {len(times)} seeds; {match_times(times, unit)}"
+        )
     summary = {
-        name: {"final": statistics.fmean(finals[name]) if finals[name] else None} for name in JUDGED
+        name: {"final": statistics.fmean(values) if values else None}
+        for name, values in finals.items()
     }
-    for arm in ARMS:
-        summary[arm]["evaluated"] = statistics.fmean(r.evaluated for r in results[arm])
+    for arm, arm_results in results.items():
+        summary[arm]["evaluated"] = statistics.fmean(r.evaluated for r in arm_results)
     print(json.dumps(summary))
 
 

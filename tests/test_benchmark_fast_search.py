@@ -3,9 +3,12 @@ spend the same simulated budget, and the fast arm's best after a third of it is 
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
+
+import pytest
 
 from .conftest import ROOT, shared_file
 
@@ -29,3 +32,46 @@ def test_both_arms_spend_the_budget_and_report_finals():
         assert 80 < judged["final"] <= HIGHEST_200EP
     matched = next(line for line in lines if line.startswith("fast matched"))
     assert "of 3 seeds" in matched
+
+
+def load_benchmark():
+    """benchmarks/fast_search.py as a module (its folder on sys.path, as when run)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import fast_search
+    finally:
+        sys.path.pop(0)
+    return fast_search
+
+
+def test_cifar_arms_add_one_fast_arm_per_rung_list():
+    bench = load_benchmark()
+    args = argparse.Namespace(epochs=9, fast_rungs=["3,9"])
+    arms = bench.fast_arms(args)
+    assert list(arms) == ["standard", "fast", "fast@3,9"]
+    assert arms["standard"] is None
+    assert arms["fast"].budgets == (1.0, 3.0, 9.0)  # what --rungs auto gives for 9 epochs
+    assert arms["fast@3,9"].budgets == (3.0, 9.0)
+    assert bench.judged_names(list(arms)) == [
+        "standard", "fast", "fast_third", "fast@3,9", "fast@3,9_third",
+    ]  # fmt: skip
+    with pytest.raises(SystemExit, match="last rung must be --epochs 9"):
+        bench.fast_arms(argparse.Namespace(epochs=9, fast_rungs=["1,3"]))
+
+
+def test_a_fast_arm_is_also_judged_by_its_incumbent_at_a_third_of_the_budget():
+    bench = load_benchmark()
+
+    def arm(best: str, incumbents: list) -> object:
+        return bench.ArmResult(
+            evaluated=3, best_arch=best, best_value=60.0, best_test=59.0, incumbents=incumbents
+        )
+
+    results = {
+        "standard": arm("S", [(50.0, 40.0, "S")]),
+        "fast": arm("C", [(10.0, 30.0, "A"), (33.0, 35.0, "B"), (34.0, 50.0, "C")]),
+    }
+    judged = bench.judged(results, budget=100.0)
+    assert judged == {"standard": ("S", 59.0), "fast": ("C", 59.0), "fast_third": ("B", 35.0)}
+    # nothing measured at the full budget by then: nothing to judge
+    assert bench.judged(results, budget=20.0)["fast_third"] is None
