@@ -285,10 +285,13 @@ def fast_arms(args: argparse.Namespace) -> dict[str, Rungs | None]:
     of ``--rungs auto``, and a ``fast@LIST`` arm per ``--fast-rungs LIST``."""
     arms: dict[str, Rungs | None] = {STANDARD: None, FAST: geometric_rungs(args.epochs)}
     for text in args.fast_rungs:
-        budgets = tuple(int(b) for b in text.split(","))
-        if budgets[-1] != args.epochs:
+        try:
+            rungs = Rungs(tuple(int(b) for b in text.split(",")))
+        except ValueError as exc:
+            raise SystemExit(f"--fast-rungs {text}: {exc}") from None
+        if rungs.budgets[-1] != args.epochs:
             raise SystemExit(f"--fast-rungs {text}: the last rung must be --epochs {args.epochs}")
-        arms[f"{FAST}@{text}"] = Rungs(budgets)
+        arms[f"{FAST}@{text}"] = rungs
     return arms
 
 

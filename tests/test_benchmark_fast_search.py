@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from .conftest import ROOT, shared_file
+from .conftest import ROOT, load_benchmark, shared_file
 
 HIGHEST_200EP = 94.47  # the best cell of the table's 200-epoch column
 
@@ -34,18 +34,8 @@ def test_both_arms_spend_the_budget_and_report_finals():
     assert "of 3 seeds" in matched
 
 
-def load_benchmark():
-    """benchmarks/fast_search.py as a module (its folder on sys.path, as when run)."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import fast_search
-    finally:
-        sys.path.pop(0)
-    return fast_search
-
-
 def test_cifar_arms_add_one_fast_arm_per_rung_list():
-    bench = load_benchmark()
+    bench = load_benchmark("fast_search")
     args = argparse.Namespace(epochs=9, fast_rungs=["3,9"])
     arms = bench.fast_arms(args)
     assert list(arms) == ["standard", "fast", "fast@3,9"]
@@ -57,10 +47,12 @@ def test_cifar_arms_add_one_fast_arm_per_rung_list():
     ]  # fmt: skip
     with pytest.raises(SystemExit, match="last rung must be --epochs 9"):
         bench.fast_arms(argparse.Namespace(epochs=9, fast_rungs=["1,3"]))
+    with pytest.raises(SystemExit, match="--fast-rungs 9,3: rung budgets must be positive and"):
+        bench.fast_arms(argparse.Namespace(epochs=9, fast_rungs=["9,3"]))
 
 
 def test_a_fast_arm_is_also_judged_by_its_incumbent_at_a_third_of_the_budget():
-    bench = load_benchmark()
+    bench = load_benchmark("fast_search")
 
     def arm(best: str, incumbents: list) -> object:
         return bench.ArmResult(

@@ -15,23 +15,14 @@ from blockqnn import blocks, cli
 from blockqnn.model import build, cifar
 from blockqnn.store import RunStore
 
-from .conftest import ROOT
+from .conftest import ROOT, load_benchmark
 
 DIGITS = ["search", "--dataset", "digits", "--epochs", "2", "-N", "1", "--widths", "8,8,8",
           "--strategy", "random", "--evaluations", "8", "--no-progress"]  # fmt: skip
 
 
-def load_benchmark():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import zero_cost
-    finally:
-        sys.path.pop(0)
-    return zero_cost
-
-
 def test_naswot_needs_distinct_activation_patterns_and_gradients_flow():
-    bench = load_benchmark()
+    bench = load_benchmark("zero_cost")
     torch.manual_seed(0)
     config = cifar(widths=(8, 8, 8), repeats=1, num_classes=10, in_channels=3, image_size=8)
     network = build(blocks.KNOWN["shortcut"], config).train()
