@@ -159,6 +159,7 @@ def measure(
     assert counts["complete"] == evaluations, counts
     wall = end - start
     busy = sum(o.result.cost_s for o in executor.outcomes)
+    reaction = None if dask.auto is None else dask.auto.reaction_s  # None: not measured
     return {
         "workers": workers,
         "prefetch": prefetch if dask.auto is None else f"auto:{dask.prefetch}",
@@ -167,7 +168,7 @@ def measure(
         "utilisation": busy / (workers * wall),
         **idle_shares(executor.outcomes, start, end, workers),
         "master_ms_per_result": 1e3 * (wall - executor.in_wait) / evaluations,
-        "reaction_ms": None if dask.auto is None else 1e3 * (dask.auto.reaction_s or 0.0),
+        "reaction_ms": None if reaction is None else 1e3 * reaction,
         "executor_ms_per_result": 1e3 * executor.in_calls / evaluations,
     }
 
