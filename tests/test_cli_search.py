@@ -383,7 +383,7 @@ def test_the_end_of_a_search_prints_a_summary(tmp_path, capsys):
     with store:
         best = store.top(1)[0]
         reused = sum(c.reused_from is not None for c in store.candidates())
-    assert "40 evaluations of a budget of 40 (40 complete, 0 failed)" in out
+    assert "40 of a budget of 40 evaluations (40 complete, 0 failed)" in out
     assert f"{reused} isomorphic duplicates" in out
     assert f"best: #{best.id} reward {best.reward:.3f}" in out
     assert f"test {best.test_accuracy:.2f}%" in out and best.arch in out

@@ -141,3 +141,48 @@ def test_only_user_errors_become_one_line_errors(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(show_module, "show", fails_with(ValueError("a bug")))
     with pytest.raises(ValueError, match="a bug"):
         main(["show", str(tmp_path)])
+
+
+#: (codes, accuracy, latency_ms, steered reward): the steered reward (a random weight per
+#: iteration) ranks #2 above #1 and sinks #3 (on the front: the fastest); #4 is dominated.
+STEERED = [
+    ("(1,1,3,0,0) (2,7,0,0,0)", 95.4, 1.44, 94.0),
+    ("(1,1,1,0,0) (2,7,0,0,0)", 92.6, 0.43, 96.0),
+    ("(1,2,3,0,0) (2,7,0,0,0)", 81.0, 0.20, 40.0),
+    ("(1,3,3,0,0) (2,7,0,0,0)", 80.0, 2.00, 85.0),
+]
+
+
+@pytest.fixture
+def steered_run(tmp_path: Path) -> Path:
+    run = tmp_path / "steered"
+    config = SearchConfig(
+        objectives=["accuracy", "latency"], evaluations=4, batch=2, evaluator={"kind": "train"}
+    )
+    with create_run(run, config) as store:
+        for codes, accuracy, latency, reward in STEERED:
+            cid = store.add_candidate(codes, nsc.canonical_key(nsc.parse(codes)), 0, 1.0, None)
+            result = Result(accuracy=accuracy, metrics={"latency_ms": latency})
+            store.complete(cid, result, reward, None)
+    return run
+
+
+def test_a_multi_objective_run_ranks_by_its_front_in_every_view(steered_run, tmp_path, capsys):
+    from blockqnn.report.data import run_data
+
+    front_first = [STEERED[i][0] for i in (0, 1, 2, 3)]  # front by accuracy, then the rest
+    assert cli.main(["show", str(steered_run)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith("reward: steered: accuracy − w·ln(latency_ms)")
+    assert "ranks by the Pareto front of accuracy, latency_ms" in out[1]
+    assert [line.split()[1] for line in out[3:]] == ["1", "2", "3", "4"]
+    assert cli.main(["show", str(steered_run), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)["candidates"]
+    assert [c["arch"] for c in shown] == front_first
+    assert nsc.format_block(resolve_block(f"{steered_run}:top1")) == STEERED[0][0]
+    out_file = tmp_path / "best.json"
+    assert cli.main(["export", str(steered_run), "--top", "4", "-o", str(out_file)]) == 0
+    assert [b["arch"] for b in json.loads(out_file.read_text())["blocks"]] == front_first
+    data = run_data(steered_run)
+    assert data["top"] == [1, 2, 3, 4]
+    assert dict(data["settings"])["reward"].startswith("steered: accuracy − w·ln(latency_ms)")

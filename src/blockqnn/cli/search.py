@@ -47,7 +47,15 @@ from blockqnn.execution.base import ExecutorLost
 from blockqnn.execution.factory import TIMEOUT_LOOKUP_S, TIMEOUT_PER_EPOCH_S
 from blockqnn.preflight import SetupError, check_evaluator
 from blockqnn.runlock import RunLock, RunLocked
-from blockqnn.search import DB_NAME, Progress, Search, create_run, new_strategy, open_run
+from blockqnn.search import (
+    DB_NAME,
+    Progress,
+    Search,
+    Spending,
+    create_run,
+    new_strategy,
+    open_run,
+)
 from blockqnn.store import CandidateState, RunStore, StoreError
 from blockqnn.strategies import STRATEGIES
 
@@ -779,14 +787,7 @@ def _search(args: argparse.Namespace, store: RunStore, config: SearchConfig, exe
 
 def summary(run_dir: Path, store: RunStore, config: SearchConfig, wall_s: float) -> str:
     """What the run found and what to do next, as printed at its end."""
-    counts, reused = store.counts(), store.count_reused()
-    complete, failed = counts[CandidateState.COMPLETE.value] - reused, counts["failed"]
-    counted = " (counted in the budget)" if config.count_duplicates else ""
-    lines = [
-        f"run {run_dir}: {complete + failed} evaluations of a budget of {config.evaluations} "
-        f"({complete} complete, {failed} failed) and {reused} isomorphic duplicates answered "
-        f"from stored results{counted}, in {_duration(wall_s)}",
-    ]
+    lines = [f"run {run_dir}: {Spending.of(store, config).text()}; in {_duration(wall_s)}"]
     run = shlex.quote(str(run_dir))
     if config.rungs:
         lines.append(rung_summary(store, config, run))

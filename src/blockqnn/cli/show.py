@@ -9,8 +9,8 @@ from pathlib import Path
 from blockqnn.cli._errors import UsageError
 from blockqnn.config import SearchConfig
 from blockqnn.evaluation import format_metric
-from blockqnn.pareto import Objective, front, gains, objectives
-from blockqnn.search import open_run
+from blockqnn.pareto import Objective, front, gains, objectives, steered_reward_text
+from blockqnn.search import Spending, open_run
 from blockqnn.store import Candidate, CandidateState, rank
 
 
@@ -80,9 +80,10 @@ def show(args: argparse.Namespace) -> int:
             return show_curve(store.get(args.curves), store.curve(args.curves), args.json)
         candidates = store.candidates()
         counts, status = store.counts(), store.get_meta("status")
+        spending = Spending.of(store, config)
         names = store.metric_names()
         curves = {c.id: store.curve(c.id) for c in candidates} if args.json else {}
-    ranking = rank(candidates)
+    ranking = rank(candidates, objectives=config.objectives)
     if args.estimated:
         ranking = with_estimates(ranking, candidates)
     objs = _objectives(args, config.objectives)
@@ -95,7 +96,10 @@ def show(args: argparse.Namespace) -> int:
             out["pareto"] = {"objectives": [o.metric for o in objs], "ids": [c.id for c in front]}
         print(json.dumps(out))
         return 0
-    print(f"run {args.run_dir}: {status}, {counts}, budget {config.evaluations}")
+    print(f"run {args.run_dir}: {status}; {spending.text()}")
+    if config.objectives:
+        steered = steered_reward_text(objectives(config.objectives), config.steer_weight)
+        print(f"reward: {steered}")
     if args.estimated:
         print(estimated_board(ranking[: args.top]))
         return 0
