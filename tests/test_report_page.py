@@ -298,6 +298,21 @@ def test_detail_view_curve_duplicates_and_reuse(hand_run, tmp_path):
         assert not browser.errors, browser.errors
 
 
+def test_a_one_epoch_curve_draws_its_point(tmp_path):
+    config = SearchConfig(space="nsc", evaluations=2, batch=2, evaluator=TABULAR)
+    with create_run(tmp_path / "one", config) as store:
+        cid = store.add_candidate(*single_layer("(1,1,3,0,0)"), 0, 1.0, None)
+        curve = [{"epoch": 1, "val_accuracy": 71.5, "val_loss": 0.9}]
+        store.complete(cid, Result(accuracy=71.5, curve=curve), 71.5, None)
+    page = write_report(tmp_path / "one", tmp_path / "one.html")
+    with opened(tmp_path, page, f"#c{cid}") as browser:
+        browser.wait_for("!detail.hidden && detail.innerText")
+        charts = "[...document.querySelectorAll('#detail svg.chart')]"
+        marks = f"{charts}.map((svg) => svg.querySelectorAll('circle').length)"
+        assert browser.evaluate(marks) == [1, 1]  # val_accuracy and val_loss, one point each
+        assert not browser.errors, browser.errors
+
+
 def test_query_parameters_set_the_initial_order_and_filter(nsc_run, tmp_path):
     page = write_report(nsc_run, tmp_path / "report.html")
     with opened(tmp_path, page, "?sort=id&order=desc&state=complete") as browser:

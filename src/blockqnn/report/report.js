@@ -218,6 +218,10 @@
         + `fill="${s.colour}" fill-opacity="${s.opacity || 0.5}">${tips ? `<title>#${p[2] ?? ''} `
         + `(${+p[0].toPrecision(4)}, ${+p[1].toPrecision(4)})</title>` : ''}</circle>`).join('');
     }
+    if (s.points.length === 1) { // a one-epoch curve: a path of one point draws nothing
+      const [p] = s.points;
+      return `<circle cx="${sx(p[0])}" cy="${sy(p[1])}" r="3.6" fill="${s.colour}" ${style}/>`;
+    }
     let d = '';
     s.points.forEach((p, i) => {
       if (i && s.kind === 'step') d += `H${sx(p[0])}`;
