@@ -122,6 +122,21 @@ def test_curves_with_one_schedule_shade_it_once() -> None:
     assert span_colours(ax) == [rgb("0.5")] * 2
 
 
+def test_one_partial_iteration_draws_its_point_within_its_strip() -> None:
+    # --paper --evaluations 16: 16 candidates of an iteration of 64
+    partial = RunCurves(
+        Path("p"),
+        SearchConfig(batch=64, evaluator={"kind": "train"}),
+        [IterationStats(0, 16, 70.0, 80.0, 75.0, 1.0)],
+    )
+    ax = curves_figure([partial, curves("b", 8, [1.0, 0.5])]).axes[0]
+    lines = [line for line in ax.lines if line.get_label().startswith("p ")]
+    assert all(line.get_marker() == "o" for line in lines)  # a lone point is drawn
+    assert {tuple(line.get_xdata()) for line in lines} == {(16.0,)}  # its 16 candidates
+    strip = ax.patches[0].get_path().get_extents(ax.patches[0].get_patch_transform())
+    assert (strip.x0, strip.x1) == (0.0, 16.0)  # not past its candidates
+
+
 def test_only_user_errors_become_one_line_errors(monkeypatch, capsys, tmp_path):
     """Every command reports the library's user errors in one line (exit 2); any other
     exception, such as a plain ValueError from a bug, keeps its traceback."""

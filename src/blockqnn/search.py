@@ -45,6 +45,7 @@ from blockqnn.reward import reward_of
 from blockqnn.space import Space
 from blockqnn.store import CandidateState, RungResult, RunStore, StoreError
 from blockqnn.strategies import Strategy, make_strategy
+from blockqnn.strategies.schedule import iterations_for
 
 logger = logging.getLogger(__name__)
 
@@ -128,10 +129,29 @@ def create_run(run_dir: str | Path, config: SearchConfig) -> RunStore:
     The configuration is checked first (space, strategy and its options), so a bad option
     never leaves a run directory behind.
     """
-    new_strategy(config, make_space(config))
+    warn_pure_exploration(new_strategy(config, make_space(config)), config)
     store = RunStore.create(Path(run_dir) / DB_NAME, config.to_dict())
     store.set_meta("status", "created")
     return store
+
+
+def warn_pure_exploration(strategy: Strategy, config: SearchConfig) -> None:
+    """Log a warning when an agent whose schedule leaves epsilon 1 never gets there in the
+    run's budget (e.g. ``--paper --evaluations 16``: one partial iteration of 64): such a
+    run is pure random search."""
+    schedule = getattr(strategy, "schedule", None)  # the Q-learning agent's
+    if schedule is None or len(set(schedule.epsilons)) < 2:
+        return
+    iterations = iterations_for(config.evaluations, config.batch)
+    if schedule.epsilon(iterations - 1) == 1.0:
+        logger.warning(
+            "the budget of %d candidates (%d iteration(s) of --batch %d) lies wholly in the "
+            "exploration stage (epsilon 1): this search is pure random search; give a larger "
+            "--evaluations or a smaller --batch",
+            config.evaluations,
+            iterations,
+            config.batch,
+        )
 
 
 def open_run(run_dir: str | Path) -> tuple[RunStore, SearchConfig]:

@@ -162,8 +162,8 @@ def register(subparsers) -> None:
         "--paper",
         action="store_true",
         help="the paper's exact search: its Q-learning agent (preset=paper), reward "
-        f"(--mu 1 --rho 8), accounting (--count-duplicates), batch 64 and budget "
-        f"{PAPER_EVALUATIONS}",
+        f"(--mu 1 --rho 8), accounting (--count-duplicates), batch 64, budget "
+        f"{PAPER_EVALUATIONS} and early stop (--fidelity paper); options given override them",
     )
     p.add_argument(
         "--mu",
@@ -243,7 +243,7 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         "--fidelity",
         choices=("paper", "proxy"),
         help="early-stop recipe: the paper's 12 epochs, or a CPU-sized proxy "
-        f"{_default('fidelity')}",
+        f"{_default('fidelity')}; paper with --paper",
     )
     g.add_argument("--epochs", type=positive_int, help="override the recipe's epochs")
     g.add_argument(
@@ -497,7 +497,7 @@ def evaluator_from_args(args: argparse.Namespace) -> dict:
             widths=args.widths,
             repeats=args.repeats,
             conv="plain" if _value(args, "components") == "separate" else "pcc",
-            recipe=_value(args, "fidelity"),
+            recipe=args.fidelity or ("paper" if args.paper else DEFAULTS["fidelity"]),
             recipe_overrides={"epochs": args.epochs} if args.epochs else {},
             max_params=args.param_limit,
             adapt_repeats=args.adapt_repeats,
