@@ -56,7 +56,7 @@ def nb201_run(tmp_path: Path) -> Path:
 def test_show_export_and_topk_rank_alike(nsc_run: Path, tmp_path: Path, capsys) -> None:
     assert cli.main(["show", str(nsc_run)]) == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
-    assert [(r[0], r[2]) for r in rows] == [("1", "70.000"), ("2", "60.000")]
+    assert [(r[0], r[2]) for r in rows] == [("1", "70"), ("2", "60")]
     assert cli.main(["show", str(nsc_run), "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)["candidates"]
     assert [(c["rank"], c["arch"]) for c in shown[:3]] == [

@@ -43,6 +43,7 @@ from blockqnn.config import (
     SearchConfig,
     make_space,
 )
+from blockqnn.evaluation import format_metric
 from blockqnn.execution.base import ExecutorLost
 from blockqnn.execution.factory import TIMEOUT_LOOKUP_S, TIMEOUT_PER_EPOCH_S
 from blockqnn.preflight import SetupError, check_evaluator
@@ -794,15 +795,25 @@ def summary(run_dir: Path, store: RunStore, config: SearchConfig, wall_s: float)
     best = store.top(1)
     if best:
         top = best[0]
-        test = "" if top.test_accuracy is None else f", test {top.test_accuracy:.2f}%"
+        test = "" if top.test_accuracy is None else f", test {format_metric(top.test_accuracy)}%"
         lines.append(
-            f"best: #{top.id} reward {top.reward:.3f}, accuracy {top.accuracy:.2f}%{test}: "
-            f"{top.arch}"
+            f"best: #{top.id} reward {format_metric(top.reward)}, accuracy "
+            f"{format_metric(top.accuracy)}%{test}: {top.arch}"
         )
-    lines += ["next:", f"  blockqnn show {run}", f"  blockqnn report {run}"]
-    if best and config.space == "nsc":
-        lines.append(f"  blockqnn train --block {run}:top1 --epochs 30 --out {run}/final")
+    lines += ["next:", *(f"  {command}" for command in next_commands(run, config, bool(best)))]
     return "\n".join(lines)
+
+
+def next_commands(run: str, config: SearchConfig, found: bool) -> list[str]:
+    """The commands the end of a search suggests for the run ``run`` (shell-quoted), as
+    the README lists them; drawing and training need a ``found`` best block, training an
+    NSC one."""
+    commands = [f"blockqnn show {run}", f"blockqnn report {run}"]
+    if found:
+        commands.append(f"blockqnn draw {run}:top1 -o {run}/best.svg")
+    if found and config.space == "nsc":
+        commands.append(f"blockqnn train --block {run}:top1 --epochs 30 --out {run}/final")
+    return commands
 
 
 def rung_summary(store: RunStore, config: SearchConfig, run: str) -> str:

@@ -23,6 +23,7 @@ from shlex import quote
 from typing import Any
 
 from blockqnn.config import SearchConfig, make_space
+from blockqnn.evaluation import metric_label
 from blockqnn.pareto import front, objectives, steered_reward_text
 from blockqnn.report.draw import render
 from blockqnn.report.graph import FILLS, STROKES, Graph, block_graph, cell_graph
@@ -86,7 +87,8 @@ def _table(
     graphs: dict[int, Graph],
     curves: dict[int, list[dict[str, Any]]],
 ) -> dict[str, Any]:
-    """The all-candidates table: ``columns``, ``rows`` and the detail views' ``details``
+    """The all-candidates table: ``columns``, ``rows``, the ``labels`` of metric columns
+    (:func:`blockqnn.evaluation.metric_label`) and the detail views' ``details``
     (``curves``: each candidate's stored per-epoch curve)."""
     by_key: dict[str, list[int]] = defaultdict(list)
     for c in candidates:
@@ -95,6 +97,7 @@ def _table(
     return {
         "metrics": list(metrics),
         "columns": [*_COLUMNS, *metrics, *_TAIL_COLUMNS],
+        "labels": {name: metric_label(name) for name in [*metrics, "cost_s"]},
         "rows": [candidate_row(c, metrics, graphs[c.id], start) for c in candidates],
         "details": {c.id: candidate_details(c, by_key[c.key], curves[c.id]) for c in candidates},
     }
