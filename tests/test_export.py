@@ -130,6 +130,44 @@ def test_json_export_stays(tmp_path: Path, capsys) -> None:
     assert blocks[0]["metrics"]["test_accuracy"] == blocks[0]["test_accuracy"] > 0
 
 
+def test_run_id_exports_that_candidate(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(FIXTURES / "v1_train", run)
+    out = tmp_path / "net.py"
+    assert cli.main(["export", f"{run}:1", "--format", "py", "-o", str(out)]) == 0
+    assert f"CODES = {load_codes(run, 1)!r}" in out.read_text()
+
+
+def load_codes(run: Path, cid: int) -> str:
+    from blockqnn.search import open_run
+
+    store, _ = open_run(run)
+    with store:
+        return store.get(cid).arch
+
+
+def test_a_run_directory_as_a_model_suggests_its_best_block(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "demo"
+    shutil.copytree(FIXTURES / "v1_train", run)
+    assert cli.main(["export", str(run), "--format", "onnx", "-o", "x.onnx"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Errno" not in err
+    assert f"export {run}:top1" in err
+
+
+def test_onnx_export_says_what_it_does_without_warnings(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(FIXTURES / "v1_train", run)
+    command = [sys.executable, "-m", "blockqnn", "export", f"{run}:top1", "--format", "onnx"]
+    proc = subprocess.run(
+        [*command, "-o", str(tmp_path / "net.onnx")], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "with torch's ONNX exporter" in proc.stderr
+    for noise in ("torchvision", "Warning"):
+        assert noise not in proc.stderr
+
+
 def test_export_errors(tmp_path: Path, capsys) -> None:
     run = tmp_path / "run"
     shutil.copytree(FIXTURES / "v1_train", run)

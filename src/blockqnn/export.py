@@ -15,6 +15,7 @@ layout, for every format.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
@@ -22,7 +23,7 @@ import re
 import sys
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,26 +106,47 @@ def _onnx(network: nn.Module, info: ModelInfo, path: Path, x: torch.Tensor) -> _
         import onnxscript  # noqa: F401 (torch's exporter needs it)
     except ImportError as exc:
         raise ExportError(f"ONNX export needs {exc.name}: pip install 'blockqnn[export]'") from exc
+    logger.info("ONNX: tracing the network with torch.export (the slow step)")
     try:
-        program = torch.onnx.export(
-            network,
-            (x,),
-            input_names=["image"],
-            output_names=["logits"],
-            dynamic_shapes=({0: torch.export.Dim("batch")},),
-            dynamo=True,
-            verbose=False,
-        )
+        with _quiet_onnx_exporter():
+            program = torch.onnx.export(
+                network,
+                (x,),
+                input_names=["image"],
+                output_names=["logits"],
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                dynamo=True,
+                verbose=False,
+            )
         program.model.metadata_props["blockqnn"] = json.dumps(info.to_dict())
+        logger.info("ONNX: writing %s", path)
         program.save(str(path))
     except Exception as exc:
         raise ExportError(f"{path}: ONNX export failed ({exc})") from exc
+    logger.info("ONNX: checking %s in onnxruntime", path)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
     def run(inputs: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(session.run(None, {"image": inputs.numpy()})[0])
 
     return run
+
+
+@contextlib.contextmanager
+def _quiet_onnx_exporter() -> Iterator[None]:
+    """While torch's ONNX exporter runs: no warnings about torchvision operators it skips
+    (blockqnn uses none) nor deprecation warnings from its internals, noise to a user;
+    its errors still show."""
+    exporter = logging.getLogger("torch.onnx")
+    level = exporter.level
+    exporter.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
+    finally:
+        exporter.setLevel(level)
 
 
 def _torchscript(network: nn.Module, info: ModelInfo, path: Path, x: torch.Tensor) -> _Runner:
