@@ -412,3 +412,15 @@ def test_every_search_option_has_help():
     search = next(a for a in parser._subparsers._group_actions).choices["search"]
     missing = [a.option_strings for a in search._actions if a.option_strings and not a.help]
     assert missing == []
+
+
+def test_dataset_names_compare_in_any_case_on_resume(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    parse = cli.build_parser().parse_args
+    stored = search_cli.config_from_args(parse(["search", "--run-dir", "r", "--dataset", "digits"]))
+    upper = parse(["search", "--run-dir", "r", "--resume", "--dataset", " DIGITS"])
+    assert search_cli.conflicts(upper, stored) == []
+    folder = parse(["search", "--run-dir", "r", "--dataset", "ImageFolder:pics"])
+    assert (
+        search_cli.config_from_args(folder).evaluator["dataset"] == f"imagefolder:{tmp_path}/pics"
+    )

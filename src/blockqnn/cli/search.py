@@ -514,9 +514,12 @@ def evaluator_from_args(args: argparse.Namespace) -> dict:
 
 
 def _absolute_dataset(spec: str) -> str:
-    """The spec with a relative PATH made absolute, so workers elsewhere find it."""
+    """The spec as a run stores and compares it: the dataset's name in lower case (loading
+    reads it so: ``DIGITS`` is ``digits``) and a relative PATH made absolute, so workers
+    elsewhere find it."""
     name, sep, path = spec.partition(":")
-    return f"{name}:{Path(path).resolve()}" if sep and path else spec
+    name = name.strip().lower()
+    return f"{name}:{Path(path).resolve()}" if sep and path else name
 
 
 def _evaluator_field(name: str) -> Callable[[SearchConfig], Any]:
@@ -547,7 +550,7 @@ STORED: dict[str, Callable[[SearchConfig], Any]] = {
         and c.strategy_options.get("preset", "paper") == "paper"
     ),
     "unshaped": lambda c: c.strategy_options.get("shaped") is False,
-    "dataset": _evaluator_field("dataset"),
+    "dataset": lambda c: c.evaluator.get("dataset") and _absolute_dataset(c.evaluator["dataset"]),
     "subset": _evaluator_field("subset"),
     "image_size": _evaluator_field("image_size"),
     "val_fraction": _evaluator_field("val_fraction"),
