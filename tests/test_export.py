@@ -105,6 +105,28 @@ def test_standalone_py_matches_the_trained_model(model_dir: Path, tmp_path: Path
     assert np.abs(got - expected(model_dir, x)).max() < TOLERANCE
 
 
+def test_a_digits_export_states_the_digits_scale(model_dir: Path, tmp_path: Path) -> None:
+    from sklearn.datasets import load_digits
+
+    out = tmp_path / "net.py"
+    assert cli.main(["export", str(model_dir), "--format", "py", "-o", str(out)]) == 0
+    assert "PIXEL_MAX = 16.0" in out.read_text()
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import net
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("net", None)
+    raw = torch.tensor(load_digits().images[:200], dtype=torch.float32).unsqueeze(1)  # 0..16
+    mean, std = torch.tensor(net.MEAN).view(1, -1, 1, 1), torch.tensor(net.STD).view(1, -1, 1, 1)
+    as_documented = net.load()((raw / net.PIXEL_MAX - mean) / std).argmax(1)
+    model = load(model_dir / "model.pt")
+    pixels = torch.round(raw * (255 / 16)).to(torch.uint8)  # what training saw
+    with torch.no_grad():
+        trained_on = model((pixels / 255 - mean) / std).argmax(1)
+    assert (as_documented == trained_on).float().mean() > 0.97
+
+
 def test_run_top_k_exports_the_initialised_network(tmp_path: Path, capsys) -> None:
     run = tmp_path / "run"
     shutil.copytree(FIXTURES / "v1_train", run)

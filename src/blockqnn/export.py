@@ -9,7 +9,7 @@ The standalone ``.py`` file is generated from the network's ``torch.fx`` graph: 
 ``torch.nn.Module`` whose leaf layers are plain ``torch.nn`` modules constructed from
 their settings, and whose ``forward`` is the traced graph. Its weights go beside it as a
 plain ``state_dict`` (``net.py`` -> ``net.pt``); ``net.load()`` returns the module with
-them, in eval mode. Inputs are normalised images ``(x / 255 - MEAN) / STD`` in NCHW
+them, in eval mode. Inputs are normalised images ``(x / PIXEL_MAX - MEAN) / STD`` in NCHW
 layout, for every format.
 """
 
@@ -58,6 +58,9 @@ class ModelInfo:
     mean: tuple[float, ...]  #: per-channel input normalisation
     std: tuple[float, ...]
     trained: bool  #: False for a freshly (He-) initialised network
+    #: the brightest pixel of the dataset's own scale: inputs are ``(x / pixel_max - mean) /
+    #: std`` (255; 16 for scikit-learn's digits, whose values are 0..16)
+    pixel_max: float = 255.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible dict."""
@@ -67,6 +70,7 @@ class ModelInfo:
             "classes": list(self.classes),
             "mean": list(self.mean),
             "std": list(self.std),
+            "pixel_max": self.pixel_max,
             "trained": self.trained,
         }
 
@@ -195,6 +199,7 @@ def python_source(network: nn.Module, info: ModelInfo) -> tuple[str, dict[str, t
         classes=repr(tuple(info.classes)),
         mean=repr(tuple(info.mean)),
         std=repr(tuple(info.std)),
+        pixel_max=info.pixel_max,
         shape=(1, info.in_channels, info.image_size, info.image_size),
         trained="" if info.trained else _UNTRAINED,
         is_trained=info.trained,
@@ -292,7 +297,8 @@ _TEMPLATE = '''"""A network found by BlockQNN, exported as plain PyTorch (no blo
 
 Block: {codes}
 Input: float32 images of shape (N, C, H, W) = {shape} (any N), normalised per channel
-as (pixels / 255 - MEAN) / STD. Output: logits over CLASSES.
+as (pixels / PIXEL_MAX - MEAN) / STD, pixels on their dataset's own scale (0..PIXEL_MAX).
+Output: logits over CLASSES.
 {trained}
 Usage::
 
@@ -312,6 +318,7 @@ INPUT_SHAPE = {shape}
 CLASSES = {classes}
 MEAN = {mean}
 STD = {std}
+PIXEL_MAX = {pixel_max!r}
 WEIGHTS = Path(__file__).with_suffix(".pt")
 
 

@@ -104,6 +104,7 @@ def _from_model(path: Path):
         network.mean,
         network.std,
         trained=True,
+        pixel_max=network.pixel_max,
     )
     return network, info
 
@@ -138,5 +139,6 @@ def _from_run(run_dir: str, candidate, config):
         tuple(data.mean),
         tuple(data.std),
         trained=False,
+        pixel_max=data.pixel_max,
     )
     return network, info
