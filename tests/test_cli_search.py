@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from blockqnn import cli, nsc
-from blockqnn.cli import search as search_cli
+from blockqnn.cli._search_args import run_options
 from blockqnn.config import DEFAULT_EVALUATIONS, PAPER_EVALUATIONS, SearchConfig, make_space
 from blockqnn.evaluation import Result
 from blockqnn.execution import InlineExecutor, Outcome, ProcessExecutor
@@ -244,9 +244,9 @@ def test_default_budget_suits_a_cpu(tmp_path):
 
 def test_paper_implies_the_papers_budget(tmp_path):
     args = build_search_args([*NB201, "--paper", "--run-dir", str(tmp_path / "r")])
-    assert search_cli.config_from_args(args).evaluations == PAPER_EVALUATIONS
+    assert run_options(args).config().evaluations == PAPER_EVALUATIONS
     args = build_search_args([*NB201, "--paper", "--evaluations", "9", "--run-dir", "r"])
-    assert search_cli.config_from_args(args).evaluations == 9
+    assert run_options(args).config().evaluations == 9
 
 
 # --- 5. retries: restarts are not attempts; a stalled worker times out ---------------------

@@ -316,9 +316,9 @@ def test_paper_switch_and_defaults_are_stored(tmp_path):
 
 def test_paper_switch_without_a_budget_is_the_papers_search():
     from blockqnn.cli import build_parser
-    from blockqnn.cli.search import config_from_args
+    from blockqnn.cli._search_args import run_options
 
     args = build_parser().parse_args(["search", "--run-dir", "r", "--paper"])
-    config = config_from_args(args)
+    config = run_options(args).config()
     assert (config.evaluations, config.batch) == (178 * 64, 64)
     assert config.strategy_options == {"preset": "paper"}

@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 DB_NAME = "run.db"
 #: The reward told to the strategy for a candidate over a constraint (percent points).
 PENALTY = 0.0
+#: The states of a candidate whose evaluation has ended.
+_FINAL = (CandidateState.COMPLETE, CandidateState.FAILED)
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,13 @@ def tell_duplicate(strategy: Strategy, config: SearchConfig, arch: Hashable, rew
 
 
 class Search:
-    """Drives one run to its budget. Not thread-safe; one instance per run at a time."""
+    """Drives one run to its budget. Not thread-safe; one instance per run at a time.
+
+    ``progress`` is called with a :class:`Progress` snapshot about once a second;
+    ``on_result(search, cid)`` after each candidate that finished (complete or failed; not a
+    reused duplicate, nor a rung after which the candidate trains on). Either may call
+    :meth:`stop`.
+    """
 
     def __init__(
         self,
@@ -136,8 +144,11 @@ class Search:
         config: SearchConfig,
         executor: Executor,
         progress: Callable[[Progress], None] | None = None,
+        on_result: Callable[[Search, int], None] | None = None,
     ) -> None:
         self.store, self.config, self.executor = store, config, executor
+        self.on_result = on_result
+        self.stopped = False
         self.space = make_space(config)
         self.strategy = make_run_strategy(config, self.space, store)
         self.progress = progress
@@ -148,8 +159,15 @@ class Search:
         self._started = time.monotonic()
         self._done_at_start = 0
 
+    def stop(self) -> None:
+        """End the search cleanly: nothing more is proposed, the evaluations in flight run
+        to their end and are saved, then :meth:`run` returns (the run's status is
+        ``stopped``; resuming it continues to the budget)."""
+        self.stopped = True
+
     def run(self) -> dict[str, int]:
-        """Run until every budgeted candidate is complete or failed; returns the counts.
+        """Run until every budgeted candidate is complete or failed, or until :meth:`stop`;
+        returns the counts.
 
         Exceptions (Ctrl-C, a lost cluster) propagate after the executor is closed; the
         store already holds everything finished, so ``--resume`` continues the run.
@@ -162,6 +180,7 @@ class Search:
             while self._fill() or self._inflight:
                 for outcome in self.executor.wait(timeout=1.0):
                     self._collect(outcome)
+                    self._finished(outcome.cid)
                 self._report()
             self._report()
         except BaseException:
@@ -169,8 +188,13 @@ class Search:
             raise
         finally:
             self.executor.close()
-        self.store.set_meta("status", "finished")
+        self.store.set_meta("status", "stopped" if self.stopped else "finished")
         return self.store.counts()
+
+    def _finished(self, cid: int) -> None:
+        """Call ``on_result`` if candidate ``cid`` has finished."""
+        if self.on_result is not None and self.store.get(cid).state in _FINAL:
+            self.on_result(self, cid)
 
     def _free(self) -> int:
         """Reused candidates that do not count against the budget."""
@@ -186,6 +210,8 @@ class Search:
         """Propose candidates while a slot is free and budget remains; False when the
         budget is fully proposed (or the space holds nothing new)."""
         while len(self._inflight) < self.executor.slots:
+            if self.stopped:
+                return False
             spent = sum(self.store.counts().values()) - self._free()
             if spent >= self.config.evaluations or self._exhausted:
                 return False
