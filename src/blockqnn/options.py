@@ -89,6 +89,7 @@ class RunOptions:
     device: str | None = None
     amp: bool = False
     threads: int | None = None
+    trainer: str | None = None
     # multi-fidelity evaluation
     rungs: str | list[float] | None = None
     eta: float | None = None
@@ -244,6 +245,7 @@ class RunOptions:
                 amp=self.amp,
                 device=self.value("device"),
                 limits=self.constraints(),
+                trainer=self.trainer,
             )
         except ValueError as exc:
             raise OptionError(str(exc)) from None

@@ -58,6 +58,7 @@ STORED: dict[str, Callable[[SearchConfig], Any]] = {
     "device": _evaluator_field("device"),
     "amp": _evaluator_field("amp"),
     "threads": _evaluator_field("threads"),
+    "trainer": _evaluator_field("trainer"),
     "table": _evaluator_field("table"),
     "reward_column": _evaluator_field("reward_column"),
     "test_column": _evaluator_field("test_column"),

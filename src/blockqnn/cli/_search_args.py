@@ -208,6 +208,12 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         type=positive_int,
         help=f"torch threads per worker, stored with the run {_default('threads')}",
     )
+    g.add_argument(
+        "--trainer",
+        metavar="MODULE:QUALNAME",
+        help="your own training function instead of the recipe's, called in the workers as"
+        " train(network, budget) and returning the accuracy (see the README's Python section)",
+    )
     x = p.add_argument_group("execution (may change on --resume)")
     x.add_argument(
         "--workers",

@@ -10,7 +10,6 @@ He-initialised network is exported and the command says so) or ``MODEL_DIR``, wh
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -96,12 +95,8 @@ def _from_model(path: Path):
 def _from_run(run_dir: str, rank: int):
     """The He-initialised network of a run's ``rank``-th block, with the settings and the
     number of blocks per stage it was evaluated with (the dataset gives the shapes)."""
-    import torch
-
-    from blockqnn.config import make_evaluator
     from blockqnn.export import ModelInfo
-    from blockqnn.model import build
-    from blockqnn.train.evaluator import data_shape
+    from blockqnn.train.evaluator import searched_network
 
     candidate, config = ranked_candidate(run_dir, rank)
     if config.space != "nsc":
@@ -109,12 +104,7 @@ def _from_run(run_dir: str, rank: int):
             f"{run_dir} searched the {config.space!r} space: a table look-up has no network"
             " to export (--format json exports its ranking)"
         )
-    evaluator = make_evaluator(config)
-    data = evaluator.load_data()
-    network_config = evaluator.network_config(**data_shape(data))
-    repeats = candidate.extra.get("repeats", network_config.repeats)
-    torch.manual_seed(config.seed)
-    network = build(candidate.arch, dataclasses.replace(network_config, repeats=repeats))
+    network, data = searched_network(config, candidate)
     info = ModelInfo(
         network.codes,
         data.channels,
