@@ -38,7 +38,8 @@ def main(run_dir: str = "runs/py-torch", evaluations: int = 20) -> None:
         repeats=1, widths=(16, 32, 64),
     )  # fmt: skip
     run.search(workers=2)
-    print(run.to_dataframe().sort_values("reward", ascending=False).head())
+    frame = run.to_dataframe().sort_values("reward", ascending=False)
+    print(frame[["state", "reward", "params", "arch"]].head().to_string())
 
 
 if __name__ == "__main__":
