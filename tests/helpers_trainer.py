@@ -1,5 +1,5 @@
-"""Training functions for the API tests; a module of their own so spawned workers import
-them by their import path (``tests.helpers_trainer:NAME``)."""
+"""Training functions (and an evaluator factory) for the API tests; a module of their own
+so spawned workers import them by their import path (``tests.helpers_trainer:NAME``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from blockqnn.tabular import TabularEvaluator
 from blockqnn.train import Budget
 
 
@@ -52,3 +53,8 @@ class Constant:
     def __call__(self, network: torch.nn.Module, budget: Budget) -> float:
         self.calls += 1
         return 40.0 + self.calls
+
+
+def table_evaluator(options: dict) -> TabularEvaluator:
+    """An evaluator factory named by its import path as a run's evaluator kind."""
+    return TabularEvaluator(**options)

@@ -217,3 +217,16 @@ def test_a_command_line_run_is_opened_and_continued_from_python(tmp_path, monkey
     assert run.best(1)[0].reward == max(c.reward for c in run.candidates() if c.reward)
     with pytest.raises(OptionError, match="no network"):
         run.model("top1")
+
+
+def test_an_evaluator_kind_may_be_an_import_path(tmp_path, capsys):
+    from blockqnn.config import SearchConfig
+    from blockqnn.search import create_run
+
+    kind = "tests.helpers_trainer:table_evaluator"
+    evaluator = {"kind": kind, "table": str(TABLE), "reward_column": "valid-accuracy"}
+    config = SearchConfig(space="nb201", evaluations=6, batch=2, evaluator=evaluator)
+    create_run(tmp_path / "run", config).close()
+    argv = ["search", "--run-dir", str(tmp_path / "run"), "--resume", "--no-progress"]
+    assert cli.main(argv) == 0
+    assert "6 evaluations of a budget of 6 (6 complete" in capsys.readouterr().out
