@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from blockqnn import cli, nsc
-from blockqnn.cli import search as search_cli
+from blockqnn.cli._search_args import run_options
 from blockqnn.config import DEFAULT_EVALUATIONS, PAPER_EVALUATIONS, SearchConfig, make_space
 from blockqnn.evaluation import Result, format_metric
 from blockqnn.execution import InlineExecutor, Outcome, ProcessExecutor
@@ -246,9 +246,9 @@ def test_default_budget_suits_a_cpu(tmp_path):
 
 def test_paper_implies_the_papers_budget(tmp_path):
     args = build_search_args([*NB201, "--paper", "--run-dir", str(tmp_path / "r")])
-    assert search_cli.config_from_args(args).evaluations == PAPER_EVALUATIONS
+    assert run_options(args).config().evaluations == PAPER_EVALUATIONS
     args = build_search_args([*NB201, "--paper", "--evaluations", "9", "--run-dir", "r"])
-    assert search_cli.config_from_args(args).evaluations == 9
+    assert run_options(args).config().evaluations == 9
 
 
 # --- 5. retries: restarts are not attempts; a stalled worker times out ---------------------
@@ -400,7 +400,7 @@ def test_the_end_of_a_search_prints_a_summary(tmp_path, capsys):
 
 
 def test_the_next_commands_are_the_readmes():
-    from blockqnn.cli.search import next_commands
+    from blockqnn.summary import next_commands
 
     readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
     for command in next_commands("runs/demo", SearchConfig(evaluator={"kind": "train"}), True):
@@ -417,10 +417,10 @@ def test_every_search_option_has_help():
 def test_dataset_names_compare_in_any_case_on_resume(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     parse = cli.build_parser().parse_args
-    stored = search_cli.config_from_args(parse(["search", "--run-dir", "r", "--dataset", "digits"]))
+    from blockqnn.resume import conflicts
+
+    stored = run_options(parse(["search", "--run-dir", "r", "--dataset", "digits"])).config()
     upper = parse(["search", "--run-dir", "r", "--resume", "--dataset", " DIGITS"])
-    assert search_cli.conflicts(upper, stored) == []
-    folder = parse(["search", "--run-dir", "r", "--dataset", "ImageFolder:pics"])
-    assert (
-        search_cli.config_from_args(folder).evaluator["dataset"] == f"imagefolder:{tmp_path}/pics"
-    )
+    assert conflicts(run_options(upper), stored) == []
+    folder = run_options(parse(["search", "--run-dir", "r", "--dataset", "ImageFolder:pics"]))
+    assert folder.config().evaluator["dataset"] == f"imagefolder:{tmp_path}/pics"

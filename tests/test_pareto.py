@@ -163,7 +163,7 @@ def test_cheap_constraints_fail_before_training(tmp_path) -> None:
 
 
 def test_cli_constraint_options(tmp_path) -> None:
-    from blockqnn.cli.search import config_from_args
+    from blockqnn.cli._search_args import run_options
 
     parser = cli.build_parser()
     args = parser.parse_args([
@@ -171,7 +171,7 @@ def test_cli_constraint_options(tmp_path) -> None:
         "--max-latency-ms", "3", "--objectives", "accuracy,latency",
         "--reward-term", "latency_ms=2", "--reward-term", "params=0.5:1e5",
     ])  # fmt: skip
-    config = config_from_args(args)
+    config = run_options(args).config()
     assert config.constraints == {"flops": 0.5, "latency_ms": 3.0}
     assert config.evaluator["limits"] == config.constraints
     assert config.objectives == ["accuracy", "latency"]

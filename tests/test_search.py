@@ -316,25 +316,25 @@ def test_paper_switch_and_defaults_are_stored(tmp_path):
 
 def test_paper_switch_without_a_budget_is_the_papers_search():
     from blockqnn.cli import build_parser
-    from blockqnn.cli.search import config_from_args
+    from blockqnn.cli._search_args import run_options
 
     args = build_parser().parse_args(["search", "--run-dir", "r", "--paper"])
-    config = config_from_args(args)
+    config = run_options(args).config()
     assert (config.evaluations, config.batch) == (178 * 64, 64)
     assert config.strategy_options == {"preset": "paper"}
     assert config.evaluator["recipe"] == "paper"  # the paper's 12-epoch early stop too
     given = build_parser().parse_args(
         ["search", "--run-dir", "r", "--paper", "--fidelity", "proxy"]
     )
-    assert config_from_args(given).evaluator["recipe"] == "proxy"  # an option given overrides
+    assert run_options(given).config().evaluator["recipe"] == "proxy"  # given: it overrides
 
 
 def test_a_budget_inside_the_exploration_stage_warns(tmp_path, caplog):
     from blockqnn.cli import build_parser
-    from blockqnn.cli.search import config_from_args
+    from blockqnn.cli._search_args import run_options
 
     args = ["search", "--run-dir", "r", "--paper", "--evaluations", "16"]
-    with create_run(tmp_path / "paper16", config_from_args(build_parser().parse_args(args))):
+    with create_run(tmp_path / "paper16", run_options(build_parser().parse_args(args)).config()):
         pass
     assert "lies wholly in the exploration stage (epsilon 1)" in caplog.text
     assert "pure random search" in caplog.text

@@ -52,6 +52,8 @@ logger = logging.getLogger(__name__)
 DB_NAME = "run.db"
 #: The reward told to the strategy for a candidate over a constraint (percent points).
 PENALTY = 0.0
+#: The states of a candidate whose evaluation has ended.
+_FINAL = (CandidateState.COMPLETE, CandidateState.FAILED)
 
 
 @dataclass(frozen=True)
@@ -213,7 +215,13 @@ def tell_duplicate(
 
 
 class Search:
-    """Drives one run to its budget. Not thread-safe; one instance per run at a time."""
+    """Drives one run to its budget. Not thread-safe; one instance per run at a time.
+
+    ``progress`` is called with a :class:`Progress` snapshot about once a second;
+    ``on_result(search, cid)`` after each candidate that finished (complete or failed; not a
+    reused duplicate, nor a rung after which the candidate trains on). Either may call
+    :meth:`stop`.
+    """
 
     def __init__(
         self,
@@ -221,8 +229,11 @@ class Search:
         config: SearchConfig,
         executor: Executor,
         progress: Callable[[Progress], None] | None = None,
+        on_result: Callable[[Search, int], None] | None = None,
     ) -> None:
         self.store, self.config, self.executor = store, config, executor
+        self.on_result = on_result
+        self.stopped = False
         self.space = make_space(config)
         self.strategy = make_run_strategy(config, self.space, store)
         self.progress = progress
@@ -235,8 +246,15 @@ class Search:
         self._started = time.monotonic()
         self._done_at_start = 0
 
+    def stop(self) -> None:
+        """End the search cleanly: nothing more is proposed, the evaluations in flight run
+        to their end and are saved, then :meth:`run` returns (the run's status is
+        ``stopped``; resuming it continues to the budget)."""
+        self.stopped = True
+
     def run(self) -> dict[str, int]:
-        """Run until every budgeted candidate is complete or failed; returns the counts.
+        """Run until every budgeted candidate is complete or failed, or until :meth:`stop`;
+        returns the counts.
 
         Exceptions (Ctrl-C, a lost cluster) propagate after the executor is closed; the
         store already holds everything finished, so ``--resume`` continues the run.
@@ -252,6 +270,7 @@ class Search:
             while self._fill() or self._inflight:
                 for outcome in self.executor.wait(timeout=1.0):
                     self._collect(outcome)
+                    self._finished(outcome.cid)
                 self._report()
             self._report()
         except BaseException:
@@ -259,8 +278,13 @@ class Search:
             raise
         finally:
             self.executor.close()
-        self.store.set_meta("status", "finished")
+        self.store.set_meta("status", "stopped" if self.stopped else "finished")
         return self.store.counts()
+
+    def _finished(self, cid: int) -> None:
+        """Call ``on_result`` if candidate ``cid`` has finished."""
+        if self.on_result is not None and self.store.get(cid).state in _FINAL:
+            self.on_result(self, cid)
 
     def _done(self) -> int:
         """Candidates finished that count against the budget."""
@@ -270,9 +294,9 @@ class Search:
         """Propose candidates while a slot is free and budget remains; False when the
         budget is fully proposed (or the space holds nothing new)."""
         while len(self._inflight) < self.executor.slots:
-            if Spending.of(self.store, self.config).spent >= self.config.evaluations:
+            if self.stopped or self._exhausted:
                 return False
-            if self._exhausted:
+            if Spending.of(self.store, self.config).spent >= self.config.evaluations:
                 return False
             self._propose()
         return True
@@ -315,7 +339,7 @@ class Search:
         for _, arch in self._waiting.pop(cid, []):
             tell_duplicate(self.strategy, self.config, arch, reward, late=True)
 
-    def _finished(self, cid: int, arch: Hashable, failed: bool) -> None:
+    def _settled(self, cid: int, arch: Hashable, failed: bool) -> None:
         """Candidate ``cid`` is final: it is no longer in flight; when it ``failed``, the
         first proposal waiting for it is trained instead (the store released it) and the
         others wait for that one."""
@@ -352,7 +376,7 @@ class Search:
             self.store.fail(outcome.cid, outcome.error or "failed")
         if outcome.cid not in self._inflight:  # not promoted to a further rung
             final = self.store.get(outcome.cid).state
-            self._finished(outcome.cid, arch, final == CandidateState.FAILED)
+            self._settled(outcome.cid, arch, final == CandidateState.FAILED)
 
     def _complete(self, outcome: Outcome, arch: Hashable) -> None:
         result = outcome.result

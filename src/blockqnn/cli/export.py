@@ -10,7 +10,6 @@ or ``MODEL_DIR``, what ``blockqnn train --out`` wrote (its ``model.pt``, trained
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -113,24 +112,15 @@ def _from_run(run_dir: str, candidate, config):
     """The He-initialised network of a run's ``candidate`` (of the run's ``config``), with
     the settings and the number of blocks per stage it was evaluated with (the dataset gives
     the shapes)."""
-    import torch
-
-    from blockqnn.config import make_evaluator
     from blockqnn.export import ModelInfo
-    from blockqnn.model import build
-    from blockqnn.train.evaluator import data_shape
+    from blockqnn.train.evaluator import searched_network
 
     if config.space != "nsc":
         raise UsageError(
             f"{run_dir} searched the {config.space!r} space: a table look-up has no network"
             " to export (--format json exports its ranking)"
         )
-    evaluator = make_evaluator(config)
-    data = evaluator.load_data()
-    network_config = evaluator.network_config(**data_shape(data))
-    repeats = candidate.extra.get("repeats", network_config.repeats)
-    torch.manual_seed(config.seed)
-    network = build(candidate.arch, dataclasses.replace(network_config, repeats=repeats))
+    network, data = searched_network(config, candidate)
     info = ModelInfo(
         network.codes,
         data.channels,
