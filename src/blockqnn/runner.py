@@ -27,6 +27,7 @@ from blockqnn.preflight import SetupError, check_evaluator
 from blockqnn.resume import check_resume
 from blockqnn.rundir import check_new_run_dir, check_run, locked, new_run_dir
 from blockqnn.search import Progress, Search, create_run, new_strategy, open_run
+from blockqnn.store import RunStore
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ def _executor(config: SearchConfig, execution: ExecutorSpec) -> Iterator[Executo
         yield executor
 
 
-def _search(store, config: SearchConfig, executor: Executor, hooks: Hooks) -> Session:
+def _search(store: RunStore, config: SearchConfig, executor: Executor, hooks: Hooks) -> Session:
     started = time.monotonic()
     search = Search(store, config, executor, progress=hooks.progress, on_result=hooks.on_result)
     search.run()

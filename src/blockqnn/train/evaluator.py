@@ -359,9 +359,9 @@ def searched_network(config: Any, candidate: Any) -> tuple[torch.nn.Module, Data
     """The He-initialised network of a search run's candidate (a ``SearchConfig`` of a
     training run and a stored ``Candidate``), with the number of blocks per stage it was
     evaluated with, seeded by the run's seed; and the run's dataset, which gives the
-    shapes."""
+    shapes. A training function of the run is not needed (nor imported) here."""
     evaluator = TrainingEvaluator.from_dict(
-        {k: v for k, v in config.evaluator.items() if k != "kind"}
+        {k: v for k, v in config.evaluator.items() if k not in ("kind", "trainer")}
     )
     data = evaluator.load_data()
     network_config = evaluator.network_config(**data_shape(data))
