@@ -120,6 +120,8 @@ class NB201Space:
     """
 
     name = "nb201"
+    #: distinct architectures (canonical keys): every cell is its own key
+    distinct = len(OPS) ** NUM_EDGES
 
     def initial_state(self) -> State:
         return (0, None)

@@ -37,8 +37,8 @@ from blockqnn.evaluation import CONSTRAINT_PREFIX, ConstraintViolation, Result, 
 from blockqnn.execution.base import Executor, Outcome
 from blockqnn.fidelity import Fate, Ladder
 from blockqnn.reward import reward_of
-from blockqnn.space import Space
-from blockqnn.store import CandidateState, RungResult, RunStore, StoreError
+from blockqnn.space import Space, distinct
+from blockqnn.store import LOGS_KEY, CandidateState, RungResult, RunStore, StoreError
 from blockqnn.strategies import Strategy, make_strategy
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,9 @@ def create_run(run_dir: str | Path, config: SearchConfig) -> RunStore:
     The configuration is checked first (space, strategy and its options), so a bad option
     never leaves a run directory behind.
     """
-    new_strategy(config, make_space(config))
+    space = make_space(config)
+    check_budget(config, space)
+    new_strategy(config, space)
     store = RunStore.create(Path(run_dir) / DB_NAME, config.to_dict())
     store.set_meta("status", "created")
     return store
@@ -84,6 +86,20 @@ def open_run(run_dir: str | Path) -> tuple[RunStore, SearchConfig]:
     except ConfigError as exc:
         store.close()
         raise ConfigError(f"{path}: stored configuration: {exc}") from exc
+
+
+def check_budget(config: SearchConfig, space: Space) -> None:
+    """ConfigError when the budget buys more trainings than ``space`` has distinct
+    architectures (each is trained once unless duplicates count or are trained again)."""
+    count = distinct(space)
+    if count is None or not config.dedupe or config.count_duplicates:
+        return
+    if config.evaluations > count:
+        raise ConfigError(
+            f"invalid evaluations: {config.evaluations:,} exceed the {count:,} distinct "
+            f"architectures of the {space.name} space (each is trained once; "
+            "--count-duplicates or --no-dedupe allow more)"
+        )
 
 
 def new_strategy(config: SearchConfig, space: Space) -> Strategy:
@@ -107,7 +123,7 @@ def make_run_strategy(config: SearchConfig, space: Space, store: RunStore) -> St
     strategy = new_strategy(config, space)
     saved = store.agent_state() or {"strategy": None, "proposals": 0}
     if saved["strategy"] is not None:
-        strategy.load_state_dict(saved["strategy"])
+        strategy.load_state_dict({**saved["strategy"], **saved.get(LOGS_KEY, {})})
     for candidate in store.candidates()[saved["proposals"] :]:
         arch = strategy.ask()
         again = space.format(arch)
@@ -125,6 +141,41 @@ def tell_duplicate(strategy: Strategy, config: SearchConfig, arch: Hashable, rew
     """Answer a re-proposal with its stored reward (an evaluation only if the run counts
     duplicates)."""
     strategy.tell(arch, reward, duplicate=not config.count_duplicates)
+
+
+@dataclass
+class Tally:
+    """The run's counts the loop needs, kept as it changes the store (O(1) per proposal
+    and result instead of a count over every row)."""
+
+    proposals: int  #: candidates stored (every state, reused ones included)
+    finished: int  #: COMPLETE or FAILED, reused ones included
+    reused: int  #: isomorphic duplicates answered from a stored result
+    best: float | None  #: best measured reward
+
+    @classmethod
+    def of(cls, store: RunStore) -> Tally:
+        """The counts of ``store`` as they are now (one read of the whole table)."""
+        counts = store.counts()
+        best = store.top(1)
+        return cls(
+            proposals=sum(counts.values()),
+            finished=counts[CandidateState.COMPLETE.value] + counts[CandidateState.FAILED.value],
+            reused=store.count_reused(),
+            best=best[0].reward if best else None,
+        )
+
+    def proposed(self, reused: bool = False) -> None:
+        """One candidate stored (a reused one is finished at once)."""
+        self.proposals += 1
+        self.reused += reused
+        self.finished += reused
+
+    def finished_one(self, reward: float | None = None) -> None:
+        """One candidate became final, with its measured ``reward`` if any."""
+        self.finished += 1
+        if reward is not None and (self.best is None or reward > self.best):
+            self.best = reward
 
 
 class Search:
@@ -146,6 +197,7 @@ class Search:
         self._inflight: dict[int, Hashable] = {}
         self._exhausted = False
         self._started = time.monotonic()
+        self._tally = Tally.of(store)
         self._done_at_start = 0
 
     def run(self) -> dict[str, int]:
@@ -174,19 +226,17 @@ class Search:
 
     def _free(self) -> int:
         """Reused candidates that do not count against the budget."""
-        return 0 if self.config.count_duplicates else self.store.count_reused()
+        return 0 if self.config.count_duplicates else self._tally.reused
 
     def _done(self) -> int:
         """Candidates finished that count against the budget."""
-        counts = self.store.counts()
-        finished = counts[CandidateState.COMPLETE.value] + counts[CandidateState.FAILED.value]
-        return finished - self._free()
+        return self._tally.finished - self._free()
 
     def _fill(self) -> bool:
         """Propose candidates while a slot is free and budget remains; False when the
         budget is fully proposed (or the space holds nothing new)."""
         while len(self._inflight) < self.executor.slots:
-            spent = sum(self.store.counts().values()) - self._free()
+            spent = self._tally.proposals - self._free()
             if spent >= self.config.evaluations or self._exhausted:
                 return False
             self._propose()
@@ -200,6 +250,7 @@ class Search:
         if source is not None and source.told is not None:
             tell_duplicate(self.strategy, self.config, arch, source.told)
             self.store.add_reused(text, key, iteration, epsilon, source.id, source.reward, None)
+            self._tally.proposed(reused=True)
             logger.debug("candidate reuses #%d (isomorphic): reward %.3f", source.id, source.told)
             self._exhausted = self.strategy.repeats >= 2 * self.strategy.max_repeats
             if self._exhausted:
@@ -211,6 +262,7 @@ class Search:
                 )
             return
         cid = self.store.add_candidate(text, key, iteration, epsilon, None)
+        self._tally.proposed()
         self._submit(cid, text)
 
     def _submit(self, cid: int, text: str) -> None:
@@ -236,7 +288,7 @@ class Search:
             self._submit(outcome.cid, self.space.format(arch))
         else:
             logger.warning("candidate #%d failed: %s", outcome.cid, outcome.error)
-            self.store.fail(outcome.cid, outcome.error or "failed")
+            self._fail(outcome.cid, outcome.error or "failed")
 
     def _complete(self, outcome: Outcome, arch: Hashable) -> None:
         result = outcome.result
@@ -247,16 +299,17 @@ class Search:
             self._reject(outcome.cid, arch, str(exc))
             return
         except ValueError as exc:
-            self.store.fail(outcome.cid, f"no reward: {exc}")
+            self._fail(outcome.cid, f"no reward: {exc}")
             return
         if not math.isfinite(value):
-            self.store.fail(outcome.cid, f"non-finite reward {value}")
+            self._fail(outcome.cid, f"non-finite reward {value}")
             return
         if self.ladder is not None:
             self._climb(outcome.cid, arch, result, value)
             return
         self.strategy.tell(arch, value)
         self.store.complete(outcome.cid, result, value, self._state())
+        self._tally.finished_one(value)
         logger.info("candidate #%d: accuracy %.2f reward %.3f", outcome.cid, result.accuracy, value)
 
     def _climb(self, cid: int, arch: Hashable, result: Result, value: float) -> None:
@@ -271,11 +324,13 @@ class Search:
         elif fate is Fate.MEASURED:
             self.strategy.tell(arch, value)
             self.store.complete(cid, result, value, self._state(), rung=(rung, budget))
+            self._tally.finished_one(value)
         else:
             accuracy, estimate = self.ladder.estimate(measured)
             self.strategy.tell(arch, estimate)
             guess = {"rung": rung, "accuracy": accuracy, "reward": estimate}
             self.store.stop(cid, rung, budget, result, value, guess, self._state())
+            self._tally.finished_one()
         self.ladder.record(measured)
         logger.info(
             "candidate #%d rung %d: accuracy %.2f, %s", cid, rung, result.accuracy, fate.value
@@ -296,13 +351,19 @@ class Search:
         exception class)."""
         reason = reason[reason.index(CONSTRAINT_PREFIX) :]
         self.strategy.tell(arch, PENALTY)
-        self.store.fail(cid, reason, self._state())
+        self._fail(cid, reason, self._state())
         logger.info("candidate #%d: %s", cid, reason)
 
+    def _fail(self, cid: int, error: str, agent_state: dict | None = None) -> None:
+        self.store.fail(cid, error, agent_state)
+        self._tally.finished_one()
+
     def _state(self) -> dict:
-        """What is saved with a result: the strategy and the proposals it has made."""
-        proposals = sum(self.store.counts().values())
-        return {"strategy": self.strategy.state_dict(), "proposals": proposals}
+        """What is saved with a result: the strategy (its append-only logs apart, which the
+        store saves item by item) and the proposals it has made."""
+        state = self.strategy.state_dict()
+        logs = {name: state.pop(name) for name in self.strategy.logs}
+        return {"strategy": state, "proposals": self._tally.proposals, LOGS_KEY: logs}
 
     def _report(self) -> None:
         if self.progress is None:
@@ -315,14 +376,13 @@ class Search:
         elapsed = time.monotonic() - self._started
         rate = (done - self._done_at_start) / elapsed if elapsed > 0 else 0.0
         remaining = self.config.evaluations - done
-        best = self.store.top(1)
         return Progress(
             iteration=done // self.config.batch,
             epsilon=self.strategy.epsilon,
             done=done,
             total=self.config.evaluations,
             running=len(self._inflight),
-            best_reward=best[0].reward if best else None,
+            best_reward=self._tally.best,
             elapsed_s=elapsed,
             eta_s=remaining / rate if rate > 0 else None,
         )
