@@ -275,7 +275,7 @@ class Search:
         if self.ladder is None:
             self.executor.submit(cid, text)
         else:
-            self.executor.submit(cid, text, self.ladder.step(cid, str(self._weights(cid))))
+            self.executor.submit(cid, text, self.ladder.step(cid, self.store.rung_state(cid)))
 
     def _collect(self, outcome: Outcome) -> None:
         arch = self._inflight.pop(outcome.cid)
@@ -320,7 +320,7 @@ class Search:
         measured = RungResult(cid, rung, budget, result.accuracy, value)
         fate = self.ladder.decide(rung, value)
         if fate is Fate.PROMOTED:
-            self.store.record_rung(cid, rung, budget, result, value)
+            self.store.record_rung(cid, rung, budget, result, value)  # and its state
         elif fate is Fate.MEASURED:
             self.strategy.tell(arch, value)
             self.store.complete(cid, result, value, self._state(), rung=(rung, budget))
@@ -337,12 +337,6 @@ class Search:
         )
         if fate is Fate.PROMOTED:
             self._send(cid, self.space.format(arch))
-        else:
-            self._weights(cid).unlink(missing_ok=True)
-
-    def _weights(self, cid: int) -> Path:
-        """Where the evaluator keeps candidate ``cid``'s weights between rungs."""
-        return self.store.path.parent / "weights" / f"{cid}.pt"
 
     def _reject(self, cid: int, arch: Hashable, reason: str) -> None:
         """Fail a candidate over a constraint, telling the strategy :data:`PENALTY` so that

@@ -80,6 +80,10 @@ _RUNG_TABLES = (
         val_loss REAL,
         PRIMARY KEY (cid, epoch)
     ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS rung_states (
+        cid INTEGER PRIMARY KEY REFERENCES candidates (id),
+        state BLOB NOT NULL  -- what the candidate's next rung continues from
+    )""",
     """CREATE TABLE IF NOT EXISTS agent_log (
         name TEXT NOT NULL,
         idx INTEGER NOT NULL,
@@ -437,19 +441,33 @@ class RunStore:
                 (*values, float(reward), extra_text, time.time(), cid),
             )
             self._check_changed(conn, cursor, cid, "complete")
+            conn.execute("DELETE FROM rung_states WHERE cid = ?", (cid,))
             self._save_agent(conn, state)
 
     def record_rung(
         self, cid: int, rung: int, budget: float, result: Result, reward: float
     ) -> None:
-        """Store a promoted candidate's result at ``rung`` (its budget ``budget``) and the
-        reward measured there; the candidate stays RUNNING, to continue at the next rung.
+        """Store a promoted candidate's result at ``rung`` (its budget ``budget``), the
+        reward measured there and the state it continues from (``result.state``: see
+        :meth:`rung_state`); the candidate stays RUNNING, to continue at the next rung.
 
         Raises :class:`StoreError` (writing nothing) unless the candidate is PENDING/RUNNING.
         """
         with self._write() as conn:
             self._check_unfinished(conn, cid, "record a rung of")
             _insert_rung(conn, cid, rung, budget, result, reward)
+            conn.execute("DELETE FROM rung_states WHERE cid = ?", (cid,))
+            if result.state is not None:
+                conn.execute(
+                    "INSERT INTO rung_states (cid, state) VALUES (?, ?)", (cid, result.state)
+                )
+
+    def rung_state(self, cid: int) -> bytes | None:
+        """The state candidate ``cid``'s next rung continues from (what its last promoted
+        rung's evaluation returned), or None. It is kept until the candidate is final."""
+        with self._read(buffered=False) as conn:
+            row = conn.execute("SELECT state FROM rung_states WHERE cid = ?", (cid,)).fetchone()
+        return None if row is None else bytes(row[0])
 
     def stop(
         self,
@@ -473,6 +491,7 @@ class RunStore:
         state = self._agent_rows(agent_state)
         with self._write() as conn:
             self._check_unfinished(conn, cid, "stop")
+            conn.execute("DELETE FROM rung_states WHERE cid = ?", (cid,))
             _insert_rung(conn, cid, rung, budget, result, reward)
             _, metrics, _ = _result_values(result)
             conn.execute(
@@ -495,6 +514,7 @@ class RunStore:
                 (error, time.time(), cid),
             )
             self._check_changed(conn, cursor, cid, "fail")
+            conn.execute("DELETE FROM rung_states WHERE cid = ?", (cid,))
             self._save_agent(conn, state)
 
     def add_reused(
@@ -650,21 +670,45 @@ class RunStore:
             return int(row.fetchone()[0])
 
     def top(self, k: int, by: str = "reward") -> list[Candidate]:
-        """The first ``k`` of the run's ranking by ``by``: see :func:`rank`."""
+        """The first ``k`` of the run's ranking by ``by``: see :func:`rank`. Sorted by
+        SQLite, reading only the rows up to the ``k``-th architecture (a leaderboard of a
+        run of 100,000 candidates reads a few rows, not the run)."""
         if k < 0:
             raise ValueError(f"k must be non-negative, got {k}")
-        return rank(self.candidates([CandidateState.COMPLETE]), by)[:k]
+        if not METRIC_NAME.match(by):
+            raise ValueError(f"cannot rank by {by!r}: not a metric name")
+        value = by if by in _COLUMN_METRICS else "json_extract(metrics, ?)"
+        params = () if by in _COLUMN_METRICS else (f"$.{by}",)
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM (SELECT *, {value} AS value FROM candidates"
+                " WHERE state = 'complete' AND reused_from IS NULL)"
+                " WHERE value IS NOT NULL ORDER BY value DESC, id",
+                params,
+            )
+            seen: set[str] = set()
+            ranking = []
+            for row in rows:
+                if len(ranking) == k:
+                    break
+                candidate = _to_candidate(row)
+                if candidate.key not in seen:
+                    seen.add(candidate.key)
+                    ranking.append(candidate)
+        return ranking
 
     def metric_names(self) -> list[str]:
         """The names of every metric some COMPLETE candidate has, sorted (``reward`` and
         ``accuracy`` first when present)."""
         with self._read() as conn:
+            # reused candidates copy their source's metrics: the originals have every name
+            originals = "FROM candidates WHERE state = 'complete' AND reused_from IS NULL"
             rows = conn.execute(
-                "SELECT DISTINCT j.key FROM candidates, json_each(candidates.metrics) AS j"
-                " WHERE state = 'complete'"
+                "SELECT DISTINCT j.key FROM (SELECT metrics"
+                f" {originals}) AS c, json_each(c.metrics) AS j"
             ).fetchall()
             has_columns = conn.execute(
-                "SELECT COUNT(reward), COUNT(accuracy) FROM candidates WHERE state = 'complete'"
+                f"SELECT COUNT(reward), COUNT(accuracy) {originals}"
             ).fetchone()
         first = [name for name, n in zip(("reward", "accuracy"), has_columns, strict=True) if n]
         return first + sorted(row[0] for row in rows)
@@ -1042,7 +1086,8 @@ def _create_rung_tables(conn: sqlite3.Connection, db: Path) -> None:
     """Add the curve and rung tables to a database made before they existed."""
     try:
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-        if not {"curves", "rungs", "agent_log", "candidates_original_by_key"} <= names:
+        tables = {"curves", "rungs", "rung_states", "agent_log", "candidates_original_by_key"}
+        if not tables <= names:
             for statement in _RUNG_TABLES:
                 conn.execute(statement)
     except sqlite3.Error as exc:

@@ -78,9 +78,13 @@ def show(args: argparse.Namespace) -> int:
     with store:
         if args.curves is not None:
             return show_curve(store.get(args.curves), store.curve(args.curves), args.json)
-        candidates = store.candidates()
         counts, status = store.counts(), store.get_meta("status")
         names = store.metric_names()
+        if _leaderboard_only(args):  # reads the leaderboard's rows only
+            print(f"run {args.run_dir}: {status}, {counts}, budget {config.evaluations}")
+            print(leaderboard(store.top(args.top), names))
+            return 0
+        candidates = store.candidates()
         curves = {c.id: store.curve(c.id) for c in candidates} if args.json else {}
     ranking = rank(candidates)
     if args.estimated:
@@ -99,12 +103,14 @@ def show(args: argparse.Namespace) -> int:
     if args.estimated:
         print(estimated_board(ranking[: args.top]))
         return 0
-    if not args.pareto:
-        print(leaderboard(ranking[: args.top], names))
-        return 0
     print(f"Pareto front of {', '.join(o.metric for o in objs)}: {len(front)} candidate(s)")
     print(leaderboard(front, names))
     return 0
+
+
+def _leaderboard_only(args: argparse.Namespace) -> bool:
+    """Whether ``show`` prints just the leaderboard of measured rewards."""
+    return not (args.json or args.estimated or args.pareto)
 
 
 def estimated_board(candidates: list[Candidate]) -> str:
