@@ -43,6 +43,7 @@ from blockqnn.config import (
     SearchConfig,
     make_space,
 )
+from blockqnn.errors import UserError
 from blockqnn.execution.base import ExecutorLost
 from blockqnn.execution.factory import TIMEOUT_LOOKUP_S, TIMEOUT_PER_EPOCH_S
 from blockqnn.preflight import SetupError, check_evaluator
@@ -283,6 +284,13 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         type=_executor,
         default="local",
         help="'local' (process pool) or dask://HOST:PORT, tls://HOST:PORT (a running scheduler)",
+    )
+    x.add_argument(
+        "--cluster",
+        metavar="FILE",
+        help="start Dask workers from a cluster spec (YAML/JSON/TOML: kind slurm|pbs|local|"
+        "kubernetes, minimum, maximum, options), scaled to the candidates in flight and "
+        "stopped at the end",
     )
     x.add_argument(
         "--eval-timeout",
@@ -627,10 +635,11 @@ def make_executor(args: argparse.Namespace, config: SearchConfig):
         gpus=args.gpus,
         prefetch=args.prefetch,
         timeout_s=args.eval_timeout,
+        cluster=args.cluster,
     )
     try:
         return build(spec, config)
-    except ExecutorLost as exc:
+    except (ExecutorLost, UserError) as exc:  # e.g. a --cluster spec the deployer refuses
         raise SetupError(str(exc).splitlines()[0]) from None
 
 
@@ -641,7 +650,10 @@ def _prepare(args: argparse.Namespace, config: SearchConfig):
         new_strategy(config, make_space(config))
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    logger.info("checked: %s", check_evaluator(config, local=args.executor == "local"))
+    if args.cluster and args.executor != "local":
+        raise UsageError("--cluster starts its own scheduler: drop --executor")
+    local = args.executor == "local" and not args.cluster
+    logger.info("checked: %s", check_evaluator(config, local=local))
     return make_executor(args, config)
 
 
