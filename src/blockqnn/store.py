@@ -205,7 +205,8 @@ class Candidate:
         return {**{k: v for k, v in columns.items() if v is not None}, **self.metrics}
 
 
-_COLUMNS = ", ".join(f.name for f in fields(Candidate))
+_FIELDS = tuple(f.name for f in fields(Candidate))
+_COLUMNS = ", ".join(_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -1165,7 +1166,7 @@ def _rowid(cursor: sqlite3.Cursor) -> int:
 
 
 def _to_candidate(row: tuple[Any, ...]) -> Candidate:
-    values = dict(zip((f.name for f in fields(Candidate)), row, strict=True))
+    values = dict(zip(_FIELDS, row, strict=True))
     values["state"] = CandidateState(values["state"])
     values["extra"] = json.loads(values["extra"])
     values["metrics"] = json.loads(values["metrics"])
