@@ -184,9 +184,10 @@ def test_imagefolder_shared_cifar10_subset(tmp_path, monkeypatch):
     calls = []
     decode = imagefolder.decode_images
 
-    def spy(blobs, names, image_size, where):
-        calls.append((list(blobs), list(names)))
-        return decode(blobs, names, image_size, where)
+    def spy(blobs, names, headers, image_size, where):
+        found = dict(blobs)
+        calls.append(([found[n] for n in names], list(names)))
+        return decode(found.items(), names, headers, image_size, where)
 
     monkeypatch.setattr(imagefolder, "decode_images", spy)
     data = _load(f"imagefolder:{archive}", tmp_path, subset=200)
