@@ -420,6 +420,10 @@ def test_live_page_shows_a_candidate_added_after_it_opened(hand_run, tmp_path):
             assert browser.wait_for(f"document.querySelector('#leaderboard a').hash === '#c{cid}'")
             assert not browser.errors, browser.errors
             assert_no_network(browser, f"http://{host}:{port}/")
+            (hand_run / "run.db").unlink()  # the page says what went wrong, the table stays
+            meta = "document.getElementById('meta').textContent"
+            said = browser.wait_for(f"{meta}.startsWith('live: no update') && {meta}")
+            assert f"{hand_run / 'run.db'}" in said and browser.evaluate(f"{ROWS}.length") == 6
     finally:
         server.shutdown()
         server.server_close()
