@@ -100,9 +100,11 @@ class _Folder:
 
 
 class _Archive:
-    """The images of an archive, listed in one pass that reads every image's header (an
-    unreadable one is refused once chosen) and keeps the encoded bytes while all fit in
-    ``MEMORY_BUDGET``; otherwise :meth:`blobs` streams the chosen ones in a second pass."""
+    """The images of an archive, listed in one pass that keeps the encoded bytes while all
+    fit in ``MEMORY_BUDGET`` (their headers are read when asked for); past the budget every
+    image's header is read as the stream reaches it and its bytes dropped, and
+    :meth:`blobs` streams the chosen ones in a second pass. An unreadable image is refused
+    once chosen."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -111,22 +113,27 @@ class _Archive:
         self._kept: dict[str, bytes] | None = {}
         total = 0
         for name, blob in iter_files(path, is_image, MAX_IMAGE_BYTES):
-            if name in self._headers:
+            if name in self._headers or (self._kept and name in self._kept):
                 raise DatasetError(f"{path}: member {name!r} appears twice")
             self.names.append(name)
-            try:
-                self._headers[name] = _header(blob, f"{path}:{name}")
-            except DatasetError as exc:  # kept as text: the error's frames hold the bytes
-                self._headers[name] = str(exc)
-                continue  # and the bytes are of no use
             total += len(blob)
             if self._kept is not None and total <= MEMORY_BUDGET:
                 self._kept[name] = blob
-            else:
-                self._kept = None
+                continue
+            if self._kept:  # over the budget: keep the headers only
+                for kept_name, kept_blob in self._kept.items():
+                    self._headers[kept_name] = self._inspect(kept_name, kept_blob)
+            self._kept = None
+            self._headers[name] = self._inspect(name, blob)
+
+    def _inspect(self, name: str, blob: bytes) -> Header | str:
+        try:
+            return _header(blob, f"{self.path}:{name}")
+        except DatasetError as exc:  # kept as text: the error's frames hold the bytes
+            return str(exc)
 
     def header(self, name: str) -> Header:
-        found = self._headers[name]
+        found = self._headers.get(name) or self._inspect(name, self._kept[name])
         if isinstance(found, str):
             raise DatasetError(found)
         return found
