@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
 
 from blockqnn.data.archives import check_file_size, iter_files, read_file
 from blockqnn.data.catalog import Catalog
@@ -181,8 +182,15 @@ def decode_images(
         )
     rows = {name: i for i, name in enumerate(names)}
     out = np.empty((len(names), len(mode), size[1], size[0]), dtype=np.uint8)
-    for name, blob in blobs:
-        out[rows.pop(name)] = _decode(blob, mode, size, f"{where}:{name}").transpose(2, 0, 1)
+    logger.info("decoding %d images of %s (once: the cache keeps them)", len(names), where)
+    progress = tqdm(  # on a terminal, once decoding takes over a second
+        total=len(names), desc=f"decoding {Path(where).name}", unit="img", delay=1,
+        disable=None, leave=False,
+    )  # fmt: skip
+    with progress:
+        for name, blob in blobs:
+            out[rows.pop(name)] = _decode(blob, mode, size, f"{where}:{name}").transpose(2, 0, 1)
+            progress.update()
     if rows:  # the source changed since it was listed
         raise DatasetError(f"{where}: {next(iter(rows))!r} is gone; load the dataset again")
     return torch.from_numpy(out)
@@ -197,6 +205,10 @@ def _header(blob: bytes, where: str) -> Header:
 def _open(blob: bytes, where: str) -> Image.Image:
     try:
         return Image.open(io.BytesIO(blob))
+    except UnidentifiedImageError:  # its message names only the in-memory buffer
+        raise DatasetError(
+            f"{where}: not a readable image (an unknown or damaged format)"
+        ) from None
     except _DECODE_ERRORS as exc:
         raise DatasetError(f"{where}: not a readable image ({exc})") from exc
 
