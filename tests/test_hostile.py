@@ -40,6 +40,19 @@ def test_a_pickle_may_build_no_more_than_its_file_holds():
     assert load_pickle(pickle.dumps([hostile._Declares((100,), "u1")]), "batch")[0].shape == (100,)
 
 
+class _View:
+    """Pickles as ``numpy.ndarray(shape, "u1", buffer, 0, strides 0)``: one byte seen
+    ``shape`` times, which a copy makes real."""
+
+    def __reduce__(self):
+        return (np.ndarray, ((1 << 40,), np.dtype("u1"), b"x", 0, (0,)))
+
+
+def test_a_view_of_a_buffer_is_charged_at_its_declared_size():
+    with pytest.raises(DatasetError, match=r"an array \(1099511627776,\) of 1,099,511,627,776"):
+        load_pickle(pickle.dumps(_View(), protocol=2), "f")
+
+
 def test_object_arrays_are_refused():
     data = pickle.dumps(np.array([None, 1], dtype=object), protocol=2)
     with pytest.raises(DatasetError, match="dtype object holds Python objects"):

@@ -69,10 +69,9 @@ def _dtype(*args: Any) -> np.dtype:
 def _globals(budget: _Budget) -> dict[tuple[str, str], Any]:
     """The allowed globals, each charging ``budget`` before it allocates."""
 
-    def ndarray(shape: Any, dtype: Any = float, buffer: Any = None, *args: Any) -> np.ndarray:
-        if buffer is None:  # with a buffer the array is a view of bytes already held
-            budget.array(shape, dtype)
-        return np.ndarray(shape, _dtype(dtype), buffer, *args)
+    def ndarray(shape: Any, dtype: Any = float, *args: Any) -> np.ndarray:
+        budget.array(shape, dtype)  # a view of a buffer too: strides 0 make any size
+        return np.ndarray(shape, _dtype(dtype), *args)
 
     def reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
         if subtype not in (ndarray, np.ndarray):
