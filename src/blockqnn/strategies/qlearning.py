@@ -146,10 +146,11 @@ class QLearningStrategy(Strategy):
         if self._surrogate is None:
             return self._walk()
         walks = [self._walk() for _ in range(self.proposals)]
-        fresh = [a for a in walks if self.space.key(a) not in self._evaluated] or walks
-        means, spreads = self._surrogate.predict(fresh)
+        means, spreads = self._surrogate.predict(walks)
         scores = [m + self.ucb * s if self.ucb else m for m, s in zip(means, spreads, strict=True)]
-        return fresh[scores.index(max(scores))]
+        ranked = sorted(range(len(walks)), key=lambda i: -scores[i])  # stable: ties by order
+        fresh = (i for i in ranked if self.space.key(walks[i]) not in self._evaluated)
+        return walks[next(fresh, ranked[0])]
 
     def _walk(self) -> Hashable:
         """One walk of the epsilon-greedy policy."""

@@ -12,8 +12,10 @@ architectures it sees and needs no table of the space:
   reads); the number of two-input (add, concat) layers.
 
 The model is a deterministic function of the results added, in order: a strategy rebuilds
-it from its replay memory on resume and gets exactly the same fit. Pure Python and numpy:
-never imports torch.
+it from its replay memory on resume and gets exactly the same fit. Its linear algebra runs
+on one BLAS thread: the master shares its cores with the workers (many threads on few
+cores made a 200 x 200 inverse 60 times slower), and one thread's rounding does not
+depend on the machine's thread count. Pure Python and numpy: never imports torch.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from blockqnn import nsc
 from blockqnn.space import NSCSpace, Space
@@ -101,8 +104,9 @@ class RidgeSurrogate:
             return [0.0] * len(archs), [math.inf] * len(archs)
         weights, inverse, offset, noise = self._fitted()
         x = self._matrix([self.features(arch) for arch in archs], len(weights))
-        mean = offset + x @ weights
-        spread = np.sqrt(noise * np.einsum("ij,jk,ik->i", x, inverse, x) + noise)
+        with threadpool_limits(limits=1, user_api="blas"):
+            mean = offset + x @ weights
+            spread = np.sqrt(noise * np.einsum("ij,jk,ik->i", x, inverse, x) + noise)
         return mean.tolist(), spread.tolist()
 
     def weights(self) -> dict[Hashable, float]:
@@ -118,6 +122,10 @@ class RidgeSurrogate:
         return self._fit
 
     def _solve(self) -> tuple[np.ndarray, np.ndarray, float, float]:
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._solve_here()
+
+    def _solve_here(self) -> tuple[np.ndarray, np.ndarray, float, float]:
         x = self._matrix(self._rows, len(self._index), named=False)
         y = np.asarray(self._targets)
         if self.floor > 0:
