@@ -130,9 +130,9 @@ def test_the_model_and_the_proposals_survive_a_round_trip_exactly(space_name):
 
 
 def test_the_model_is_recorded_in_the_config_only_when_on():
-    plain = QLearningStrategy(BitSpace(), seed=0, budget=40, batch=4)
+    plain = QLearningStrategy(BitSpace(), seed=0, budget=40, batch=4, proposals=1)
     assert plain.surrogate is None and "proposals" not in plain.config
-    modelled = QLearningStrategy(BitSpace(), seed=0, budget=40, batch=4, proposals=4)
+    modelled = QLearningStrategy(BitSpace(), seed=0, budget=40, batch=4, proposals=4, floor=0.0)
     assert {k: modelled.config[k] for k in ("proposals", "ucb", "floor")} == {
         "proposals": 4,
         "ucb": 0.0,
@@ -143,3 +143,13 @@ def test_the_model_is_recorded_in_the_config_only_when_on():
     for bad in ({"proposals": 0}, {"ucb": -1.0}, {"floor": 1.0}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             QLearningStrategy(BitSpace(), seed=0, budget=40, batch=4, **bad)
+
+
+def test_the_default_agent_has_the_model_and_random_search_and_the_paper_do_not():
+    def build(name: str, **options) -> QLearningStrategy:
+        return make_strategy(name, NB201Space(), seed=0, budget=40, batch=4, **options)
+
+    assert build("qlearning").surrogate is not None
+    assert build("qlearning").proposals == 128
+    assert build("random").surrogate is None
+    assert build("qlearning", preset="paper").surrogate is None

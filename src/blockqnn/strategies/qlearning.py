@@ -316,8 +316,10 @@ class QLearningStrategy(Strategy):
 def random_search(
     space: Space, *, seed: int, budget: int, batch: int, **options: Any
 ) -> QLearningStrategy:
-    """The paper's random-search baseline (Appendix A): the same pipeline, epsilon = 1."""
+    """The paper's random-search baseline (Appendix A): the same pipeline, epsilon = 1,
+    each proposal one random walk (``proposals`` 1: no model of the reward chooses)."""
     options["schedule"] = EpsilonSchedule.constant(1.0)
+    options.setdefault("proposals", 1)
     return QLearningStrategy(space, seed=seed, budget=budget, batch=batch, **options)
 
 
@@ -333,7 +335,10 @@ def preset_options(preset: str, batch: int) -> dict[str, Any]:
       a few visits per entry Q otherwise tracks visit counts, not rewards); replay is 1:1
       with the batch, as the paper's 64 of 64; and the epsilon = 1 stage is a quarter of
       the budget instead of the paper's 53%, with the later stages in the paper's
-      proportions (:func:`~blockqnn.strategies.schedule.budget_schedule`).
+      proportions (:func:`~blockqnn.strategies.schedule.budget_schedule`); and each
+      proposal is the best of 128 walks of the policy by the learned model of the reward
+      (targets below their median raised to it, no uncertainty bonus), chosen on the
+      search signal only (``benchmarks/choose_surrogate.py``, docs/benchmarks.md).
     """
     paper = {
         "alpha": 0.01,
@@ -351,7 +356,14 @@ def preset_options(preset: str, batch: int) -> dict[str, Any]:
     if preset == "paper":
         return paper
     if preset == "default":
-        return {**paper, "per_visit": True, "replay": batch, "schedule": budget_schedule()}
+        return {
+            **paper,
+            "per_visit": True,
+            "replay": batch,
+            "schedule": budget_schedule(),
+            "proposals": 128,
+            "floor": 0.5,
+        }
     raise ValueError(f"unknown Q-learning preset {preset!r}; presets: default, paper")
 
 
