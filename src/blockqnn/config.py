@@ -17,6 +17,7 @@ from blockqnn import nsc
 from blockqnn.errors import UserError
 from blockqnn.evaluation import Evaluator
 from blockqnn.fidelity import Rungs
+from blockqnn.importpath import resolve
 from blockqnn.pareto import objectives, steering_terms
 from blockqnn.reward import RewardConfig
 from blockqnn.space import NSCSpace, Space
@@ -73,7 +74,7 @@ class SearchConfig:
             "max_attempts": self.max_attempts >= 1,
             "max_index": self.max_index >= 2,
             "components": self.components in COMPONENTS,
-            "evaluator": self.evaluator.get("kind") in EVALUATORS,
+            "evaluator": _known_kind(self.evaluator.get("kind")),
         }
         for name, ok in checks.items():
             if not ok:
@@ -203,7 +204,14 @@ def _training(options: dict[str, Any]) -> Evaluator:
     return TrainingEvaluator.from_dict(options)
 
 
+#: Evaluator kinds built in. Any other kind is the import path ``module:qualname`` of a
+#: factory called with the options (plain data) that returns an Evaluator, so a run can
+#: store, and workers and ``--resume`` rebuild, an evaluator from outside blockqnn.
 EVALUATORS = {"tabular": _tabular, "train": _training}
+
+
+def _known_kind(kind: Any) -> bool:
+    return kind in EVALUATORS or (isinstance(kind, str) and ":" in kind)
 
 
 def make_space(config: SearchConfig) -> Space:
@@ -214,4 +222,5 @@ def make_space(config: SearchConfig) -> Space:
 def make_evaluator(config: SearchConfig) -> Evaluator:
     """The evaluator a configuration describes."""
     options = {k: v for k, v in config.evaluator.items() if k != "kind"}
-    return EVALUATORS[config.evaluator["kind"]](options)
+    kind = config.evaluator["kind"]
+    return (EVALUATORS[kind] if kind in EVALUATORS else resolve(kind))(options)

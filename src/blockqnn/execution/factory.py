@@ -39,6 +39,19 @@ class ExecutorSpec:
         return "local" if self.address == "local" else "dask"
 
 
+def executor_address(text: str) -> str:
+    """``local``, or the normalised address of a Dask scheduler (see
+    :func:`~blockqnn.execution.dask_cluster.scheduler_address`); ValueError otherwise."""
+    if text == "local":
+        return text
+    from blockqnn.execution.dask_cluster import scheduler_address
+
+    try:
+        return scheduler_address(text)
+    except ValueError as exc:
+        raise ValueError(f"'local' or a scheduler address: {exc}") from None
+
+
 def default_timeout(evaluator: Any) -> float:
     """:data:`TIMEOUT_PER_EPOCH_S` per epoch of a training evaluator's recipe, else
     :data:`TIMEOUT_LOOKUP_S`."""

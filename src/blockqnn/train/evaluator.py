@@ -32,6 +32,7 @@ from blockqnn.evaluation import EvaluationError, Result, Step, check_limits
 from blockqnn.latency import Latency, measure_latency
 from blockqnn.model import NetworkConfig, build, cifar, imagenet
 from blockqnn.profile import count_params, profile_network
+from blockqnn.train import custom
 from blockqnn.train.checkpoint import ModelFileError, atomic_save, load_tagged, tagged
 from blockqnn.train.loop import Diverged, Loop, configure_cpu, resolve_device
 from blockqnn.train.recipes import EarlyStopRecipe, early_stop_recipe
@@ -74,6 +75,9 @@ class TrainingEvaluator:
     #: metric name -> largest allowed value, checked before training (flops, params,
     #: density, latency_ms, latency_batch_ms); a candidate over one fails at once
     limits: dict[str, float] = field(default_factory=dict)
+    #: import path ``module:qualname`` of a training function that replaces the recipe's
+    #: training (:mod:`blockqnn.train.custom`); None: the built-in early stop
+    trainer: str | None = None
 
     def __post_init__(self) -> None:
         """Normalise ``widths`` to a tuple and fail fast (ValueError) on bad options, before
@@ -86,6 +90,8 @@ class TrainingEvaluator:
             raise ValueError(f"max_params must be positive, got {self.max_params}")
         if self.latency_batch is not None and self.latency_batch < 1:
             raise ValueError(f"latency_batch must be positive, got {self.latency_batch}")
+        if self.trainer is not None:
+            custom.trainer(self.trainer)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible dict of the options."""
@@ -140,7 +146,10 @@ class TrainingEvaluator:
         """
         start = time.perf_counter()
         block, config, data, metrics, extra = self._prepare(arch)
-        loop, restarts = self._train(block, config, data, self.early_stop_recipe().epochs)
+        epochs = self.early_stop_recipe().epochs
+        if self.trainer is not None:
+            return self._custom(block, config, data, metrics, extra, start, epochs=epochs)
+        loop, restarts = self._train(block, config, data, epochs)
         return _result(loop, restarts, metrics, extra, time.perf_counter() - start, 0)
 
     def evaluate_rung(self, arch: str, step: Step) -> Result:
@@ -155,6 +164,11 @@ class TrainingEvaluator:
         start = time.perf_counter()
         block, config, data, metrics, extra = self._prepare(arch)
         epochs = int(step.budget)
+        if self.trainer is not None:
+            return self._custom(
+                block, config, data, metrics, extra, start, epochs=epochs,
+                start_epoch=int(step.start), state=step.state, last=step.last,
+            )  # fmt: skip
         resumed = self._resume(block, config, data, step)
         if resumed is None:
             (loop, restarts), first = self._train(block, config, data, epochs), 0
@@ -186,6 +200,28 @@ class TrainingEvaluator:
             extra.update(latency.details())
         check_limits(metrics, self.limits, "checked before training")
         return block, config, data, metrics, extra
+
+    def _custom(
+        self,
+        block: nsc.Block,
+        config: NetworkConfig,
+        data: Dataset,
+        metrics: dict[str, float],
+        extra: dict[str, Any],
+        start: float,
+        **budget: Any,
+    ) -> Result:
+        """The result of the user's training function on the freshly seeded network."""
+        seed = _seed(self.seed, block, 0)
+        torch.manual_seed(seed)
+        network = build(block, config)
+        device = resolve_device(self.device)
+        spend = custom.Budget(data=data, device=device, seed=seed, amp=self.amp, **budget)
+        returned = custom.trainer(self.trainer)(network, spend)
+        accuracy, more = custom.accuracy_and_metrics(returned, self.trainer)
+        details = {**extra, "trainer": self.trainer, "epochs": spend.epochs}
+        seconds = time.perf_counter() - start
+        return Result(accuracy, metrics={**metrics, **more}, cost_s=seconds, extra=details)
 
     def _resume(
         self, block: nsc.Block, config: NetworkConfig, data: Dataset, step: Step
@@ -317,6 +353,22 @@ def _seed(seed: int, block: nsc.Block, restart: int) -> int:
     """A 63-bit seed from the evaluator's seed, the codes and the restart number."""
     text = f"{seed}|{nsc.format_block(block)}|{restart}".encode()
     return int.from_bytes(hashlib.sha256(text).digest()[:8], "big") >> 1
+
+
+def searched_network(config: Any, candidate: Any) -> tuple[torch.nn.Module, Dataset]:
+    """The He-initialised network of a search run's candidate (a ``SearchConfig`` of a
+    training run and a stored ``Candidate``), with the number of blocks per stage it was
+    evaluated with, seeded by the run's seed; and the run's dataset, which gives the
+    shapes. A training function of the run is not needed (nor imported) here."""
+    evaluator = TrainingEvaluator.from_dict(
+        {k: v for k, v in config.evaluator.items() if k not in ("kind", "trainer")}
+    )
+    data = evaluator.load_data()
+    network_config = evaluator.network_config(**data_shape(data))
+    repeats = candidate.extra.get("repeats", network_config.repeats)
+    torch.manual_seed(config.seed)
+    network = build(candidate.arch, dataclasses.replace(network_config, repeats=repeats))
+    return network, data
 
 
 def data_shape(data: Dataset) -> dict[str, int]:
