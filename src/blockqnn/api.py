@@ -56,11 +56,9 @@ def create_run(run_dir: str | Path, dataset: Any = None, **options: Any) -> Run:
     made; a user error leaves nothing behind.
     """
     run_dir = Path(run_dir)
-    trainer = options.pop("trainer", None)
+    trainer = options.get("trainer")
     if trainer is not None and not isinstance(trainer, str):
         options["trainer"] = import_path(trainer)
-    elif trainer is not None:
-        options["trainer"] = trainer
     data = None
     if dataset is not None and not isinstance(dataset, str):
         data = (DATA_NAME, _data_writer(dataset))
