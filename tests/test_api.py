@@ -57,7 +57,8 @@ def test_create_run_has_the_command_lines_defaults(tmp_path):
         ({"strategy": "nope"}, OptionError, "invalid strategy|strategy"),
         ({"dataset": (np.zeros((4, 8, 6)), np.zeros(4, int))}, DatasetError, "square"),
         ({"dataset": (np.full((4, 8, 8), 2.0), np.zeros(4, int))}, DatasetError, r"\[0, 1\]"),
-        ({"trainer": "no_such_module:train"}, OptionError, "no_such_module"),
+        ({"trainer": "no_such_module:train"}, OptionError, "trainer no_such_module:train: cannot"),
+        ({"trainer": "tests.helpers_trainer:TINY"}, OptionError, "not callable"),
         ({"trainer": lambda net, budget: 1.0}, ImportPathError, "top level"),
     ],
 )
@@ -245,3 +246,17 @@ def test_own_data_and_training_on_a_dask_cluster(tmp_path):
     evaluated = [c for c in run.candidates() if c.reused_from is None]
     assert run.status == "finished" and len(evaluated) == 2
     assert all(c.state is CandidateState.COMPLETE for c in evaluated), [c.error for c in evaluated]
+
+
+def test_the_command_line_takes_a_training_function(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    argv = ["search", "--run-dir", str(run_dir), "--evaluations", "2", "--epochs", "1", "-N", "1"]
+    argv += ["--widths", "8,8,8", "--workers", "0", "--no-progress"]
+    assert cli.main([*argv, "--trainer", "tests.helpers_trainer:Constant"]) == 0
+    accuracies = [c.accuracy for c in blockqnn.open_run(run_dir).candidates() if c.accuracy]
+    assert sorted(accuracies) == [41, 42]
+    capsys.readouterr()
+    assert cli.main([*argv[:2], str(tmp_path / "bad"), *argv[3:], "--trainer", "nope:f"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "trainer nope:f: cannot import it" in err
+    assert not (tmp_path / "bad").exists()
