@@ -461,3 +461,14 @@ def test_changed_source_invalidates_the_cache(tmp_path):
     after = _load(f"imagefolder:{root}", tmp_path / "cache")
     assert len(after.y_train) + len(after.y_val) + len(after.y_test) == 11
     assert len(before.y_train) + len(before.y_val) + len(before.y_test) == 10
+
+
+def test_an_unreadable_image_is_named_and_decoding_says_what_it_does(caplog) -> None:
+    caplog.set_level(logging.INFO, logger="blockqnn.data.imagefolder")
+    good = imagefolder.decode_images([_png_bytes(1), _png_bytes(2)], ["a/1.png", "b/2.png"], 8, "x")
+    assert good.shape[0] == 2
+    assert "decoding 2 images of x" in caplog.text
+    with pytest.raises(DatasetError) as err:
+        imagefolder.decode_images([b"not an image"], ["cat/bad.png"], 8, "pets.tar")
+    assert str(err.value).startswith("pets.tar:cat/bad.png: not a readable image")
+    assert "BytesIO" not in str(err.value)

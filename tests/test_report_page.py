@@ -24,7 +24,7 @@ from PIL import Image
 from blockqnn import cli, nsc
 from blockqnn.cli._blocks import resolve_block, run_network
 from blockqnn.config import SearchConfig
-from blockqnn.evaluation import Result
+from blockqnn.evaluation import Result, format_metric
 from blockqnn.report import serve, write_report
 from blockqnn.report.data import (
     cost_scatters,
@@ -296,6 +296,53 @@ def test_detail_view_curve_duplicates_and_reuse(hand_run, tmp_path):
             == 0
         )
         assert not browser.errors, browser.errors
+
+
+def test_a_one_epoch_curve_draws_its_point(tmp_path):
+    config = SearchConfig(space="nsc", evaluations=2, batch=2, evaluator=TABULAR)
+    with create_run(tmp_path / "one", config) as store:
+        cid = store.add_candidate(*single_layer("(1,1,3,0,0)"), 0, 1.0, None)
+        curve = [{"epoch": 1, "val_accuracy": 71.5, "val_loss": 0.9}]
+        store.complete(cid, Result(accuracy=71.5, curve=curve), 71.5, None)
+    page = write_report(tmp_path / "one", tmp_path / "one.html")
+    with opened(tmp_path, page, f"#c{cid}") as browser:
+        browser.wait_for("!detail.hidden && detail.innerText")
+        charts = "[...document.querySelectorAll('#detail svg.chart')]"
+        marks = f"{charts}.map((svg) => svg.querySelectorAll('circle').length)"
+        assert browser.evaluate(marks) == [1, 1]  # val_accuracy and val_loss, one point each
+        assert not browser.errors, browser.errors
+
+
+def test_the_page_formats_and_labels_numbers_as_show_does(tmp_path, capsys):
+    config = SearchConfig(space="nsc", evaluations=4, batch=2, evaluator=TABULAR)
+    values = [(71.25, 0.0123456, 12345.678), (64.5, 1.5, 250.126), (123.456, 0.000987, 3.0)]
+    with create_run(tmp_path / "numbers", config) as store:
+        codes = ("(1,1,3,0,0)", "(1,1,1,0,0)", "(1,2,3,0,0)")
+        for code, (accuracy, flops, latency) in zip(codes, values, strict=True):
+            cid = store.add_candidate(*single_layer(code), 0, 1.0, None)
+            metrics = {"flops": flops, "latency_ms": latency}
+            store.complete(cid, Result(accuracy=accuracy, metrics=metrics), accuracy, None)
+    assert cli.main(["show", str(tmp_path / "numbers")]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert "GFLOPs" in shown[1] and "latency (ms)" in shown[1]
+    shown_cells = [line.split()[2:6] for line in shown[2:]]
+    page = write_report(tmp_path / "numbers", tmp_path / "numbers.html")
+    with opened(tmp_path, page) as browser:
+        headers = browser.evaluate(
+            "[...document.querySelectorAll('#leaderboard th')].map((th) => th.innerText)"
+        )
+        assert headers[5:] == ["accuracy (%)", "GFLOPs", "latency (ms)", "reward"]
+        cells = browser.evaluate(
+            "[...document.querySelectorAll('#leaderboard tbody tr')]"
+            ".map((tr) => [...tr.cells].slice(5).map((td) => td.innerText))"
+        )
+    expected = [
+        [format_metric(a), format_metric(f, "flops"), format_metric(lat), format_metric(a)]
+        for a, f, lat in sorted(values, reverse=True)
+    ]
+    assert cells == expected  # the page's rule is show's (blockqnn.evaluation.format_metric)
+    # show's columns: reward, accuracy, flops, latency
+    assert shown_cells == [[e[3], e[0], e[1], e[2]] for e in expected]
 
 
 def test_query_parameters_set_the_initial_order_and_filter(nsc_run, tmp_path):

@@ -15,7 +15,7 @@ from dataclasses import replace
 import pytest
 
 from blockqnn.config import SearchConfig
-from blockqnn.evaluation import Result
+from blockqnn.evaluation import CONSTRAINT_PREFIX, ConstraintViolation, Result
 from blockqnn.execution import InlineExecutor, Outcome
 from blockqnn.search import Search, create_run, open_run
 from blockqnn.store import CandidateState, StoreError
@@ -322,3 +322,104 @@ def test_paper_switch_without_a_budget_is_the_papers_search():
     config = run_options(args).config()
     assert (config.evaluations, config.batch) == (178 * 64, 64)
     assert config.strategy_options == {"preset": "paper"}
+    assert config.evaluator["recipe"] == "paper"  # the paper's 12-epoch early stop too
+    given = build_parser().parse_args(
+        ["search", "--run-dir", "r", "--paper", "--fidelity", "proxy"]
+    )
+    assert run_options(given).config().evaluator["recipe"] == "proxy"  # given: it overrides
+
+
+def test_a_budget_inside_the_exploration_stage_warns(tmp_path, caplog):
+    from blockqnn.cli import build_parser
+    from blockqnn.cli._search_args import run_options
+
+    args = ["search", "--run-dir", "r", "--paper", "--evaluations", "16"]
+    with create_run(tmp_path / "paper16", run_options(build_parser().parse_args(args)).config()):
+        pass
+    assert "lies wholly in the exploration stage (epsilon 1)" in caplog.text
+    assert "pure random search" in caplog.text
+    caplog.clear()
+    with create_run(tmp_path / "default", nb201_config()):
+        pass
+    assert "exploration stage" not in caplog.text
+
+
+class WideExecutor(InlineExecutor):
+    """Four slots: four candidates in flight at once, evaluated one per wait in submission
+    order; raises KeyboardInterrupt (a master's Ctrl-C) at wait number ``stop_at``."""
+
+    slots = 4
+
+    def __init__(self, evaluator, stop_at=None):
+        super().__init__(evaluator)
+        self.waits, self.stop_at = 0, stop_at
+
+    def wait(self, timeout=None):
+        self.waits += 1
+        if self.waits == self.stop_at:
+            raise KeyboardInterrupt
+        return super().wait(timeout)
+
+
+def small_nsc_config(**changes) -> SearchConfig:
+    """Eight blocks in all (one layer then the terminal): isomorphic proposals are common."""
+    base = SearchConfig(
+        space="nsc", max_index=2, strategy="random", evaluations=6, batch=2, seed=3,
+        evaluator={"kind": "train"},
+    )  # fmt: skip
+    return replace(base, **changes)
+
+
+def test_duplicates_of_a_candidate_in_flight_wait_for_its_result(tmp_path):
+    cands = run_search_with(tmp_path, small_nsc_config(), WideExecutor(LengthEvaluator()))
+    trained = [c for c in cands if c.reused_from is None]
+    assert len(trained) == 6 and len({c.key for c in trained}) == 6  # nothing trained twice
+    by_id = {c.id: c for c in cands}
+    waited = [c for c in cands if c.reused_from and c.created < by_id[c.reused_from].finished]
+    assert waited, "expected a proposal isomorphic to a candidate in flight"
+    for c in waited:
+        source = by_id[c.reused_from]
+        assert (c.state, c.accuracy, c.reward) == (source.state, source.accuracy, source.reward)
+        assert c.cost_s == 0
+
+
+def test_resume_with_waiting_duplicates_matches_an_uninterrupted_run(tmp_path):
+    config = small_nsc_config(evaluations=7)
+    reference = run_search_with(tmp_path, config, WideExecutor(LengthEvaluator()), "ref")
+    with create_run(tmp_path / "cut", config) as store:
+        with pytest.raises(KeyboardInterrupt):
+            Search(store, config, WideExecutor(LengthEvaluator(), stop_at=3)).run()
+        assert store.waiting(), "expected a duplicate waiting when the master stopped"
+    store, config = open_run(tmp_path / "cut")
+    with store:
+        Search(store, config, WideExecutor(LengthEvaluator())).run()
+        assert sequence(store.candidates()) == sequence(reference)
+
+
+class RefusingEvaluator:
+    """Refuses (as the training evaluator does before training) every cell whose first
+    edge is ``refuse`` (every cell when it is empty); evaluates the others on the table."""
+
+    def __init__(self, refuse: str):
+        self.inner = TabularEvaluator(str(TABLE), "valid-accuracy")
+        self.refuse = refuse
+
+    def evaluate(self, arch: str) -> Result:
+        if arch.startswith(f"|{self.refuse}"):
+            raise ConstraintViolation(f"{CONSTRAINT_PREFIX}flops 9 > 1 (checked before training)")
+        return self.inner.evaluate(arch)
+
+
+def test_refusals_before_training_do_not_use_up_the_budget(tmp_path):
+    config = nb201_config(evaluations=60, strategy="random")
+    cands = run_search(tmp_path, config, executor=InlineExecutor(RefusingEvaluator("none~0")))
+    refused = [c for c in cands if c.state == CandidateState.FAILED]
+    assert refused and all(c.error.startswith(CONSTRAINT_PREFIX) for c in refused)
+    assert sum(c.state == CandidateState.COMPLETE and c.reused_from is None for c in cands) == 60
+
+
+def test_a_run_that_refuses_everything_ends(tmp_path, caplog):
+    config = nb201_config(evaluations=10, strategy="random")
+    cands = run_search(tmp_path, config, executor=InlineExecutor(RefusingEvaluator("")))
+    assert len(cands) == 20 and all(c.state == CandidateState.FAILED for c in cands)
+    assert "10 candidates were refused by a constraint before training" in caplog.text

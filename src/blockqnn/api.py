@@ -157,9 +157,10 @@ class Run:
             return store.candidates()
 
     def best(self, k: int = 5) -> list[Candidate]:
-        """The ``k`` best candidates, ranked as ``blockqnn show`` ranks them (by reward, one
-        per architecture)."""
-        return rank(self.candidates())[:k]
+        """The ``k`` best candidates, ranked as ``blockqnn show`` ranks them
+        (:func:`blockqnn.store.rank`: by reward, one per architecture; a multi-objective run
+        by its Pareto front)."""
+        return rank(self.candidates(), objectives=self.config.objectives)[:k]
 
     def to_dataframe(self):
         """Every candidate as a row of a ``pandas.DataFrame``: id, state, arch, iteration,

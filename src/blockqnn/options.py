@@ -236,7 +236,7 @@ class RunOptions:
                 widths=self.widths,
                 repeats=self.repeats,
                 conv="plain" if self.value("components") == "separate" else "pcc",
-                recipe=self.value("fidelity"),
+                recipe=self.fidelity or ("paper" if self.paper else DEFAULTS["fidelity"]),
                 recipe_overrides={"epochs": self.epochs} if self.epochs else {},
                 max_params=self.param_limit,
                 adapt_repeats=self.adapt_repeats,
@@ -253,9 +253,12 @@ class RunOptions:
 
 
 def absolute_dataset(spec: str) -> str:
-    """The spec with a relative PATH made absolute, so workers elsewhere find it."""
+    """The spec as a run stores and compares it: the dataset's name in lower case (loading
+    reads it so: ``DIGITS`` is ``digits``) and a relative PATH made absolute, so workers
+    elsewhere find it."""
     name, sep, path = spec.partition(":")
-    return f"{name}:{Path(path).resolve()}" if sep and path else spec
+    name = name.strip().lower()
+    return f"{name}:{Path(path).resolve()}" if sep and path else name
 
 
 def _either(value: float | None, default: float) -> float:

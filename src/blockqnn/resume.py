@@ -44,7 +44,7 @@ STORED: dict[str, Callable[[SearchConfig], Any]] = {
         and c.strategy_options.get("preset", "paper") == "paper"
     ),
     "unshaped": lambda c: c.strategy_options.get("shaped") is False,
-    "dataset": _evaluator_field("dataset"),
+    "dataset": lambda c: c.evaluator.get("dataset") and absolute_dataset(c.evaluator["dataset"]),
     "subset": _evaluator_field("subset"),
     "image_size": _evaluator_field("image_size"),
     "val_fraction": _evaluator_field("val_fraction"),

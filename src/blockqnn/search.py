@@ -10,10 +10,15 @@ with exactly ``evaluations`` trained candidates.
 
 Duplicates: a proposal isomorphic to a completed candidate is not trained; it is stored
 as a reused candidate and told to the strategy at once with the stored reward (for a
-candidate stopped at a low rung, the estimate it was told: it is not trained again). By
-default it does not consume the budget (the budget buys trainings; the strategy explores
-after too many re-proposals in a row, and the search ends early if even exploring finds
-only duplicates). With ``count_duplicates`` it counts, as the paper counts sampled blocks.
+candidate stopped at a low rung, the estimate it was told: it is not trained again). A
+proposal isomorphic to a candidate still in flight is not trained either: it waits
+(``RunStore.add_waiting``) and is answered from that candidate's result once it is known
+(trained itself only if that candidate fails). By default duplicates do not consume the
+budget (the budget buys trainings; the strategy explores after too many re-proposals in a
+row, and the search ends early if even exploring finds only duplicates). With
+``count_duplicates`` they count, as the paper counts sampled blocks. A candidate refused by
+a constraint before training buys no training either: it is free, up to as many such
+refusals as the budget (past that they count, so a run that refuses everything ends).
 
 Persistence: the strategy's state is saved with every evaluation result it learns from
 (one transaction with the candidate's row), together with the number of proposals made
@@ -40,6 +45,7 @@ from blockqnn.reward import reward_of
 from blockqnn.space import Space
 from blockqnn.store import CandidateState, RungResult, RunStore, StoreError
 from blockqnn.strategies import Strategy, make_strategy
+from blockqnn.strategies.schedule import iterations_for
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +54,61 @@ DB_NAME = "run.db"
 PENALTY = 0.0
 #: The states of a candidate whose evaluation has ended.
 _FINAL = (CandidateState.COMPLETE, CandidateState.FAILED)
+
+
+@dataclass(frozen=True)
+class Spending:
+    """How a run's candidates stand against its budget: every candidate is in exactly one
+    count, and ``done + unfinished`` (:attr:`spent`) never exceeds the budget."""
+
+    budget: int  #: ``--evaluations``
+    complete: int  #: trained candidates with a result
+    failed: int  #: failed candidates that count (refusals past the free ones included)
+    refused: int  #: refused by a constraint before training, free (at most the budget)
+    reused: int  #: isomorphic duplicates answered from a stored result
+    unfinished: int  #: pending or running, waiting duplicates included
+    duplicates_count: bool  #: the paper's accounting: reused duplicates count
+
+    @classmethod
+    def of(cls, store: RunStore, config: SearchConfig) -> Spending:
+        """The run's spending now."""
+        counts, reused = store.counts(), store.count_reused()
+        refused = min(store.count_refused(), config.evaluations)
+        return cls(
+            budget=config.evaluations,
+            complete=counts[CandidateState.COMPLETE.value] - reused,
+            failed=counts[CandidateState.FAILED.value] - refused,
+            refused=refused,
+            reused=reused,
+            unfinished=counts[CandidateState.PENDING.value] + counts[CandidateState.RUNNING.value],
+            duplicates_count=config.count_duplicates,
+        )
+
+    @property
+    def done(self) -> int:
+        """Finished candidates that count against the budget."""
+        return self.complete + self.failed + (self.reused if self.duplicates_count else 0)
+
+    @property
+    def spent(self) -> int:
+        """``done`` plus the candidates in flight (a waiting duplicate counts until it is
+        answered)."""
+        return self.done + self.unfinished
+
+    def text(self) -> str:
+        """One readable line: what the budget bought and what came free."""
+        parts = [f"{self.done} of a budget of {self.budget} evaluations"]
+        parts[0] += f" ({self.complete} complete, {self.failed} failed"
+        parts[0] += f", {self.unfinished} unfinished)" if self.unfinished else ")"
+        duplicates = f"{self.reused} isomorphic duplicates answered from stored results"
+        if self.duplicates_count:
+            parts[0] += f", {duplicates} counted in it"
+        else:
+            parts.append(f"free: {duplicates}")
+        if self.refused:
+            refused = f"{self.refused} refused by a constraint before training"
+            parts.append(refused if len(parts) > 1 else f"free: {refused}")
+        return "; ".join(parts) if len(parts) < 3 else f"{parts[0]}; {parts[1]}, {parts[2]}"
 
 
 @dataclass(frozen=True)
@@ -70,10 +131,29 @@ def create_run(run_dir: str | Path, config: SearchConfig) -> RunStore:
     The configuration is checked first (space, strategy and its options), so a bad option
     never leaves a run directory behind.
     """
-    new_strategy(config, make_space(config))
+    warn_pure_exploration(new_strategy(config, make_space(config)), config)
     store = RunStore.create(Path(run_dir) / DB_NAME, config.to_dict())
     store.set_meta("status", "created")
     return store
+
+
+def warn_pure_exploration(strategy: Strategy, config: SearchConfig) -> None:
+    """Log a warning when an agent whose schedule leaves epsilon 1 never gets there in the
+    run's budget (e.g. ``--paper --evaluations 16``: one partial iteration of 64): such a
+    run is pure random search."""
+    schedule = getattr(strategy, "schedule", None)  # the Q-learning agent's
+    if schedule is None or len(set(schedule.epsilons)) < 2:
+        return
+    iterations = iterations_for(config.evaluations, config.batch)
+    if schedule.epsilon(iterations - 1) == 1.0:
+        logger.warning(
+            "the budget of %d candidates (%d iteration(s) of --batch %d) lies wholly in the "
+            "exploration stage (epsilon 1): this search is pure random search; give a larger "
+            "--evaluations or a smaller --batch",
+            config.evaluations,
+            iterations,
+            config.batch,
+        )
 
 
 def open_run(run_dir: str | Path) -> tuple[RunStore, SearchConfig]:
@@ -118,15 +198,20 @@ def make_run_strategy(config: SearchConfig, space: Space, store: RunStore) -> St
                 f"{store.path}: cannot resume exactly: candidate #{candidate.id} was "
                 f"{candidate.arch}, the restored strategy proposes {again}"
             )
-        if candidate.reused_from is not None:
+        if candidate.reused_from is not None and candidate.state == CandidateState.COMPLETE:
             tell_duplicate(strategy, config, arch, candidate.told)
     return strategy
 
 
-def tell_duplicate(strategy: Strategy, config: SearchConfig, arch: Hashable, reward: float) -> None:
+def tell_duplicate(
+    strategy: Strategy, config: SearchConfig, arch: Hashable, reward: float, late: bool = False
+) -> None:
     """Answer a re-proposal with its stored reward (an evaluation only if the run counts
-    duplicates)."""
-    strategy.tell(arch, reward, duplicate=not config.count_duplicates)
+    duplicates); ``late`` for one that waited for its source's result."""
+    if config.count_duplicates:
+        strategy.tell(arch, reward)
+    else:
+        strategy.tell(arch, reward, duplicate=True, late=late)
 
 
 class Search:
@@ -155,6 +240,8 @@ class Search:
         rungs = config.fidelity()
         self.ladder = None if rungs is None else Ladder.from_results(rungs, store.rung_results())
         self._inflight: dict[int, Hashable] = {}
+        self._training: dict[Hashable, int] = {}  # canonical key -> the candidate in flight
+        self._waiting: dict[int, list[tuple[int, Hashable]]] = {}  # source -> (id, arch)
         self._exhausted = False
         self._started = time.monotonic()
         self._done_at_start = 0
@@ -177,6 +264,9 @@ class Search:
         try:
             for candidate in self.store.requeue_unfinished():
                 self._submit(candidate.id, candidate.arch)
+            for candidate in self.store.waiting():
+                arch = self.space.parse(candidate.arch)
+                self._waiting.setdefault(candidate.reused_from, []).append((candidate.id, arch))
             while self._fill() or self._inflight:
                 for outcome in self.executor.wait(timeout=1.0):
                     self._collect(outcome)
@@ -196,24 +286,17 @@ class Search:
         if self.on_result is not None and self.store.get(cid).state in _FINAL:
             self.on_result(self, cid)
 
-    def _free(self) -> int:
-        """Reused candidates that do not count against the budget."""
-        return 0 if self.config.count_duplicates else self.store.count_reused()
-
     def _done(self) -> int:
         """Candidates finished that count against the budget."""
-        counts = self.store.counts()
-        finished = counts[CandidateState.COMPLETE.value] + counts[CandidateState.FAILED.value]
-        return finished - self._free()
+        return Spending.of(self.store, self.config).done
 
     def _fill(self) -> bool:
         """Propose candidates while a slot is free and budget remains; False when the
         budget is fully proposed (or the space holds nothing new)."""
         while len(self._inflight) < self.executor.slots:
-            if self.stopped:
+            if self.stopped or self._exhausted:
                 return False
-            spent = sum(self.store.counts().values()) - self._free()
-            if spent >= self.config.evaluations or self._exhausted:
+            if Spending.of(self.store, self.config).spent >= self.config.evaluations:
                 return False
             self._propose()
         return True
@@ -236,12 +319,39 @@ class Search:
                     self.strategy.max_repeats,
                 )
             return
+        first = self._training.get(key) if self.config.dedupe else None
+        if first is not None:
+            cid = self.store.add_waiting(text, key, iteration, epsilon, first)
+            self._waiting.setdefault(first, []).append((cid, arch))
+            logger.debug("candidate #%d waits for #%d (isomorphic, in flight)", cid, first)
+            return
         cid = self.store.add_candidate(text, key, iteration, epsilon, None)
         self._submit(cid, text)
 
     def _submit(self, cid: int, text: str) -> None:
         self.store.mark_running(cid)
+        self._training[self.space.key(self.space.parse(text))] = cid
         self._send(cid, text)
+
+    def _answer_waiting(self, cid: int, reward: float) -> None:
+        """Tell the strategy the result of candidate ``cid`` for each proposal that waited
+        for it (the store settles them with ``cid``'s result)."""
+        for _, arch in self._waiting.pop(cid, []):
+            tell_duplicate(self.strategy, self.config, arch, reward, late=True)
+
+    def _settled(self, cid: int, arch: Hashable, failed: bool) -> None:
+        """Candidate ``cid`` is final: it is no longer in flight; when it ``failed``, the
+        first proposal waiting for it is trained instead (the store released it) and the
+        others wait for that one."""
+        key = self.space.key(arch)
+        if self._training.get(key) == cid:
+            del self._training[key]
+        waiting = self._waiting.pop(cid, [])
+        if failed and waiting:
+            (first, first_arch), rest = waiting[0], waiting[1:]
+            if rest:
+                self._waiting[first] = rest
+            self._submit(first, self.space.format(first_arch))
 
     def _send(self, cid: int, text: str) -> None:
         """Hand a RUNNING candidate to the executor (its next rung, with rungs)."""
@@ -256,13 +366,17 @@ class Search:
         if outcome.result is not None:
             self._complete(outcome, arch)
         elif CONSTRAINT_PREFIX in (outcome.error or ""):
-            self._reject(outcome.cid, arch, outcome.error)
+            self._reject(outcome.cid, arch, outcome.error, before_training=True)
         elif outcome.lost and self.store.get(outcome.cid).attempts < self.config.max_attempts:
             logger.warning("candidate #%d lost its worker; retrying", outcome.cid)
             self._submit(outcome.cid, self.space.format(arch))
+            return
         else:
             logger.warning("candidate #%d failed: %s", outcome.cid, outcome.error)
             self.store.fail(outcome.cid, outcome.error or "failed")
+        if outcome.cid not in self._inflight:  # not promoted to a further rung
+            final = self.store.get(outcome.cid).state
+            self._settled(outcome.cid, arch, final == CandidateState.FAILED)
 
     def _complete(self, outcome: Outcome, arch: Hashable) -> None:
         result = outcome.result
@@ -282,6 +396,7 @@ class Search:
             self._climb(outcome.cid, arch, result, value)
             return
         self.strategy.tell(arch, value)
+        self._answer_waiting(outcome.cid, value)
         self.store.complete(outcome.cid, result, value, self._state())
         logger.info("candidate #%d: accuracy %.2f reward %.3f", outcome.cid, result.accuracy, value)
 
@@ -296,10 +411,12 @@ class Search:
             self.store.record_rung(cid, rung, budget, result, value)
         elif fate is Fate.MEASURED:
             self.strategy.tell(arch, value)
+            self._answer_waiting(cid, value)
             self.store.complete(cid, result, value, self._state(), rung=(rung, budget))
         else:
             accuracy, estimate = self.ladder.estimate(measured)
             self.strategy.tell(arch, estimate)
+            self._answer_waiting(cid, estimate)
             guess = {"rung": rung, "accuracy": accuracy, "reward": estimate}
             self.store.stop(cid, rung, budget, result, value, guess, self._state())
         self.ladder.record(measured)
@@ -315,15 +432,25 @@ class Search:
         """Where the evaluator keeps candidate ``cid``'s weights between rungs."""
         return self.store.path.parent / "weights" / f"{cid}.pt"
 
-    def _reject(self, cid: int, arch: Hashable, reason: str) -> None:
+    def _reject(self, cid: int, arch: Hashable, reason: str, before_training: bool = False) -> None:
         """Fail a candidate over a constraint, telling the strategy :data:`PENALTY` so that
         it learns to avoid such candidates (the constraint-penalised reward). The stored
         error is ``reason`` from :data:`CONSTRAINT_PREFIX` on (without the worker's
-        exception class)."""
+        exception class). One refused ``before_training`` is free (see :class:`Spending`)
+        while the refusals number at most the budget; a warning says when they stop being
+        free."""
         reason = reason[reason.index(CONSTRAINT_PREFIX) :]
         self.strategy.tell(arch, PENALTY)
-        self.store.fail(cid, reason, self._state())
+        self.store.fail(cid, reason, self._state(), refused=before_training)
         logger.info("candidate #%d: %s", cid, reason)
+        capped = before_training and self.store.count_refused() == self.config.evaluations
+        if capped:
+            logger.warning(
+                "%d candidates were refused by a constraint before training, as many as the "
+                "budget: further refusals count against --evaluations (loosen the constraint "
+                "if nearly every block breaks it)",
+                self.config.evaluations,
+            )
 
     def _state(self) -> dict:
         """What is saved with a result: the strategy and the proposals it has made."""

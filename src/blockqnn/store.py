@@ -11,6 +11,9 @@ Candidate lifecycle (the master, the single writer, drives it)::
     add_candidate -> PENDING -> mark_running -> RUNNING -> complete -> COMPLETE
                                                         \\-> fail     -> FAILED
     add_reused -> COMPLETE (an isomorphic duplicate reusing a stored result)
+    add_waiting -> PENDING, reused_from set (isomorphic to a candidate in flight): settled
+        -> COMPLETE with its source's result when the source completes (or stops), or
+        released (reused_from cleared, to be trained) when the source fails
     requeue_unfinished: RUNNING -> PENDING (on resume; each is evaluated again)
 
 With multi-fidelity evaluation (:mod:`blockqnn.fidelity`) a RUNNING candidate passes rungs:
@@ -35,13 +38,14 @@ import numbers
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from blockqnn import pareto
 from blockqnn.errors import UserError
 from blockqnn.evaluation import METRIC_NAME, Result
 
@@ -201,16 +205,27 @@ class RungResult:
     reward: float  #: the reward measured at this budget
 
 
-def rank(candidates: Iterable[Candidate], by: str = "reward") -> list[Candidate]:
-    """The ranking of a run: best first by ``by``, one row per architecture.
+def rank(
+    candidates: Iterable[Candidate],
+    by: str | None = None,
+    objectives: Sequence[str] = (),
+) -> list[Candidate]:
+    """The ranking of a run: best first, one row per architecture.
 
     The one ranking every view of a run uses (``show``, ``export``, the report,
-    ``DIR:topK``). ``by`` names any metric (higher is better): ``"reward"``,
-    ``"accuracy"``, ``"test_accuracy"`` or another the evaluator measured; ValueError for
-    a malformed name. Only COMPLETE candidates holding the metric count; reused duplicates
-    are left out, and isomorphic blocks (one canonical key) evaluated more than once
-    (without dedupe) appear once, as their best evaluation. Ties go to the earlier id.
+    ``DIR:topK``). Only COMPLETE candidates holding the ranking metric count; reused
+    duplicates are left out, and isomorphic blocks (one canonical key) evaluated more than
+    once (without dedupe) appear once, as their best evaluation. Ties go to the earlier id.
+
+    A single-objective run (no ``objectives``) ranks by ``by``, the reward by default.
+    A multi-objective run passes its ``objectives`` (metric names or aliases, see
+    :mod:`blockqnn.pareto`): its reward is steered by a random weight per iteration, so it
+    compares nothing across iterations; the run ranks by its Pareto front instead: the
+    members of the front first, then the rest, each part best first by ``by`` (accuracy
+    by default). ``by`` names any metric (higher is better); ValueError for a malformed
+    name or bad objectives.
     """
+    by = by or ("accuracy" if objectives else "reward")
     if not METRIC_NAME.match(by):
         raise ValueError(f"cannot rank by {by!r}: not a metric name")
     scored = [
@@ -225,7 +240,11 @@ def rank(candidates: Iterable[Candidate], by: str = "reward") -> list[Candidate]
         if c.key not in seen:
             seen.add(c.key)
             ranking.append(c)
-    return ranking
+    if not objectives:
+        return ranking
+    objs = pareto.objectives(objectives)
+    members = {c.id for c in pareto.front(ranking, lambda c: pareto.gains(c.named(), objs))}
+    return [c for c in ranking if c.id in members] + [c for c in ranking if c.id not in members]
 
 
 class RunStore:
@@ -401,6 +420,7 @@ class RunStore:
                 (*values, float(reward), extra_text, time.time(), cid),
             )
             self._check_changed(conn, cursor, cid, "complete")
+            _settle_waiting(conn, cid)
             _save_agent(conn, state_text)
 
     def record_rung(
@@ -444,21 +464,33 @@ class RunStore:
                 " finished = ? WHERE id = ?",
                 (metrics, _rungs_cost(conn, cid), extra_text, time.time(), cid),
             )
+            _settle_waiting(conn, cid)
             _save_agent(conn, state_text)
 
-    def fail(self, cid: int, error: str, agent_state: dict[str, Any] | None = None) -> None:
-        """Mark a PENDING/RUNNING candidate FAILED with ``error``.
+    def fail(
+        self,
+        cid: int,
+        error: str,
+        agent_state: dict[str, Any] | None = None,
+        refused: bool = False,
+    ) -> None:
+        """Mark a PENDING/RUNNING candidate FAILED with ``error``; ``refused`` marks one
+        refused by a constraint before any training (``extra["refused"]``, counted by
+        :meth:`count_refused`). Its waiting duplicates are released in the same
+        transaction (:meth:`add_waiting`).
 
         Raises :class:`StoreError` if it does not exist or is already final.
         """
         state_text = _dumps_optional(agent_state, "agent_state")
         with self._write() as conn:
             cursor = conn.execute(
-                "UPDATE candidates SET state = 'failed', error = ?, finished = ?"
-                " WHERE id = ? AND state IN ('pending', 'running')",
-                (error, time.time(), cid),
+                "UPDATE candidates SET state = 'failed', error = ?, finished = ?,"
+                " extra = CASE WHEN ? THEN json_set(extra, '$.refused', json('true'))"
+                " ELSE extra END WHERE id = ? AND state IN ('pending', 'running')",
+                (error, time.time(), refused, cid),
             )
             self._check_changed(conn, cursor, cid, "fail")
+            _release_waiting(conn, cid)
             _save_agent(conn, state_text)
 
     def add_reused(
@@ -510,8 +542,41 @@ class RunStore:
             _save_agent(conn, state_text)
         return _rowid(cursor)
 
+    def add_waiting(
+        self, arch: str, key: str, iteration: int, epsilon: float | None, source_id: int
+    ) -> int:
+        """Record a proposal isomorphic to candidate ``source_id``, which is still being
+        evaluated, as PENDING with ``reused_from = source_id``: it is not trained, but
+        waits for its source's result. When the source completes (or stops at a rung) it
+        becomes a reused candidate with the source's result, in the same transaction; when
+        the source fails, the first one waiting is released (``reused_from`` cleared: it
+        is trained itself) and the others wait for it. Returns its id; StoreError unless
+        ``source_id`` is an unfinished, non-waiting candidate."""
+        with self._write() as conn:
+            cursor = conn.execute(
+                "INSERT INTO candidates (arch, key, state, iteration, epsilon, created,"
+                " reused_from) SELECT ?, ?, 'pending', ?, ?, ?, id FROM candidates"
+                " WHERE id = ? AND state IN ('pending', 'running') AND reused_from IS NULL",
+                (arch, key, int(iteration), _opt_float(epsilon), time.time(), source_id),
+            )
+            if cursor.rowcount != 1:
+                found = self._describe(conn, source_id)
+                raise StoreError(
+                    f"{self._path}: cannot wait for candidate {source_id}: {found}, not in flight"
+                )
+        return _rowid(cursor)
+
+    def waiting(self) -> list[Candidate]:
+        """The candidates waiting for an isomorphic one in flight (:meth:`add_waiting`),
+        in id order."""
+        with self._read() as conn:
+            return self._select(
+                conn, "WHERE state = 'pending' AND reused_from IS NOT NULL ORDER BY id"
+            )
+
     def requeue_unfinished(self) -> list[Candidate]:
-        """On resume: set RUNNING candidates back to PENDING; return all PENDING in id order.
+        """On resume: set RUNNING candidates back to PENDING; return every PENDING one to
+        evaluate (not those :meth:`waiting`) in id order.
 
         ``attempts`` counts starts that ended in a worker: the start the master's exit
         interrupted is taken back, so restarting the master never uses up a candidate's
@@ -522,7 +587,9 @@ class RunStore:
                 "UPDATE candidates SET state = 'pending', started = NULL, worker = NULL,"
                 " attempts = max(attempts - 1, 0) WHERE state = 'running'"
             )
-            pending = self._select(conn, "WHERE state = 'pending' ORDER BY id")
+            pending = self._select(
+                conn, "WHERE state = 'pending' AND reused_from IS NULL ORDER BY id"
+            )
         if cursor.rowcount:
             logger.info("requeued %d interrupted candidates", cursor.rowcount)
         return pending
@@ -592,16 +659,32 @@ class RunStore:
         return {state.value: found.get(state.value, 0) for state in CandidateState}
 
     def count_reused(self) -> int:
-        """Number of candidates that reuse another's result (isomorphic duplicates)."""
+        """Number of candidates that reuse another's result (complete isomorphic
+        duplicates; not those still :meth:`waiting`)."""
         with self._read() as conn:
-            row = conn.execute("SELECT COUNT(*) FROM candidates WHERE reused_from IS NOT NULL")
+            row = conn.execute(
+                "SELECT COUNT(*) FROM candidates"
+                " WHERE reused_from IS NOT NULL AND state = 'complete'"
+            )
             return int(row.fetchone()[0])
 
-    def top(self, k: int, by: str = "reward") -> list[Candidate]:
-        """The first ``k`` of the run's ranking by ``by``: see :func:`rank`."""
+    def count_refused(self) -> int:
+        """Number of candidates refused by a constraint before any training (failed with
+        ``refused``, see :meth:`fail`)."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM candidates"
+                " WHERE state = 'failed' AND json_extract(extra, '$.refused')"
+            )
+            return int(row.fetchone()[0])
+
+    def top(self, k: int, by: str | None = None) -> list[Candidate]:
+        """The first ``k`` of the run's ranking (:func:`rank`, by the run's stored
+        ``objectives`` when it has them)."""
         if k < 0:
             raise ValueError(f"k must be non-negative, got {k}")
-        return rank(self.candidates([CandidateState.COMPLETE]), by)[:k]
+        objectives = self.config.get("objectives") or ()
+        return rank(self.candidates([CandidateState.COMPLETE]), by, objectives)[:k]
 
     def metric_names(self) -> list[str]:
         """The names of every metric some COMPLETE candidate has, sorted (``reward`` and
@@ -960,6 +1043,35 @@ def _insert_rung(
 def _rungs_cost(conn: sqlite3.Connection, cid: int) -> float | None:
     """The summed cost of a candidate's rungs (None without rungs)."""
     return conn.execute("SELECT SUM(cost_s) FROM rungs WHERE cid = ?", (cid,)).fetchone()[0]
+
+
+def _settle_waiting(conn: sqlite3.Connection, source: int) -> None:
+    """The candidates waiting for ``source`` (just COMPLETE) reuse its result."""
+    copied = ", ".join(
+        f"{column} = (SELECT {column} FROM candidates WHERE id = :source)"
+        for column in ("accuracy", "metrics", "reward", "extra")
+    )
+    conn.execute(
+        f"UPDATE candidates SET state = 'complete', {copied}, cost_s = 0.0,"
+        " started = :now, finished = :now"
+        " WHERE reused_from = :source AND state = 'pending'",
+        {"source": source, "now": time.time()},
+    )
+
+
+def _release_waiting(conn: sqlite3.Connection, source: int) -> None:
+    """The first candidate waiting for ``source`` (just FAILED) is to be trained itself;
+    the others wait for it."""
+    row = conn.execute(
+        "SELECT min(id) FROM candidates WHERE reused_from = ? AND state = 'pending'", (source,)
+    ).fetchone()
+    if row[0] is None:
+        return
+    conn.execute("UPDATE candidates SET reused_from = NULL WHERE id = ?", (row[0],))
+    conn.execute(
+        "UPDATE candidates SET reused_from = ? WHERE reused_from = ? AND state = 'pending'",
+        (row[0], source),
+    )
 
 
 def _save_agent(conn: sqlite3.Connection, state_text: str | None) -> None:

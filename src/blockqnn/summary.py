@@ -7,7 +7,9 @@ import collections
 import shlex
 from pathlib import Path
 
-from blockqnn.search import open_run
+from blockqnn.config import SearchConfig
+from blockqnn.evaluation import format_metric
+from blockqnn.search import Spending, open_run
 from blockqnn.store import Candidate, CandidateState, RunStore
 
 
@@ -15,30 +17,32 @@ def summary(run_dir: str | Path, wall_s: float) -> str:
     """The run's summary after a search session of ``wall_s`` seconds."""
     store, config = open_run(run_dir)
     with store:
-        counts, reused = store.counts(), store.count_reused()
-        complete, failed = counts[CandidateState.COMPLETE.value] - reused, counts["failed"]
-        counted = " (counted in the budget)" if config.count_duplicates else ""
-        lines = [
-            f"run {run_dir}: {complete + failed} evaluations of a budget of "
-            f"{config.evaluations} ({complete} complete, {failed} failed) and {reused} "
-            f"isomorphic duplicates answered from stored results{counted}, in "
-            f"{_duration(wall_s)}",
-        ]
+        lines = [f"run {run_dir}: {Spending.of(store, config).text()}; in {_duration(wall_s)}"]
         run = shlex.quote(str(run_dir))
         if config.rungs:
             lines.append(rung_summary(store, config.rungs, run))
         best = store.top(1)
     if best:
         top = best[0]
-        test = "" if top.test_accuracy is None else f", test {top.test_accuracy:.2f}%"
+        test = "" if top.test_accuracy is None else f", test {format_metric(top.test_accuracy)}%"
         lines.append(
-            f"best: #{top.id} reward {top.reward:.3f}, accuracy {top.accuracy:.2f}%{test}: "
-            f"{top.arch}"
+            f"best: #{top.id} reward {format_metric(top.reward)}, accuracy "
+            f"{format_metric(top.accuracy)}%{test}: {top.arch}"
         )
-    lines += ["next:", f"  blockqnn show {run}", f"  blockqnn report {run}"]
-    if best and config.space == "nsc":
-        lines.append(f"  blockqnn train --block {run}:top1 --epochs 30 --out {run}/final")
+    lines += ["next:", *(f"  {command}" for command in next_commands(run, config, bool(best)))]
     return "\n".join(lines)
+
+
+def next_commands(run: str, config: SearchConfig, found: bool) -> list[str]:
+    """The commands the end of a search suggests for the run ``run`` (shell-quoted), as
+    the README lists them; drawing and training need a ``found`` best block, training an
+    NSC one."""
+    commands = [f"blockqnn show {run}", f"blockqnn report {run}"]
+    if found:
+        commands.append(f"blockqnn draw {run}:top1 -o {run}/best.svg")
+    if found and config.space == "nsc":
+        commands.append(f"blockqnn train --block {run}:top1 --epochs 30 --out {run}/final")
+    return commands
 
 
 def rung_summary(store: RunStore, rungs: list[float], run: str) -> str:

@@ -99,8 +99,8 @@ def add_search_options(p: argparse.ArgumentParser) -> None:
         "--paper",
         action="store_true",
         help="the paper's exact search: its Q-learning agent (preset=paper), reward "
-        f"(--mu 1 --rho 8), accounting (--count-duplicates), batch 64 and budget "
-        f"{PAPER_EVALUATIONS}",
+        f"(--mu 1 --rho 8), accounting (--count-duplicates), batch 64, budget "
+        f"{PAPER_EVALUATIONS} and early stop (--fidelity paper); options given override them",
     )
     p.add_argument(
         "--mu",
@@ -179,7 +179,7 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         "--fidelity",
         choices=("paper", "proxy"),
         help="early-stop recipe: the paper's 12 epochs, or a CPU-sized proxy "
-        f"{_default('fidelity')}",
+        f"{_default('fidelity')}; paper with --paper",
     )
     g.add_argument("--epochs", type=positive_int, help="override the recipe's epochs")
     g.add_argument(

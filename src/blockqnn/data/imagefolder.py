@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
 
 from blockqnn.data.archives import read_file, read_files, scan_files
 from blockqnn.data.catalog import Catalog
@@ -86,8 +87,15 @@ def decode_images(
     else:
         size = (image_size, image_size)
     out = np.empty((len(blobs), size[1], size[0], len(mode)), dtype=np.uint8)
-    for i, (blob, name) in enumerate(zip(blobs, names, strict=True)):
-        out[i] = _decode(blob, mode, size, f"{where}:{name}")
+    logger.info("decoding %d images of %s (once: the cache keeps them)", len(blobs), where)
+    progress = tqdm(  # on a terminal, once decoding takes over a second
+        total=len(blobs), desc=f"decoding {Path(where).name}", unit="img", delay=1,
+        disable=None, leave=False,
+    )  # fmt: skip
+    with progress:
+        for i, (blob, name) in enumerate(zip(blobs, names, strict=True)):
+            out[i] = _decode(blob, mode, size, f"{where}:{name}")
+            progress.update()
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 
@@ -100,6 +108,10 @@ def _header(blob: bytes, name: str, where: str) -> tuple[tuple[int, int], str]:
 def _open(blob: bytes, where: str) -> Image.Image:
     try:
         return Image.open(io.BytesIO(blob))
+    except UnidentifiedImageError:  # its message names only the in-memory buffer
+        raise DatasetError(
+            f"{where}: not a readable image (an unknown or damaged format)"
+        ) from None
     except _DECODE_ERRORS as exc:
         raise DatasetError(f"{where}: not a readable image ({exc})") from exc
 

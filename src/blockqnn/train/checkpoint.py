@@ -117,11 +117,13 @@ def save_model(
     classes: Sequence[str],
     mean: Sequence[float],
     std: Sequence[float],
+    pixel_max: float = 255.0,
 ) -> None:
     """Write ``network`` (built by :func:`blockqnn.model.build`) as a model file, atomically.
 
     ``classes`` names the outputs; ``mean``/``std`` are the per-channel statistics its
-    inputs were normalised with (``(x / 255 - mean) / std``).
+    inputs were normalised with (``(x / pixel_max - mean) / std``, ``pixel_max`` the
+    brightest value of its dataset's own scale: 16 for scikit-learn's digits).
     """
     record = {
         "codes": network.codes,
@@ -129,6 +131,7 @@ def save_model(
         "classes": list(classes),
         "mean": [float(m) for m in mean],
         "std": [float(s) for s in std],
+        "pixel_max": float(pixel_max),
         "state_dict": {k: v.detach().cpu() for k, v in network.state_dict().items()},
     }
     atomic_save(tagged(MODEL_FORMAT, record), path)
@@ -138,7 +141,8 @@ def load(path: PathLike) -> Network:
     """The network saved in a model file, on the CPU in eval mode.
 
     The returned module has ``codes`` (the block's text) and ``config`` as built, plus
-    ``classes``, ``mean`` and ``std`` from the file. Raises :class:`ModelFileError` naming
+    ``classes``, ``mean``, ``std`` and ``pixel_max`` (255 in files older than it) from the
+    file. Raises :class:`ModelFileError` naming
     the file when it is not a readable blockqnn model file.
     """
     record = load_tagged(path, MODEL_FORMAT)
@@ -151,4 +155,5 @@ def load(path: PathLike) -> Network:
         ) from exc
     network.classes = tuple(record["classes"])
     network.mean, network.std = tuple(record["mean"]), tuple(record["std"])
+    network.pixel_max = float(record.get("pixel_max", 255.0))
     return network.eval()
