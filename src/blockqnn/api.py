@@ -28,7 +28,7 @@ from blockqnn.execution.factory import ExecutorSpec, executor_address
 from blockqnn.importpath import import_path
 from blockqnn.options import OptionError, RunOptions
 from blockqnn.rundir import check_run
-from blockqnn.runner import Hooks, Session, create, resume
+from blockqnn.runner import Hooks, create, resume
 from blockqnn.search import Progress, Search
 from blockqnn.search import open_run as open_store
 from blockqnn.store import Candidate, rank
@@ -83,7 +83,7 @@ class Run:
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir)
         self._search: Search | None = None
-        self._session: Session | None = None
+        self._wall_s = 0.0  #: seconds of the last search session
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"
@@ -123,7 +123,7 @@ class Run:
             raise OptionError(f"--executor: {exc}") from None
         spec = ExecutorSpec(address, workers, gpus, prefetch, eval_timeout)
         hooks = Hooks(progress=progress, on_result=self._notifier(list(callbacks)))
-        self._session = resume(self.path, RunOptions(), spec, hooks)
+        self._wall_s = resume(self.path, RunOptions(), spec, hooks)
         return self
 
     def stop(self) -> None:
@@ -202,7 +202,7 @@ class Run:
         """The summary ``blockqnn search`` prints (with the last search session's time)."""
         from blockqnn.summary import summary
 
-        return summary(self.path, self._session.wall_s if self._session else 0.0)
+        return summary(self.path, self._wall_s)
 
 
 def _row(c: Candidate) -> dict[str, Any]:
