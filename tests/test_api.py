@@ -260,3 +260,19 @@ def test_the_command_line_takes_a_training_function(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "trainer nope:f: cannot import it" in err
     assert not (tmp_path / "bad").exists()
+
+
+def test_an_npz_file_is_a_dataset_of_its_own(tmp_path):
+    from blockqnn.data import load_dataset
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "mine.npz"
+    x, y = rng.integers(0, 256, (200, 8, 8, 3), dtype=np.uint8), np.arange(200) % 4
+    np.savez(path, x=x, y=y, classes=np.array(["a", "b", "c", "d"]))
+    data = load_dataset(f"npz:{path}", val_fraction=0.25, cache_dir=tmp_path / "cache")
+    assert (data.classes, data.channels, data.image_size) == (("a", "b", "c", "d"), 3, 8)
+    assert len(data.y_train) + len(data.y_val) + len(data.y_test) == 200
+    assert len(data.y_val) == round(0.25 * (200 - len(data.y_test)))
+    np.savez(tmp_path / "bad.npz", images=x)
+    with pytest.raises(DatasetError, match="needs arrays 'x' and 'y'"):
+        load_dataset(f"npz:{tmp_path / 'bad.npz'}", cache_dir=tmp_path / "cache")
