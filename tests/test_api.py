@@ -276,3 +276,15 @@ def test_an_npz_file_is_a_dataset_of_its_own(tmp_path):
     np.savez(tmp_path / "bad.npz", images=x)
     with pytest.raises(DatasetError, match="needs arrays 'x' and 'y'"):
         load_dataset(f"npz:{tmp_path / 'bad.npz'}", cache_dir=tmp_path / "cache")
+
+
+def test_cluster_and_executor_exclude_each_other_in_python_and_on_the_command_line(
+    tmp_path, capsys
+):
+    run = blockqnn.create_run(tmp_path / "run", evaluations=2, **TABULAR)
+    with pytest.raises(OptionError, match="--cluster starts its own scheduler"):
+        run.search(executor="tcp://127.0.0.1:9", cluster=str(tmp_path / "cluster.yaml"))
+    argv = ["search", "--run-dir", str(tmp_path / "run"), "--resume", "--no-progress"]
+    argv += ["--executor", "tcp://127.0.0.1:9", "--cluster", str(tmp_path / "cluster.yaml")]
+    assert cli.main(argv) == 2
+    assert "drop --executor" in capsys.readouterr().err

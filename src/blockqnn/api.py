@@ -103,6 +103,7 @@ class Run:
         gpus: Sequence[int] | None = None,
         prefetch: int | str = "auto",
         eval_timeout: float | None = None,
+        cluster: str | None = None,
         callbacks: Iterable[Callback] = (),
         progress: Callable[[Progress], None] | None = None,
     ) -> Run:
@@ -110,8 +111,9 @@ class Run:
 
         Calling it again continues where the run stopped (as ``blockqnn search --resume``;
         nothing finished is repeated). ``workers``, ``executor`` (``"local"`` or a Dask
-        scheduler ``"tcp://HOST:PORT"``), ``gpus``, ``prefetch`` and ``eval_timeout`` are the
-        command line's execution options. Each callback is called on this process after
+        scheduler ``"tcp://HOST:PORT"``), ``gpus``, ``prefetch``, ``eval_timeout`` and
+        ``cluster`` (a cluster spec file that starts Dask workers) are the command line's
+        execution options. Each callback is called on this process after
         every finished candidate as ``callback(run, candidate)``; one that calls
         :meth:`stop` ends the search cleanly: nothing more is proposed, evaluations in flight
         finish and are saved, and the run's status is ``stopped``. Ctrl-C leaves the run
@@ -121,7 +123,7 @@ class Run:
             address = executor_address(executor)
         except ValueError as exc:
             raise OptionError(f"--executor: {exc}") from None
-        spec = ExecutorSpec(address, workers, gpus, prefetch, eval_timeout)
+        spec = ExecutorSpec(address, workers, gpus, prefetch, eval_timeout, cluster)
         hooks = Hooks(progress=progress, on_result=self._notifier(list(callbacks)))
         self._wall_s = resume(self.path, RunOptions(), spec, hooks)
         return self
