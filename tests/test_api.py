@@ -57,7 +57,8 @@ def test_create_run_has_the_command_lines_defaults(tmp_path):
         ({"strategy": "nope"}, OptionError, "invalid strategy|strategy"),
         ({"dataset": (np.zeros((4, 8, 6)), np.zeros(4, int))}, DatasetError, "square"),
         ({"dataset": (np.full((4, 8, 8), 2.0), np.zeros(4, int))}, DatasetError, r"\[0, 1\]"),
-        ({"trainer": "no_such_module:train"}, OptionError, "no_such_module"),
+        ({"trainer": "no_such_module:train"}, OptionError, "trainer no_such_module:train: cannot"),
+        ({"trainer": "tests.helpers_trainer:TINY"}, OptionError, "not callable"),
         ({"trainer": lambda net, budget: 1.0}, ImportPathError, "top level"),
     ],
 )
@@ -174,7 +175,7 @@ def test_own_training_with_rungs_and_a_class(tmp_path):
     constant = blockqnn.create_run(
         tmp_path / "class", trainer="tests.helpers_trainer:Constant", evaluations=2, **TINY
     )
-    constant.search(workers=0)
+    constant.search(workers=1)  # a fresh worker: its one instance is called twice
     assert sorted(c.accuracy for c in constant.candidates() if c.reused_from is None) == [41, 42]
 
 
@@ -245,4 +246,45 @@ def test_own_data_and_training_on_a_dask_cluster(tmp_path):
     evaluated = [c for c in run.candidates() if c.reused_from is None]
     assert run.status == "finished" and len(evaluated) == 2
     assert all(c.state is CandidateState.COMPLETE for c in evaluated), [c.error for c in evaluated]
-    assert all(c.worker.startswith("tcp://127.0.0.1") for c in evaluated)
+
+
+def test_the_command_line_takes_a_training_function(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    argv = ["search", "--run-dir", str(run_dir), "--evaluations", "2", "--epochs", "1", "-N", "1"]
+    argv += ["--widths", "8,8,8", "--workers", "0", "--no-progress"]
+    assert cli.main([*argv, "--trainer", "tests.helpers_trainer:Constant"]) == 0
+    accuracies = sorted(c.accuracy for c in blockqnn.open_run(run_dir).candidates() if c.accuracy)
+    assert len(accuracies) == 2 and accuracies[1] - accuracies[0] == 1  # one instance, 2 calls
+    capsys.readouterr()
+    assert cli.main([*argv[:2], str(tmp_path / "bad"), *argv[3:], "--trainer", "nope:f"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "trainer nope:f: cannot import it" in err
+    assert not (tmp_path / "bad").exists()
+
+
+def test_an_npz_file_is_a_dataset_of_its_own(tmp_path):
+    from blockqnn.data import load_dataset
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "mine.npz"
+    x, y = rng.integers(0, 256, (200, 8, 8, 3), dtype=np.uint8), np.arange(200) % 4
+    np.savez(path, x=x, y=y, classes=np.array(["a", "b", "c", "d"]))
+    data = load_dataset(f"npz:{path}", val_fraction=0.25, cache_dir=tmp_path / "cache")
+    assert (data.classes, data.channels, data.image_size) == (("a", "b", "c", "d"), 3, 8)
+    assert len(data.y_train) + len(data.y_val) + len(data.y_test) == 200
+    assert len(data.y_val) == round(0.25 * (200 - len(data.y_test)))
+    np.savez(tmp_path / "bad.npz", images=x)
+    with pytest.raises(DatasetError, match="needs arrays 'x' and 'y'"):
+        load_dataset(f"npz:{tmp_path / 'bad.npz'}", cache_dir=tmp_path / "cache")
+
+
+def test_cluster_and_executor_exclude_each_other_in_python_and_on_the_command_line(
+    tmp_path, capsys
+):
+    run = blockqnn.create_run(tmp_path / "run", evaluations=2, **TABULAR)
+    with pytest.raises(OptionError, match="--cluster starts its own scheduler"):
+        run.search(executor="tcp://127.0.0.1:9", cluster=str(tmp_path / "cluster.yaml"))
+    argv = ["search", "--run-dir", str(tmp_path / "run"), "--resume", "--no-progress"]
+    argv += ["--executor", "tcp://127.0.0.1:9", "--cluster", str(tmp_path / "cluster.yaml")]
+    assert cli.main(argv) == 2
+    assert "drop --executor" in capsys.readouterr().err

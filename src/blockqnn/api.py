@@ -28,7 +28,7 @@ from blockqnn.execution.factory import ExecutorSpec, executor_address
 from blockqnn.importpath import import_path
 from blockqnn.options import OptionError, RunOptions
 from blockqnn.rundir import check_run
-from blockqnn.runner import Hooks, Session, create, resume
+from blockqnn.runner import Hooks, create, resume
 from blockqnn.search import Progress, Search
 from blockqnn.search import open_run as open_store
 from blockqnn.store import Candidate, rank
@@ -83,7 +83,7 @@ class Run:
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir)
         self._search: Search | None = None
-        self._session: Session | None = None
+        self._wall_s = 0.0  #: seconds of the last search session
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"
@@ -103,6 +103,7 @@ class Run:
         gpus: Sequence[int] | None = None,
         prefetch: int | str = "auto",
         eval_timeout: float | None = None,
+        cluster: str | None = None,
         callbacks: Iterable[Callback] = (),
         progress: Callable[[Progress], None] | None = None,
     ) -> Run:
@@ -110,8 +111,9 @@ class Run:
 
         Calling it again continues where the run stopped (as ``blockqnn search --resume``;
         nothing finished is repeated). ``workers``, ``executor`` (``"local"`` or a Dask
-        scheduler ``"tcp://HOST:PORT"``), ``gpus``, ``prefetch`` and ``eval_timeout`` are the
-        command line's execution options. Each callback is called on this process after
+        scheduler ``"tcp://HOST:PORT"``), ``gpus``, ``prefetch``, ``eval_timeout`` and
+        ``cluster`` (a cluster spec file that starts Dask workers) are the command line's
+        execution options. Each callback is called on this process after
         every finished candidate as ``callback(run, candidate)``; one that calls
         :meth:`stop` ends the search cleanly: nothing more is proposed, evaluations in flight
         finish and are saved, and the run's status is ``stopped``. Ctrl-C leaves the run
@@ -121,9 +123,9 @@ class Run:
             address = executor_address(executor)
         except ValueError as exc:
             raise OptionError(f"--executor: {exc}") from None
-        spec = ExecutorSpec(address, workers, gpus, prefetch, eval_timeout)
+        spec = ExecutorSpec(address, workers, gpus, prefetch, eval_timeout, cluster)
         hooks = Hooks(progress=progress, on_result=self._notifier(list(callbacks)))
-        self._session = resume(self.path, RunOptions(), spec, hooks)
+        self._wall_s = resume(self.path, RunOptions(), spec, hooks)
         return self
 
     def stop(self) -> None:
@@ -202,7 +204,7 @@ class Run:
         """The summary ``blockqnn search`` prints (with the last search session's time)."""
         from blockqnn.summary import summary
 
-        return summary(self.path, self._session.wall_s if self._session else 0.0)
+        return summary(self.path, self._wall_s)
 
 
 def _row(c: Candidate) -> dict[str, Any]:

@@ -44,14 +44,6 @@ class Hooks:
     on_result: Callable[[Search, int], None] | None = None
 
 
-@dataclass(frozen=True)
-class Session:
-    """How a search session ended."""
-
-    wall_s: float  #: seconds it ran
-    stopped: bool  #: ended by :meth:`Search.stop` before the budget was spent
-
-
 def create(
     run_dir: Path, options: RunOptions, data: tuple[str, DataWriter] | None = None
 ) -> SearchConfig:
@@ -65,17 +57,13 @@ def create(
 
 
 def start(
-    run_dir: Path,
-    options: RunOptions,
-    execution: ExecutorSpec,
-    hooks: Hooks = Hooks(),
-    data: tuple[str, DataWriter] | None = None,
-) -> Session:
-    """Make a new run in ``run_dir`` and search it to its budget (see :func:`create`).
-
-    Ctrl-C and a lost cluster (:class:`ExecutorLost`) propagate with everything saved."""
+    run_dir: Path, options: RunOptions, execution: ExecutorSpec, hooks: Hooks = Hooks()
+) -> float:
+    """Make a new run in ``run_dir`` and search it to its budget (see :func:`create`); the
+    search's wall seconds. Ctrl-C and a lost cluster (:class:`ExecutorLost`) propagate with
+    everything saved."""
     with (
-        _made(run_dir, options, data, local=execution.kind == "local") as config,
+        _made(run_dir, options, None, local=execution.kind == "local") as config,
         _executor(config, execution) as executor,
         create_run(run_dir, config) as store,
     ):
@@ -84,9 +72,9 @@ def start(
 
 def resume(
     run_dir: Path, options: RunOptions, execution: ExecutorSpec, hooks: Hooks = Hooks()
-) -> Session:
-    """Continue the run in ``run_dir`` with its stored configuration; OptionError when a
-    given option contradicts it. Raises as :func:`start`."""
+) -> float:
+    """Continue the run in ``run_dir`` with its stored configuration; the search's wall
+    seconds. OptionError when a given option contradicts it; raises as :func:`start`."""
     check_run(run_dir)
     with locked(run_dir):
         store, config = open_run(run_dir)
@@ -137,8 +125,7 @@ def _executor(config: SearchConfig, execution: ExecutorSpec) -> Iterator[Executo
         yield executor
 
 
-def _search(store: RunStore, config: SearchConfig, executor: Executor, hooks: Hooks) -> Session:
+def _search(store: RunStore, config: SearchConfig, executor: Executor, hooks: Hooks) -> float:
     started = time.monotonic()
-    search = Search(store, config, executor, progress=hooks.progress, on_result=hooks.on_result)
-    search.run()
-    return Session(time.monotonic() - started, search.stopped)
+    Search(store, config, executor, progress=hooks.progress, on_result=hooks.on_result).run()
+    return time.monotonic() - started

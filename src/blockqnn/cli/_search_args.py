@@ -25,7 +25,7 @@ from blockqnn.execution.factory import (
     ExecutorSpec,
     executor_address,
 )
-from blockqnn.options import DEFAULTS, ITERATIONS_PER_SEARCH, STEER_WEIGHT, OptionError, RunOptions
+from blockqnn.options import DEFAULTS, ITERATIONS_PER_SEARCH, STEER_WEIGHT, RunOptions
 from blockqnn.strategies import STRATEGIES
 
 # --- option types --------------------------------------------------------------------------
@@ -322,8 +322,6 @@ def run_options(args: argparse.Namespace) -> RunOptions:
 
 def executor_spec(args: argparse.Namespace) -> ExecutorSpec:
     """Where the options say evaluations run (OptionError for --cluster with --executor)."""
-    if args.cluster and args.executor != "local":
-        raise OptionError("--cluster starts its own scheduler: drop --executor")
     return ExecutorSpec(
         address=args.executor,
         workers=args.workers,

@@ -40,9 +40,9 @@ def run(args: argparse.Namespace) -> int:
         hooks = Hooks(progress=bar.update)
         try:
             if args.resume:
-                session = resume(args.run_dir, options, execution, hooks)
+                wall_s = resume(args.run_dir, options, execution, hooks)
             else:
-                session = start(args.run_dir, options, execution, hooks)
+                wall_s = start(args.run_dir, options, execution, hooks)
         except KeyboardInterrupt:
             logger.warning("interrupted: everything finished is saved; continue with --resume")
             return 130
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"blockqnn search: {exc}", file=sys.stderr)
             print(f"(the run in {args.run_dir} is saved; --resume continues it)", file=sys.stderr)
             return 3
-    print(summary(args.run_dir, session.wall_s))
+    print(summary(args.run_dir, wall_s))
     failed = all_failed(args.run_dir)
     if failed is not None:
         print(

@@ -16,6 +16,7 @@ from typing import Any
 from blockqnn.config import SearchConfig, make_evaluator
 from blockqnn.evaluation import Evaluator
 from blockqnn.execution.base import Executor
+from blockqnn.options import OptionError
 
 #: Default evaluation timeout per epoch of a training evaluator's early-stop recipe.
 TIMEOUT_PER_EPOCH_S = 1800.0
@@ -34,6 +35,10 @@ class ExecutorSpec:
     timeout_s: float | None = None  #: one evaluation's limit; None: :func:`default_timeout`
     #: a cluster spec file to start workers from (:mod:`blockqnn.execution.deploy`)
     cluster: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.cluster is not None and self.address != "local":
+            raise OptionError("--cluster starts its own scheduler: drop --executor")
 
     @property
     def kind(self) -> str:

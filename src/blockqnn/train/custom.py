@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from blockqnn.data import Dataset
 from blockqnn.evaluation import EvaluationError
-from blockqnn.importpath import resolve
+from blockqnn.importpath import ImportPathError, resolve
 
 Trainer = Callable[[nn.Module, "Budget"], float | Mapping[str, float]]
 
@@ -64,9 +64,12 @@ class Budget:
 
 @cache
 def trainer(path: str) -> Trainer:
-    """The training function ``path`` names (a class instantiated once); ValueError when it
-    cannot be imported or is not callable."""
-    obj = resolve(path)
+    """The training function ``path`` names (a class instantiated once); ValueError (an
+    ImportPathError when it cannot be imported) naming the trainer otherwise."""
+    try:
+        obj = resolve(path)
+    except ImportPathError as exc:
+        raise ImportPathError(f"trainer {exc}") from None
     if isinstance(obj, type):
         obj = obj()
     if not callable(obj):
