@@ -235,7 +235,7 @@ def completed(run_dir) -> int:
 
 def kill_when(proc, run_dir, threshold) -> bool:
     """SIGKILL ``proc`` once the run has ``threshold`` complete candidates."""
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:
         if completed(run_dir) >= threshold:
             os.kill(proc.pid, signal.SIGKILL)
@@ -245,25 +245,37 @@ def kill_when(proc, run_dir, threshold) -> bool:
     return False
 
 
-def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize(
+    ("options", "thresholds"),
+    [
+        # the plain agent re-proposes often: reused rows are replayed on resume too
+        (["--option", "proposals=1"], (40, 300, 700, 1500)),
+        # the default agent: its model of the reward is rebuilt from the saved memory
+        ([], (40, 300, 600, 780)),
+    ],
+)
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, options, thresholds):
     budget = 800
     reference = tmp_path / "reference"
-    subprocess.run(search_args(reference, budget), check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [*search_args(reference, budget), *options], check=True, capture_output=True, timeout=300
+    )
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(search_args(killed, budget), stderr=subprocess.PIPE)
+    proc = subprocess.Popen([*search_args(killed, budget), *options], stderr=subprocess.PIPE)
     resume = [*CLI, "search", "--run-dir", str(killed), "--resume", "--no-progress"]
     kills = 0
-    for threshold in (40, 300, 700, 1500):  # complete rows, reused ones included
+    for threshold in thresholds:  # complete rows, reused ones included
         kills += kill_when(proc, killed, threshold)
         proc = subprocess.Popen(resume, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert proc.wait(timeout=120) == 0, proc.stderr.read()
-    assert kills == 4
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    assert kills == len(thresholds)
     ref_store, _ = open_run(reference)
     got_store, _ = open_run(killed)
     with ref_store, got_store:
         ref, got = ref_store.candidates(), got_store.candidates()
     assert sum(c.reused_from is None for c in got) == budget
-    assert len(got) > 1500 > budget  # re-proposals answered from stored results, for free
+    if thresholds[-1] > budget:
+        assert len(got) > 1500  # re-proposals answered from stored results, for free
     assert sequence(got) == sequence(ref)
 
 

@@ -435,6 +435,8 @@ class Search:
 
     def _collect(self, outcome: Outcome) -> None:
         arch = self._inflight.pop(outcome.cid)
+        if outcome.worker is not None:
+            self.store.record_worker(outcome.cid, outcome.worker)
         if outcome.result is not None:
             self._complete(outcome, arch)
         elif CONSTRAINT_PREFIX in (outcome.error or ""):

@@ -431,6 +431,13 @@ class RunStore:
             )
             self._check_changed(conn, cursor, cid, "start")
 
+    def record_worker(self, cid: int, worker: str) -> None:
+        """Name the worker that ran ``cid``'s latest attempt (known once its outcome is
+        back). Raises :class:`StoreError` if the candidate does not exist."""
+        with self._write() as conn:
+            cursor = conn.execute("UPDATE candidates SET worker = ? WHERE id = ?", (worker, cid))
+            self._check_changed(conn, cursor, cid, "name the worker of")
+
     def complete(
         self,
         cid: int,
