@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -138,4 +139,7 @@ def test_a_search_on_a_local_job_cluster_scales_up_and_stops_its_jobs(tmp_path):
     trained = [c for c in candidates if c.reused_from is None]
     assert len(trained) == 12 and all(c.state == CandidateState.COMPLETE for c in candidates)
     assert jobs, "adaptive scaling started no job"
+    deadline = time.monotonic() + 30  # the kill is sent as the cluster closes; reaped soon
+    while [pid for pid in jobs.values() if running(int(pid))] and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert not [pid for pid in jobs.values() if running(int(pid))]  # all stopped

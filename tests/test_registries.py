@@ -77,7 +77,7 @@ def tabular_config() -> SearchConfig:
 
 def test_make_executor_builds_each_local_kind() -> None:
     config = tabular_config()
-    assert set(EXECUTORS) == {"local", "dask"}
+    assert set(EXECUTORS) == {"local", "dask", "cluster"}  # cluster: tests/test_deploy.py
     with make_executor(ExecutorSpec(), config) as inline:  # a table: in-process by default
         assert isinstance(inline, InlineExecutor) and inline.slots == 1
     with make_executor(ExecutorSpec(workers=2), config) as pool:
