@@ -183,6 +183,17 @@ def many_small_pngs(folder: Path, count: int = 60_000) -> str:
     return f"imagefolder:{archive}"
 
 
+def many_members(folder: Path) -> str:
+    """One member more than ``MAX_MEMBERS`` (524,289 empty ``.png`` files) in a 5 MB tar.gz."""
+    from blockqnn.data.archives import MAX_MEMBERS
+
+    archive = folder / "members.tar.gz"
+    with tarfile.open(archive, "w:gz", compresslevel=1) as tar:
+        for i in range(MAX_MEMBERS + 1):
+            tar.addfile(tarfile.TarInfo(f"data/{'ab'[i % 2]}/{i}.png"))
+    return f"imagefolder:{archive}"
+
+
 def photos_48mp(folder: Path, count: int = 6) -> str:
     """Six 48-megapixel (8000 x 6000) JPEG photos in a folder of two classes."""
     photo = io.BytesIO()
@@ -255,6 +266,13 @@ CASES: dict[str, Case] = {
         True,
         "60,000 images of 3x96x96 take 1,658,880,000 bytes",
         "tar.gz of 60,000 PNGs of 96x96 (1.7 GB decoded)",
+    ),
+    "many_members": Case(
+        many_members,
+        None,
+        True,
+        "over the limit of 524,288 members",
+        "tar.gz of 524,289 empty members (the member limit plus one)",
     ),
     "photos_48mp": Case(
         photos_48mp,
