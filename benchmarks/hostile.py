@@ -1,5 +1,6 @@
 """Hostile inputs: each file is built in a temporary folder and loaded by ``load_dataset``
-in a fresh process, which reports its peak memory (``ru_maxrss``) and the outcome: the
+in a fresh process, which reports its peak memory (``VmHWM``: unlike ``ru_maxrss`` it
+starts afresh at ``exec``, not at the size of the process that started it) and the outcome: the
 one-line refusal, or the dataset loaded within bounds. Every case must stay under
 ``--limit-mib`` (1 GiB) of peak memory for the whole process, imports included, and end
 as expected::
@@ -37,17 +38,23 @@ LIMIT_MIB = 1024
 #: Runs in a fresh process: load argv[1] (image size argv[3], "" for none) with the cache
 #: in argv[2]; print the peak memory before and after, and the outcome.
 MEASURE = r"""
-import json, resource, sys
+import json, sys
 from blockqnn.data import DatasetError, load_dataset
 
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+def peak_kib():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+
+
+before = peak_kib()
 try:
     size = int(sys.argv[3]) if sys.argv[3] else None
     data = load_dataset(sys.argv[1], cache_dir=sys.argv[2], image_size=size)
     outcome, refused = data.describe(), False
 except DatasetError as exc:
     outcome, refused = str(exc), True
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after = peak_kib()
 print(json.dumps({"before_kib": before, "peak_kib": after, "outcome": outcome, "refused": refused}))
 """
 
@@ -183,6 +190,17 @@ def many_small_pngs(folder: Path, count: int = 60_000) -> str:
     return f"imagefolder:{archive}"
 
 
+def many_members(folder: Path) -> str:
+    """One member more than ``MAX_MEMBERS`` (524,289 empty ``.png`` files) in a 5 MB tar.gz."""
+    from blockqnn.data.archives import MAX_MEMBERS
+
+    archive = folder / "members.tar.gz"
+    with tarfile.open(archive, "w:gz", compresslevel=1) as tar:
+        for i in range(MAX_MEMBERS + 1):
+            tar.addfile(tarfile.TarInfo(f"data/{'ab'[i % 2]}/{i}.png"))
+    return f"imagefolder:{archive}"
+
+
 def photos_48mp(folder: Path, count: int = 6) -> str:
     """Six 48-megapixel (8000 x 6000) JPEG photos in a folder of two classes."""
     photo = io.BytesIO()
@@ -255,6 +273,13 @@ CASES: dict[str, Case] = {
         True,
         "60,000 images of 3x96x96 take 1,658,880,000 bytes",
         "tar.gz of 60,000 PNGs of 96x96 (1.7 GB decoded)",
+    ),
+    "many_members": Case(
+        many_members,
+        None,
+        True,
+        "over the limit of 524,288 members",
+        "tar.gz of 524,289 empty members (the member limit plus one)",
     ),
     "photos_48mp": Case(
         photos_48mp,

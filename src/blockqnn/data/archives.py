@@ -28,8 +28,9 @@ from blockqnn.data.errors import DatasetError
 logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
-#: Most members an archive may hold (each costs memory while the stream is read).
-MAX_MEMBERS = 1 << 20
+#: Most members an archive may hold: each costs about 500 bytes while the stream is read
+#: (a larger set of images is read from a folder).
+MAX_MEMBERS = 1 << 19
 _READ_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError)
 
 
