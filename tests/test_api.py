@@ -229,7 +229,7 @@ def test_an_evaluator_kind_may_be_an_import_path(tmp_path, capsys):
     create_run(tmp_path / "run", config).close()
     argv = ["search", "--run-dir", str(tmp_path / "run"), "--resume", "--no-progress"]
     assert cli.main(argv) == 0
-    assert "6 evaluations of a budget of 6 (6 complete" in capsys.readouterr().out
+    assert "6 of a budget of 6 evaluations (6 complete" in capsys.readouterr().out
 
 
 def test_own_data_and_training_on_a_dask_cluster(tmp_path):

@@ -17,8 +17,8 @@ EXAMPLES = {
     "search_digits.py": "top1 network:",
     "own_arrays.py": "validation accuracy",
     "torch_dataset.py": "reward",
-    "own_training.py": "evaluations of a budget of 2",
-    "dask_cluster.py": "evaluations of a budget of 2",
+    "own_training.py": "of a budget of 2 evaluations",
+    "dask_cluster.py": "of a budget of 2 evaluations",
 }
 
 

@@ -196,4 +196,4 @@ def test_constraint_failures_from_workers_are_told_to_the_agent(tmp_path) -> Non
     assert [c.state for c in cands] == [CandidateState.FAILED] * 8
     assert all(c.error.startswith("constraint violated: flops ") for c in cands)
     assert all("(checked before training)" in c.error for c in cands)
-    assert [reward for _, reward in state["strategy"]["memory"]] == [0.0] * 8  # the penalty
+    assert [reward for _, reward in state["logs"]["memory"]] == [0.0] * 8  # the penalty

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import pytest
 
-from blockqnn.config import SearchConfig
+from blockqnn.config import ConfigError, SearchConfig
 from blockqnn.evaluation import CONSTRAINT_PREFIX, ConstraintViolation, Result
 from blockqnn.execution import InlineExecutor, Outcome
 from blockqnn.search import Search, create_run, open_run
@@ -44,9 +44,12 @@ def nb201_config(**changes) -> SearchConfig:
     return replace(base, **changes)
 
 
+def tabular(config):
+    return TabularEvaluator(**{k: v for k, v in config.evaluator.items() if k != "kind"})
+
+
 def run_search(tmp_path, config, name="run", executor=None):
-    evaluator = TabularEvaluator(**{k: v for k, v in config.evaluator.items() if k != "kind"})
-    return run_search_with(tmp_path, config, executor or InlineExecutor(evaluator), name)
+    return run_search_with(tmp_path, config, executor or InlineExecutor(tabular(config)), name)
 
 
 def run_search_with(tmp_path, config, executor, name="run"):
@@ -118,6 +121,35 @@ def test_an_exhausted_space_ends_the_search_early(tmp_path, strategy):
     trained = [c for c in cands if c.reused_from is None]
     assert len(trained) == 8
     assert len(cands) - len(trained) >= 2 * 50  # 2 x max_repeats duplicates in a row
+
+
+def test_a_budget_over_the_distinct_cells_is_refused_up_front(tmp_path):
+    with pytest.raises(ConfigError, match="15,626 exceed the 15,625 distinct architectures"):
+        create_run(tmp_path / "run", nb201_config(evaluations=15_626))
+    assert not (tmp_path / "run").exists()
+    for allowed in ({"count_duplicates": True}, {"dedupe": False}):
+        create_run(tmp_path / str(allowed), nb201_config(evaluations=15_626, **allowed)).close()
+
+
+def test_the_loop_never_scans_the_table_per_proposal(tmp_path):
+    # counts are kept as the loop changes them and look-ups use indexes: a running search
+    # counts or scans the candidates only for the totals it returns, never per proposal
+    config = nb201_config(evaluations=200)
+    statements = []
+    with create_run(tmp_path / "run", config) as store:
+        search = Search(store, config, InlineExecutor(tabular(config)))
+        store._connection().set_trace_callback(statements.append)
+        search.run()
+        reused = store.count_reused()
+        plans = [
+            row[-1]
+            for text in {s for s in statements if s.startswith("SELECT")}
+            for row in store._connection().execute(f"EXPLAIN QUERY PLAN {text}")
+        ]
+    assert reused > 200  # re-proposals were answered
+    counting = [s for s in statements if "COUNT(" in s]
+    assert len(counting) <= 3, counting  # once, for the counts run() returns
+    assert len([p for p in plans if p.startswith("SCAN candidates")]) <= 2, plans
 
 
 def test_dedupe_off_evaluates_again(tmp_path):

@@ -39,6 +39,9 @@ class Result:
     extra: dict[str, Any] = field(default_factory=dict)  #: evaluator-specific details
     #: per epoch: ``{"epoch": e, "val_accuracy": percent, "val_loss": loss or None}``
     curve: list[dict[str, Any]] = field(default_factory=list)
+    #: a rung below the top: what the next rung continues from (:attr:`Step.state`), as
+    #: plain bytes (a training evaluator's: a torch file of tensors and plain data)
+    state: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         """Check metric names (identifiers, not ``accuracy``) and values (real numbers)."""
@@ -58,7 +61,7 @@ class Result:
         return {"accuracy": self.accuracy, **self.metrics}
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-compatible dict."""
+        """Plain dict (JSON-compatible but for the ``state`` bytes)."""
         return asdict(self)
 
     @classmethod
@@ -73,15 +76,16 @@ class Step:
     """One rung of a multi-fidelity evaluation (see :mod:`blockqnn.fidelity`).
 
     Evaluate up to ``budget`` (epochs, or a table's rung), continuing from ``start``
-    (the budget already spent, whose state the evaluator saved at ``state``, a file path;
-    with no usable state there, it starts again from nothing). ``last`` marks the top rung,
-    after which no state need be kept.
+    (the budget already spent) with ``state``: the bytes the evaluation of the rung below
+    returned as :attr:`Result.state` (with no usable state it starts again from
+    nothing). The state travels with the step, so any worker on any machine can continue
+    the candidate. ``last`` marks the top rung, after which no state is returned.
     """
 
     rung: int
     budget: float
     start: float = 0.0
-    state: str | None = None
+    state: bytes | None = None
     last: bool = False
 
 

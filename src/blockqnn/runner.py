@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from blockqnn.config import ConfigError, SearchConfig, make_space
+from blockqnn.errors import UserError
 from blockqnn.execution.base import Executor, ExecutorLost
 from blockqnn.execution.factory import ExecutorSpec, make_executor
 from blockqnn.options import OptionError, RunOptions
 from blockqnn.preflight import SetupError, check_evaluator
 from blockqnn.resume import check_resume
 from blockqnn.rundir import check_new_run_dir, check_run, locked, new_run_dir
-from blockqnn.search import Progress, Search, create_run, new_strategy, open_run
+from blockqnn.search import Progress, Search, check_budget, create_run, new_strategy, open_run
 from blockqnn.store import RunStore
 
 logger = logging.getLogger(__name__)
@@ -115,7 +116,9 @@ def _check(config: SearchConfig, local: bool) -> None:
     """The strategy's options and the evaluator (dataset or table, one network; ``local``:
     evaluations run on this machine, whose devices are then checked)."""
     try:
-        new_strategy(config, make_space(config))
+        space = make_space(config)
+        check_budget(config, space)
+        new_strategy(config, space)
     except ConfigError as exc:
         raise OptionError(str(exc)) from None
     logger.info("checked: %s", check_evaluator(config, local=local))
@@ -124,10 +127,11 @@ def _check(config: SearchConfig, local: bool) -> None:
 @contextlib.contextmanager
 def _executor(config: SearchConfig, execution: ExecutorSpec) -> Iterator[Executor]:
     """The executor ``execution`` asks for; SetupError when a Dask scheduler cannot be
-    reached or refuses this client. Closed on the way out."""
+    reached or refuses this client, or a cluster cannot be started from its spec. Closed
+    on the way out."""
     try:
         executor = make_executor(execution, config)
-    except ExecutorLost as exc:
+    except (ExecutorLost, UserError) as exc:  # UserError: e.g. a bad --cluster spec
         raise SetupError(str(exc).splitlines()[0]) from None
     with executor:
         yield executor

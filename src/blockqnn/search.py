@@ -42,8 +42,8 @@ from blockqnn.evaluation import CONSTRAINT_PREFIX, ConstraintViolation, Result, 
 from blockqnn.execution.base import Executor, Outcome
 from blockqnn.fidelity import Fate, Ladder
 from blockqnn.reward import reward_of
-from blockqnn.space import Space
-from blockqnn.store import CandidateState, RungResult, RunStore, StoreError
+from blockqnn.space import Space, distinct
+from blockqnn.store import LOGS_KEY, CandidateState, RungResult, RunStore, StoreError
 from blockqnn.strategies import Strategy, make_strategy
 from blockqnn.strategies.schedule import iterations_for
 
@@ -72,17 +72,7 @@ class Spending:
     @classmethod
     def of(cls, store: RunStore, config: SearchConfig) -> Spending:
         """The run's spending now."""
-        counts, reused = store.counts(), store.count_reused()
-        refused = min(store.count_refused(), config.evaluations)
-        return cls(
-            budget=config.evaluations,
-            complete=counts[CandidateState.COMPLETE.value] - reused,
-            failed=counts[CandidateState.FAILED.value] - refused,
-            refused=refused,
-            reused=reused,
-            unfinished=counts[CandidateState.PENDING.value] + counts[CandidateState.RUNNING.value],
-            duplicates_count=config.count_duplicates,
-        )
+        return Tally.of(store).spending(config)
 
     @property
     def done(self) -> int:
@@ -131,7 +121,9 @@ def create_run(run_dir: str | Path, config: SearchConfig) -> RunStore:
     The configuration is checked first (space, strategy and its options), so a bad option
     never leaves a run directory behind.
     """
-    warn_pure_exploration(new_strategy(config, make_space(config)), config)
+    space = make_space(config)
+    check_budget(config, space)
+    warn_pure_exploration(new_strategy(config, space), config)
     store = RunStore.create(Path(run_dir) / DB_NAME, config.to_dict())
     store.set_meta("status", "created")
     return store
@@ -168,6 +160,20 @@ def open_run(run_dir: str | Path) -> tuple[RunStore, SearchConfig]:
         raise ConfigError(f"{path}: stored configuration: {exc}") from exc
 
 
+def check_budget(config: SearchConfig, space: Space) -> None:
+    """ConfigError when the budget buys more trainings than ``space`` has distinct
+    architectures (each is trained once unless duplicates count or are trained again)."""
+    count = distinct(space)
+    if count is None or not config.dedupe or config.count_duplicates:
+        return
+    if config.evaluations > count:
+        raise ConfigError(
+            f"invalid evaluations: {config.evaluations:,} exceed the {count:,} distinct "
+            f"architectures of the {space.name} space (each is trained once; "
+            "--count-duplicates or --no-dedupe allow more)"
+        )
+
+
 def new_strategy(config: SearchConfig, space: Space) -> Strategy:
     """A fresh strategy as ``config`` describes it (ConfigError for bad options)."""
     try:
@@ -189,7 +195,7 @@ def make_run_strategy(config: SearchConfig, space: Space, store: RunStore) -> St
     strategy = new_strategy(config, space)
     saved = store.agent_state() or {"strategy": None, "proposals": 0}
     if saved["strategy"] is not None:
-        strategy.load_state_dict(saved["strategy"])
+        strategy.load_state_dict({**saved["strategy"], **saved.get(LOGS_KEY, {})})
     for candidate in store.candidates()[saved["proposals"] :]:
         arch = strategy.ask()
         again = space.format(arch)
@@ -212,6 +218,66 @@ def tell_duplicate(
         strategy.tell(arch, reward)
     else:
         strategy.tell(arch, reward, duplicate=True, late=late)
+
+
+@dataclass
+class Tally:
+    """The run's counts, kept by the loop as it changes the store (O(1) per proposal and
+    result instead of a count over every row); :meth:`spending` is :class:`Spending`."""
+
+    complete: int  #: trained candidates with a result (COMPLETE, not reused)
+    failed: int  #: FAILED, refusals included
+    refused: int  #: refused by a constraint before training
+    reused: int  #: isomorphic duplicates answered from a stored result
+    unfinished: int  #: pending or running, waiting duplicates included
+    best: float | None  #: best measured reward
+
+    @classmethod
+    def of(cls, store: RunStore) -> Tally:
+        """The counts of ``store`` as they are now (reads over the whole table)."""
+        counts, reused = store.counts(), store.count_reused()
+        best = store.top(1)
+        return cls(
+            complete=counts[CandidateState.COMPLETE.value] - reused,
+            failed=counts[CandidateState.FAILED.value],
+            refused=store.count_refused(),
+            reused=reused,
+            unfinished=counts[CandidateState.PENDING.value] + counts[CandidateState.RUNNING.value],
+            best=best[0].reward if best else None,
+        )
+
+    @property
+    def proposals(self) -> int:
+        """Candidates stored, in every state."""
+        return self.complete + self.failed + self.reused + self.unfinished
+
+    def spending(self, config: SearchConfig) -> Spending:
+        """The run's spending against ``config``'s budget."""
+        refused = min(self.refused, config.evaluations)
+        return Spending(
+            budget=config.evaluations,
+            complete=self.complete,
+            failed=self.failed - refused,
+            refused=refused,
+            reused=self.reused,
+            unfinished=self.unfinished,
+            duplicates_count=config.count_duplicates,
+        )
+
+    def ended(self, reward: float | None = None, settled: int = 0) -> None:
+        """A trained candidate became COMPLETE (``reward``: its measured one, if any), and
+        ``settled`` proposals waiting for it became reused."""
+        self.unfinished -= 1 + settled
+        self.complete += 1
+        self.reused += settled
+        if reward is not None and (self.best is None or reward > self.best):
+            self.best = reward
+
+    def failed_one(self, refused: bool = False) -> None:
+        """A candidate became FAILED (``refused``: by a constraint, before training)."""
+        self.unfinished -= 1
+        self.failed += 1
+        self.refused += refused
 
 
 class Search:
@@ -244,6 +310,7 @@ class Search:
         self._waiting: dict[int, list[tuple[int, Hashable]]] = {}  # source -> (id, arch)
         self._exhausted = False
         self._started = time.monotonic()
+        self._tally = Tally.of(store)
         self._done_at_start = 0
 
     def stop(self) -> None:
@@ -288,7 +355,7 @@ class Search:
 
     def _done(self) -> int:
         """Candidates finished that count against the budget."""
-        return Spending.of(self.store, self.config).done
+        return self._tally.spending(self.config).done
 
     def _fill(self) -> bool:
         """Propose candidates while a slot is free and budget remains; False when the
@@ -296,7 +363,7 @@ class Search:
         while len(self._inflight) < self.executor.slots:
             if self.stopped or self._exhausted:
                 return False
-            if Spending.of(self.store, self.config).spent >= self.config.evaluations:
+            if self._tally.spending(self.config).spent >= self.config.evaluations:
                 return False
             self._propose()
         return True
@@ -309,6 +376,7 @@ class Search:
         if source is not None and source.told is not None:
             tell_duplicate(self.strategy, self.config, arch, source.told)
             self.store.add_reused(text, key, iteration, epsilon, source.id, source.reward, None)
+            self._tally.reused += 1
             logger.debug("candidate reuses #%d (isomorphic): reward %.3f", source.id, source.told)
             self._exhausted = self.strategy.repeats >= 2 * self.strategy.max_repeats
             if self._exhausted:
@@ -322,10 +390,12 @@ class Search:
         first = self._training.get(key) if self.config.dedupe else None
         if first is not None:
             cid = self.store.add_waiting(text, key, iteration, epsilon, first)
+            self._tally.unfinished += 1
             self._waiting.setdefault(first, []).append((cid, arch))
             logger.debug("candidate #%d waits for #%d (isomorphic, in flight)", cid, first)
             return
         cid = self.store.add_candidate(text, key, iteration, epsilon, None)
+        self._tally.unfinished += 1
         self._submit(cid, text)
 
     def _submit(self, cid: int, text: str) -> None:
@@ -333,11 +403,13 @@ class Search:
         self._training[self.space.key(self.space.parse(text))] = cid
         self._send(cid, text)
 
-    def _answer_waiting(self, cid: int, reward: float) -> None:
+    def _answer_waiting(self, cid: int, reward: float) -> int:
         """Tell the strategy the result of candidate ``cid`` for each proposal that waited
-        for it (the store settles them with ``cid``'s result)."""
-        for _, arch in self._waiting.pop(cid, []):
+        for it (the store settles them with ``cid``'s result); returns how many waited."""
+        waiting = self._waiting.pop(cid, [])
+        for _, arch in waiting:
             tell_duplicate(self.strategy, self.config, arch, reward, late=True)
+        return len(waiting)
 
     def _settled(self, cid: int, arch: Hashable, failed: bool) -> None:
         """Candidate ``cid`` is final: it is no longer in flight; when it ``failed``, the
@@ -359,10 +431,12 @@ class Search:
         if self.ladder is None:
             self.executor.submit(cid, text)
         else:
-            self.executor.submit(cid, text, self.ladder.step(cid, str(self._weights(cid))))
+            self.executor.submit(cid, text, self.ladder.step(cid, self.store.rung_state(cid)))
 
     def _collect(self, outcome: Outcome) -> None:
         arch = self._inflight.pop(outcome.cid)
+        if outcome.worker is not None:
+            self.store.record_worker(outcome.cid, outcome.worker)
         if outcome.result is not None:
             self._complete(outcome, arch)
         elif CONSTRAINT_PREFIX in (outcome.error or ""):
@@ -373,7 +447,7 @@ class Search:
             return
         else:
             logger.warning("candidate #%d failed: %s", outcome.cid, outcome.error)
-            self.store.fail(outcome.cid, outcome.error or "failed")
+            self._fail(outcome.cid, outcome.error or "failed")
         if outcome.cid not in self._inflight:  # not promoted to a further rung
             final = self.store.get(outcome.cid).state
             self._settled(outcome.cid, arch, final == CandidateState.FAILED)
@@ -387,17 +461,18 @@ class Search:
             self._reject(outcome.cid, arch, str(exc))
             return
         except ValueError as exc:
-            self.store.fail(outcome.cid, f"no reward: {exc}")
+            self._fail(outcome.cid, f"no reward: {exc}")
             return
         if not math.isfinite(value):
-            self.store.fail(outcome.cid, f"non-finite reward {value}")
+            self._fail(outcome.cid, f"non-finite reward {value}")
             return
         if self.ladder is not None:
             self._climb(outcome.cid, arch, result, value)
             return
         self.strategy.tell(arch, value)
-        self._answer_waiting(outcome.cid, value)
+        settled = self._answer_waiting(outcome.cid, value)
         self.store.complete(outcome.cid, result, value, self._state())
+        self._tally.ended(value, settled)
         logger.info("candidate #%d: accuracy %.2f reward %.3f", outcome.cid, result.accuracy, value)
 
     def _climb(self, cid: int, arch: Hashable, result: Result, value: float) -> None:
@@ -408,29 +483,25 @@ class Search:
         measured = RungResult(cid, rung, budget, result.accuracy, value)
         fate = self.ladder.decide(rung, value)
         if fate is Fate.PROMOTED:
-            self.store.record_rung(cid, rung, budget, result, value)
+            self.store.record_rung(cid, rung, budget, result, value)  # and its state
         elif fate is Fate.MEASURED:
             self.strategy.tell(arch, value)
-            self._answer_waiting(cid, value)
+            settled = self._answer_waiting(cid, value)
             self.store.complete(cid, result, value, self._state(), rung=(rung, budget))
+            self._tally.ended(value, settled)
         else:
             accuracy, estimate = self.ladder.estimate(measured)
             self.strategy.tell(arch, estimate)
-            self._answer_waiting(cid, estimate)
+            settled = self._answer_waiting(cid, estimate)
             guess = {"rung": rung, "accuracy": accuracy, "reward": estimate}
             self.store.stop(cid, rung, budget, result, value, guess, self._state())
+            self._tally.ended(settled=settled)
         self.ladder.record(measured)
         logger.info(
             "candidate #%d rung %d: accuracy %.2f, %s", cid, rung, result.accuracy, fate.value
         )
         if fate is Fate.PROMOTED:
             self._send(cid, self.space.format(arch))
-        else:
-            self._weights(cid).unlink(missing_ok=True)
-
-    def _weights(self, cid: int) -> Path:
-        """Where the evaluator keeps candidate ``cid``'s weights between rungs."""
-        return self.store.path.parent / "weights" / f"{cid}.pt"
 
     def _reject(self, cid: int, arch: Hashable, reason: str, before_training: bool = False) -> None:
         """Fail a candidate over a constraint, telling the strategy :data:`PENALTY` so that
@@ -441,9 +512,9 @@ class Search:
         free."""
         reason = reason[reason.index(CONSTRAINT_PREFIX) :]
         self.strategy.tell(arch, PENALTY)
-        self.store.fail(cid, reason, self._state(), refused=before_training)
+        self._fail(cid, reason, self._state(), refused=before_training)
         logger.info("candidate #%d: %s", cid, reason)
-        capped = before_training and self.store.count_refused() == self.config.evaluations
+        capped = before_training and self._tally.refused == self.config.evaluations
         if capped:
             logger.warning(
                 "%d candidates were refused by a constraint before training, as many as the "
@@ -452,10 +523,18 @@ class Search:
                 self.config.evaluations,
             )
 
+    def _fail(
+        self, cid: int, error: str, agent_state: dict | None = None, refused: bool = False
+    ) -> None:
+        self.store.fail(cid, error, agent_state, refused)
+        self._tally.failed_one(refused)
+
     def _state(self) -> dict:
-        """What is saved with a result: the strategy and the proposals it has made."""
-        proposals = sum(self.store.counts().values())
-        return {"strategy": self.strategy.state_dict(), "proposals": proposals}
+        """What is saved with a result: the strategy (its append-only logs apart, which the
+        store saves item by item) and the proposals it has made."""
+        state = self.strategy.state_dict()
+        logs = {name: state.pop(name) for name in self.strategy.logs}
+        return {"strategy": state, "proposals": self._tally.proposals, LOGS_KEY: logs}
 
     def _report(self) -> None:
         if self.progress is None:
@@ -468,14 +547,13 @@ class Search:
         elapsed = time.monotonic() - self._started
         rate = (done - self._done_at_start) / elapsed if elapsed > 0 else 0.0
         remaining = self.config.evaluations - done
-        best = self.store.top(1)
         return Progress(
             iteration=done // self.config.batch,
             epsilon=self.strategy.epsilon,
             done=done,
             total=self.config.evaluations,
             running=len(self._inflight),
-            best_reward=best[0].reward if best else None,
+            best_reward=self._tally.best,
             elapsed_s=elapsed,
             eta_s=remaining / rate if rate > 0 else None,
         )

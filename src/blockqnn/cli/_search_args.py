@@ -25,7 +25,7 @@ from blockqnn.execution.factory import (
     ExecutorSpec,
     executor_address,
 )
-from blockqnn.options import DEFAULTS, ITERATIONS_PER_SEARCH, STEER_WEIGHT, RunOptions
+from blockqnn.options import DEFAULTS, ITERATIONS_PER_SEARCH, STEER_WEIGHT, OptionError, RunOptions
 from blockqnn.strategies import STRATEGIES
 
 # --- option types --------------------------------------------------------------------------
@@ -235,6 +235,13 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         help="'local' (process pool) or dask://HOST:PORT, tls://HOST:PORT (a running scheduler)",
     )
     x.add_argument(
+        "--cluster",
+        metavar="FILE",
+        help="start Dask workers from a cluster spec (YAML/JSON/TOML: kind slurm|pbs|local|"
+        "kubernetes, minimum, maximum, options), scaled to the candidates in flight and "
+        "stopped at the end",
+    )
+    x.add_argument(
         "--eval-timeout",
         type=positive_float,
         metavar="SECONDS",
@@ -314,11 +321,14 @@ def run_options(args: argparse.Namespace) -> RunOptions:
 
 
 def executor_spec(args: argparse.Namespace) -> ExecutorSpec:
-    """Where the options say evaluations run."""
+    """Where the options say evaluations run (OptionError for --cluster with --executor)."""
+    if args.cluster and args.executor != "local":
+        raise OptionError("--cluster starts its own scheduler: drop --executor")
     return ExecutorSpec(
         address=args.executor,
         workers=args.workers,
         gpus=args.gpus,
         prefetch=args.prefetch,
         timeout_s=args.eval_timeout,
+        cluster=args.cluster,
     )

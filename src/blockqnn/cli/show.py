@@ -78,10 +78,14 @@ def show(args: argparse.Namespace) -> int:
     with store:
         if args.curves is not None:
             return show_curve(store.get(args.curves), store.curve(args.curves), args.json)
-        candidates = store.candidates()
         counts, status = store.counts(), store.get_meta("status")
         spending = Spending.of(store, config)
         names = store.metric_names()
+        if _leaderboard_only(args):  # reads the leaderboard's rows only
+            print(header(args.run_dir, status, spending, config))
+            print(leaderboard(store.top(args.top), names))
+            return 0
+        candidates = store.candidates()
         curves = {c.id: store.curve(c.id) for c in candidates} if args.json else {}
     ranking = rank(candidates, objectives=config.objectives)
     if args.estimated:
@@ -96,19 +100,27 @@ def show(args: argparse.Namespace) -> int:
             out["pareto"] = {"objectives": [o.metric for o in objs], "ids": [c.id for c in front]}
         print(json.dumps(out))
         return 0
-    print(f"run {args.run_dir}: {status}; {spending.text()}")
-    if config.objectives:
-        steered = steered_reward_text(objectives(config.objectives), config.steer_weight)
-        print(f"reward: {steered}")
+    print(header(args.run_dir, status, spending, config))
     if args.estimated:
         print(estimated_board(ranking[: args.top]))
-        return 0
-    if not args.pareto:
-        print(leaderboard(ranking[: args.top], names))
         return 0
     print(f"Pareto front of {', '.join(o.metric for o in objs)}: {len(front)} candidate(s)")
     print(leaderboard(front, names))
     return 0
+
+
+def header(run_dir: Path, status: object, spending: Spending, config: SearchConfig) -> str:
+    """The lines above a text board: the run's status and spending (and its steered reward)."""
+    lines = [f"run {run_dir}: {status}; {spending.text()}"]
+    if config.objectives:
+        steered = steered_reward_text(objectives(config.objectives), config.steer_weight)
+        lines.append(f"reward: {steered}")
+    return "\n".join(lines)
+
+
+def _leaderboard_only(args: argparse.Namespace) -> bool:
+    """Whether ``show`` prints just the leaderboard of measured rewards."""
+    return not (args.json or args.estimated or args.pareto)
 
 
 def estimated_board(candidates: list[Candidate]) -> str:

@@ -554,6 +554,7 @@
     try {
       const response = await fetch('data.json', { cache: 'no-store' });
       const payload = await response.json();
+      if (!response.ok) throw new Error(payload.error || response.statusText); // e.g. run.db gone
       const next = JSON.stringify(payload.runs.map((r) => [r.progress, r.rows.length, r.status]));
       if (next !== stamp) {
         stamp = next;
@@ -562,7 +563,7 @@
         pause = Math.max(POLL_MS, 3 * (performance.now() - begun)); // big runs poll less often
       }
     } catch (error) {
-      $('meta').textContent = `live: cannot reach the server (${error.message})`;
+      $('meta').textContent = `live: no update (${error.message})`;
     }
     setTimeout(poll, pause);
   }

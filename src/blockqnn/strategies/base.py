@@ -52,6 +52,10 @@ class Strategy(ABC):
 
     #: The name recorded in :meth:`state_dict`.
     kind: ClassVar[str]
+    #: Keys of :meth:`state_dict` whose values are append-only logs: lists whose items,
+    #: once in a state, are never changed or removed in a later one (a run store saves
+    #: only their new items).
+    logs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,

@@ -75,6 +75,7 @@ class QLearningStrategy(Strategy):
     """
 
     kind = "qlearning"
+    logs = ("memory", "aliases")
 
     def __init__(
         self,
@@ -119,6 +120,7 @@ class QLearningStrategy(Strategy):
         self._memory: list[Result] = []
         self._memory_rows: list[list[Any]] = []  # encoded memory[:len], extended lazily
         self._aliases: list[Hashable] = []  # duplicate answers that took a path of their own
+        self._alias_rows: list[str] = []  # encoded aliases[:len], extended lazily
         # (state, action) -> (trajectory, step) of its first occurrence, the trajectory a
         # memory index or -1 - an alias index; names Q entries in state_dict without
         # needing states to be JSON-able.
@@ -282,14 +284,13 @@ class QLearningStrategy(Strategy):
         action at that step of that trajectory, a memory index or -1 - an alias index, in
         table order)."""
         self._memory_rows += encode_results(self.space, self._memory[len(self._memory_rows) :])
-        memory = [list(row) for row in self._memory_rows]
+        self._alias_rows += map(self.space.format, self._aliases[len(self._alias_rows) :])
         rows = [
             [*self._origin[s, a], v, self._visits[s][a]]
             for s, row in self._q.items()
             for a, v in row.items()
         ]
-        aliases = [self.space.format(arch) for arch in self._aliases]
-        return {"memory": memory, "aliases": aliases, "q": rows}
+        return {"memory": list(self._memory_rows), "aliases": list(self._alias_rows), "q": rows}
 
     def _restore(self, state: dict[str, Any]) -> None:
         self._memory = decode_results(self.space, state["memory"])
@@ -300,6 +301,7 @@ class QLearningStrategy(Strategy):
             for arch, reward in self._memory:
                 self._learn_model(arch, reward)
         self._aliases = [self.space.parse(text) for text in state["aliases"]]
+        self._alias_rows = []
         paths: dict[int, list[tuple[Hashable, Hashable]]] = {}
         self._q, self._visits, self._origin = {}, {}, {}
         for index, step, value, visits in state["q"]:

@@ -10,6 +10,7 @@ network configuration, the class names, the normalisation mean/std and the
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import pickle
 import re
@@ -61,16 +62,26 @@ def tagged(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
     return {"format": kind, "version": VERSION, **payload}
 
 
-def load_tagged(path: PathLike, kind: str) -> dict[str, Any]:
-    """The dict saved in ``path`` by ``atomic_save(tagged(kind, ...))``.
+def to_bytes(obj: dict[str, Any]) -> bytes:
+    """``torch.save(obj)`` into bytes (:func:`load_tagged` reads them back)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def load_tagged(source: PathLike | bytes, kind: str) -> dict[str, Any]:
+    """The dict saved in ``source`` (a file, or bytes) by ``atomic_save(tagged(kind, ...))``
+    or ``to_bytes(tagged(kind, ...))``.
 
     Raises FileNotFoundError for a missing file and :class:`ModelFileError` naming the file
     and what is wrong for anything else: not a torch file, truncated or corrupt, holding
     Python objects beyond tensors and plain data (refused, never unpickled), another
     format, or another version.
     """
+    path = f"({len(source)} bytes)" if isinstance(source, bytes) else source
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        data = io.BytesIO(source) if isinstance(source, bytes) else source
+        obj = torch.load(data, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:

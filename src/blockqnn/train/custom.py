@@ -44,7 +44,9 @@ class Budget:
     seed: int  #: seeds shuffling (the network's initialisation is already seeded)
     amp: bool = False  #: mixed precision asked for (CUDA)
     start_epoch: int = 0  #: epochs already trained by the previous rung
-    state: str | None = None  #: a file to continue from and to save to for the next rung
+    #: a file of this worker to continue from and to save to for the next rung (what the
+    #: previous rung saved there travels with the candidate to whichever worker trains it)
+    state: str | None = None
     last: bool = True  #: no further rung follows (nothing need be saved)
 
     def loader(self, split: str = "train", batch_size: int = 32) -> DataLoader:
