@@ -134,7 +134,8 @@ def test_a_budget_over_the_distinct_cells_is_refused_up_front(tmp_path):
 def test_the_loop_never_scans_the_table_per_proposal(tmp_path):
     # counts are kept as the loop changes them and look-ups use indexes: a running search
     # counts or scans the candidates only for the totals it returns, never per proposal
-    config = nb201_config(evaluations=200)
+    # (the plain agent, which re-proposes often)
+    config = nb201_config(evaluations=200, strategy_options=PLAIN)
     statements = []
     with create_run(tmp_path / "run", config) as store:
         search = Search(store, config, InlineExecutor(tabular(config)))
