@@ -176,7 +176,9 @@ def test_each_candidate_tells_the_agent_once_measured_or_estimated(tmp_path):
 
 
 def test_a_duplicate_of_a_stopped_candidate_is_answered_with_its_estimate(tmp_path):
-    candidates, _, strategy = search(tmp_path, two_fidelity_config(evaluations=200))
+    # the plain agent: the default's model of the reward prefers unevaluated proposals
+    config = two_fidelity_config(evaluations=200, strategy_options={"proposals": 1})
+    candidates, _, strategy = search(tmp_path, config)
     by_id = {c.id: c for c in candidates}
     evaluated = [c for c in candidates if c.reused_from is None]
     assert len({c.key for c in evaluated}) == len(evaluated)  # nothing is trained twice

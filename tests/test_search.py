@@ -24,6 +24,8 @@ from blockqnn.tabular import TabularEvaluator
 from .conftest import shared_file
 
 TABLE = shared_file("nb201", "cifar10_valid.csv")
+#: The Q agent without its model of the reward: it re-proposes evaluated cells often.
+PLAIN = {"proposals": 1}
 
 
 def nb201_config(**changes) -> SearchConfig:
@@ -74,7 +76,8 @@ def test_run_ends_with_exactly_the_budget(tmp_path, strategy):
 
 def test_duplicates_reuse_stored_results(tmp_path):
     # a greedy agent late in its schedule repeats itself: those repeats are not re-evaluated
-    cands = run_search(tmp_path, nb201_config(evaluations=200))
+    # (the plain agent: the default's model of the reward prefers unevaluated proposals)
+    cands = run_search(tmp_path, nb201_config(evaluations=200, strategy_options=PLAIN))
     reused = [c for c in cands if c.reused_from is not None]
     assert reused, "expected the converging agent to propose duplicates"
     trained = [c.key for c in cands if c.reused_from is None]
@@ -86,8 +89,9 @@ def test_duplicates_reuse_stored_results(tmp_path):
 
 
 def test_duplicates_do_not_consume_the_budget(tmp_path):
-    free = run_search(tmp_path, nb201_config(evaluations=200), "free")
-    counted = run_search(tmp_path, nb201_config(evaluations=200, count_duplicates=True), "paper")
+    free = run_search(tmp_path, nb201_config(evaluations=200, strategy_options=PLAIN), "free")
+    paper = nb201_config(evaluations=200, count_duplicates=True, strategy_options=PLAIN)
+    counted = run_search(tmp_path, paper, "paper")
     assert len(counted) == 200  # the paper's accounting: every sampled block counts
     assert sum(c.reused_from is None for c in counted) < 200
     assert sum(c.reused_from is None for c in free) == 200
@@ -130,7 +134,8 @@ def test_a_budget_over_the_distinct_cells_is_refused_up_front(tmp_path):
 def test_the_loop_never_scans_the_table_per_proposal(tmp_path):
     # counts are kept as the loop changes them and look-ups use indexes: a running search
     # counts or scans the candidates only for the totals it returns, never per proposal
-    config = nb201_config(evaluations=200, strategy_options={"proposals": 1})  # re-proposes
+    # (the plain agent, which re-proposes often)
+    config = nb201_config(evaluations=200, strategy_options=PLAIN)
     statements = []
     with create_run(tmp_path / "run", config) as store:
         search = Search(store, config, InlineExecutor(tabular(config)))
@@ -149,7 +154,9 @@ def test_the_loop_never_scans_the_table_per_proposal(tmp_path):
 
 
 def test_dedupe_off_evaluates_again(tmp_path):
-    cands = run_search(tmp_path, nb201_config(evaluations=200, dedupe=False))
+    cands = run_search(
+        tmp_path, nb201_config(evaluations=200, dedupe=False, strategy_options=PLAIN)
+    )
     assert all(c.reused_from is None for c in cands)
     assert len({c.key for c in cands}) < len(cands)
 
