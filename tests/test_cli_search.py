@@ -182,6 +182,34 @@ def test_training_setup_errors_leave_no_run(tmp_path, capsys, options, expected)
     assert not (tmp_path / "sub").exists()
 
 
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (["--rungs", "nan,2"], "invalid rungs[0]: nan is not a finite number"),
+        (["--reward-term", "latency_ms=nan"], "reward_terms.latency_ms.weight: nan is not"),
+        (["--reward-term", "latency_ms=inf"], "reward_terms.latency_ms.weight: inf is not"),
+        (["--option", "q_init=Infinity"], "strategy_options.q_init: inf is not a finite"),
+        (["--objectives", "accuracy,bogus"], "invalid objectives: unknown metric 'bogus'"),
+        (["--objectives", "Accuracy,FLOPS"], "unknown metric 'Accuracy'; the train evaluator"),
+        (["--reward-term", "bogus=1"], "invalid reward_terms: unknown metric 'bogus'"),
+        (["--image-size", "100000"], "image_size=100000 must be a number of pixels from 1"),
+        (["--widths", "1000000000"], "width 1000000000 is over the largest, 4096 channels"),
+        (["--rungs", "auto"], "--rungs auto with 1 epochs: rungs need at least two budgets"),
+    ],
+)
+def test_non_finite_numbers_and_unknown_metrics_are_refused_before_the_run(
+    tmp_path, capsys, options, expected
+):
+    run_dir = tmp_path / "run"
+    assert expected in refused(capsys, [*DIGITS, *options, "--run-dir", str(run_dir)])
+    assert not run_dir.exists()
+
+
+def test_a_tables_metrics_are_its_columns(tmp_path, capsys):
+    flops = [*NB201, "--objectives", "accuracy,flops", "--run-dir", str(tmp_path / "r")]
+    assert "the tabular evaluator gives accuracy, test_accuracy" in refused(capsys, flops)
+
+
 def test_an_unusable_dataset_cache_is_a_setup_error(tmp_path):
     (tmp_path / "file").write_text("not a directory")
     cache = tmp_path / "file" / "cache"

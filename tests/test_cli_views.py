@@ -141,3 +141,10 @@ def test_only_user_errors_become_one_line_errors(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(show_module, "show", fails_with(ValueError("a bug")))
     with pytest.raises(ValueError, match="a bug"):
         main(["show", str(tmp_path)])
+
+
+def test_export_refuses_a_negative_top(nsc_run: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["export", str(nsc_run), "--top", "-1"])
+    assert exited.value.code == 2
+    assert "--top: must be a positive integer" in capsys.readouterr().err

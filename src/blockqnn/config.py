@@ -8,6 +8,7 @@ that need torch are imported only when built.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import asdict, dataclass, field
@@ -15,9 +16,9 @@ from typing import Any
 
 from blockqnn import nsc
 from blockqnn.errors import UserError
-from blockqnn.evaluation import Evaluator
+from blockqnn.evaluation import LATENCY_METRICS, PROFILE_METRICS, Evaluator
 from blockqnn.fidelity import Rungs
-from blockqnn.pareto import objectives, steering_terms
+from blockqnn.pareto import MAXIMISED, objectives, steering_terms
 from blockqnn.reward import RewardConfig
 from blockqnn.space import NSCSpace, Space
 
@@ -66,6 +67,7 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         _check_types(self)
+        _check_finite(self)
         checks = {
             "space": self.space in SPACES,
             "evaluations": self.evaluations >= 1,
@@ -89,6 +91,31 @@ class SearchConfig:
                 raise ConfigError(f"invalid objectives: {exc}") from None
         if self.rungs:
             self.fidelity()
+        self._check_metric_names()
+
+    def metrics(self) -> frozenset[str]:
+        """The metric names the run's evaluator gives (``accuracy`` included), read from its
+        options without building it."""
+        options = {k: v for k, v in self.evaluator.items() if k != "kind"}
+        return EVALUATOR_METRICS[self.evaluator["kind"]](options)
+
+    def _check_metric_names(self) -> None:
+        """ConfigError naming the first reward term, objective or constraint whose metric the
+        evaluator does not give (it would silently do nothing)."""
+        known = self.metrics()
+        goals = objectives(self.objectives) if self.objectives else ()
+        used = {
+            "reward_terms": list(self.reward_terms),
+            "objectives": [o.metric for o in goals],
+            "constraints": list(self.constraints),
+        }
+        for name, metrics in used.items():
+            for metric in metrics:
+                if metric not in known and not (name == "objectives" and metric in MAXIMISED):
+                    raise ConfigError(
+                        f"invalid {name}: unknown metric {metric!r}; the "
+                        f"{self.evaluator['kind']} evaluator gives {', '.join(sorted(known))}"
+                    )
 
     def fidelity(self) -> Rungs | None:
         """The rungs, or None for the plain early stop (ConfigError for bad ones)."""
@@ -150,6 +177,28 @@ def _check_types(config: SearchConfig) -> None:
             )
 
 
+def _check_finite(config: SearchConfig) -> None:
+    """ConfigError naming the first field holding a NaN or infinite number, at any depth
+    (e.g. a strategy option ``q_init=Infinity``): such a value would fail every candidate
+    or every resume, so it is refused before a run exists."""
+    for f in dataclasses.fields(config):
+        for path, value in _numbers(getattr(config, f.name), f.name):
+            if not math.isfinite(value):
+                raise ConfigError(f"invalid {path}: {value} is not a finite number")
+
+
+def _numbers(value: Any, path: str) -> typing.Iterator[tuple[str, float]]:
+    """Every float inside ``value`` (nested dicts and lists) with its path."""
+    if isinstance(value, float):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _numbers(item, f"{path}.{key}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _numbers(item, f"{path}[{index}]")
+
+
 def _matches(value: Any, hint: Any) -> bool:
     if hint is Any:
         return True
@@ -204,6 +253,23 @@ def _training(options: dict[str, Any]) -> Evaluator:
 
 
 EVALUATORS = {"tabular": _tabular, "train": _training}
+
+
+def _tabular_metrics(options: dict[str, Any]) -> frozenset[str]:
+    """The reward column as ``accuracy``, the test column's ``test_accuracy``, and the
+    metric columns' names."""
+    test = ("test_accuracy",) if options.get("test_column") else ()
+    return frozenset({"accuracy", *test, *options.get("metric_columns", {})})
+
+
+def _training_metrics(options: dict[str, Any]) -> frozenset[str]:
+    """Accuracy, the network's profile, and its latency unless ``latency_batch`` is None."""
+    latency = LATENCY_METRICS if options.get("latency_batch", 1) is not None else ()
+    return frozenset({"accuracy", *PROFILE_METRICS, *latency})
+
+
+#: Per evaluator kind: the metric names it gives, from its options.
+EVALUATOR_METRICS = {"tabular": _tabular_metrics, "train": _training_metrics}
 
 
 def make_space(config: SearchConfig) -> Space:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from blockqnn.cli._blocks import parse_top, ranked_candidate
 from blockqnn.cli._errors import UsageError
+from blockqnn.cli._types import positive_int
 from blockqnn.cli.show import candidate_dict
 from blockqnn.search import open_run
 
@@ -30,7 +31,7 @@ def register(subparsers) -> None:
     )
     e.add_argument("source", help="RUN_DIR (json), RUN_DIR:topK or MODEL_DIR (model formats)")
     e.add_argument("--format", choices=FORMATS, default="json", help="what to write")
-    e.add_argument("--top", type=int, default=1, help="json: how many of the best blocks")
+    e.add_argument("--top", type=positive_int, default=1, help="json: how many of the best blocks")
     e.add_argument("-o", "--output", default="-", help="file to write (json default: stdout)")
     e.set_defaults(func=export)
 

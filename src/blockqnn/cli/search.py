@@ -376,7 +376,10 @@ def rungs_from_args(args: argparse.Namespace, evaluator: dict) -> list[float]:
 
     options = {k: v for k, v in evaluator.items() if k != "kind"}
     epochs = TrainingEvaluator.from_dict(options).early_stop_recipe().epochs
-    return list(geometric_rungs(epochs).budgets)
+    try:
+        return list(geometric_rungs(epochs).budgets)
+    except ValueError as exc:
+        raise UsageError(f"--rungs auto with {epochs} epochs: {exc}") from None
 
 
 def budget_and_batch(args: argparse.Namespace) -> tuple[int, int]:
