@@ -195,6 +195,7 @@ def test_training_setup_errors_leave_no_run(tmp_path, capsys, options, expected)
         (["--image-size", "100000"], "image_size=100000 must be a number of pixels from 1"),
         (["--widths", "1000000000"], "width 1000000000 is over the largest, 4096 channels"),
         (["--rungs", "auto"], "--rungs auto with 1 epochs: rungs need at least two budgets"),
+        (["--threads", "100000"], "threads=100000: give 1 to 256 threads per worker"),
     ],
 )
 def test_non_finite_numbers_and_unknown_metrics_are_refused_before_the_run(
@@ -203,6 +204,21 @@ def test_non_finite_numbers_and_unknown_metrics_are_refused_before_the_run(
     run_dir = tmp_path / "run"
     assert expected in refused(capsys, [*DIGITS, *options, "--run-dir", str(run_dir)])
     assert not run_dir.exists()
+
+
+def test_a_resume_may_change_the_threads(tmp_path, capsys):
+    """A run stored with more threads than torch can start (made before they were bounded)
+    continues with --resume --threads 1; without it the resume says what to do."""
+    options = {"dataset": "digits", "repeats": 1, "widths": [8, 8, 8], "threads": 100000}
+    evaluator = {"kind": "train", "recipe": "proxy", "recipe_overrides": {"epochs": 1}, **options}
+    run_dir = tmp_path / "run"
+    create_run(run_dir, SearchConfig(evaluations=1, batch=1, evaluator=evaluator)).close()
+    resume = ["search", "--resume", "--run-dir", str(run_dir), "--no-progress"]
+    assert "threads=100000: give 1 to 256 threads per worker" in refused(capsys, resume)
+    assert cli.main([*resume, "--threads", "1"]) == 0
+    store, _ = open_run(run_dir)
+    with store:
+        assert [c.state.value for c in store.candidates()] == ["complete"]
 
 
 def test_a_tables_metrics_are_its_columns(tmp_path, capsys):

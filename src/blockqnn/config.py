@@ -29,6 +29,11 @@ PAPER_EVALUATIONS = 178 * 64
 DEFAULT_EVALUATIONS = 4 * 64
 
 
+#: Evaluator options that say how evaluations run, not what they measure (see
+#: :meth:`SearchConfig.with_execution`).
+EXECUTION_OPTIONS = frozenset({"threads"})
+
+
 class ConfigError(ValueError, UserError):
     """An invalid run configuration; the message names the field."""
 
@@ -92,6 +97,15 @@ class SearchConfig:
         if self.rungs:
             self.fidelity()
         self._check_metric_names()
+
+    def with_execution(self, **options: Any) -> SearchConfig:
+        """This configuration with evaluator options of :data:`EXECUTION_OPTIONS` replaced:
+        how evaluations run, which a resumed run may change (ConfigError for any other
+        option, which defines the run)."""
+        fixed = sorted(set(options) - EXECUTION_OPTIONS)
+        if fixed:
+            raise ConfigError(f"{', '.join(fixed)} define(s) the run and cannot change")
+        return dataclasses.replace(self, evaluator={**self.evaluator, **options})
 
     def metrics(self) -> frozenset[str]:
         """The metric names the run's evaluator gives (``accuracy`` included), read from its

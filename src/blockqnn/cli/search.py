@@ -262,7 +262,7 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--threads",
         type=positive_int,
-        help=f"torch threads per worker, stored with the run {_default('threads')}",
+        help=f"torch threads per worker; may change on --resume {_default('threads')}",
     )
     x = p.add_argument_group("execution (may change on --resume)")
     x.add_argument(
@@ -554,7 +554,6 @@ STORED: dict[str, Callable[[SearchConfig], Any]] = {
     "adapt_repeats": _evaluator_field("adapt_repeats"),
     "device": _evaluator_field("device"),
     "amp": _evaluator_field("amp"),
-    "threads": _evaluator_field("threads"),
     "table": _evaluator_field("table"),
     "reward_column": _evaluator_field("reward_column"),
     "test_column": _evaluator_field("test_column"),
@@ -743,6 +742,8 @@ def _resume(args: argparse.Namespace) -> int:
                     f"these options contradict: {', '.join(changed)}; drop them, or start a "
                     "new run in another --run-dir"
                 )
+            if args.threads is not None:
+                config = config.with_execution(threads=args.threads)
             with _prepare(args, config) as executor:
                 return _search(args, store, config, executor)
 
