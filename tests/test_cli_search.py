@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +24,7 @@ from blockqnn.evaluation import Result
 from blockqnn.execution import InlineExecutor, Outcome, ProcessExecutor
 from blockqnn.runlock import RunLock
 from blockqnn.search import Search, create_run, new_strategy, open_run
+from blockqnn.store import StoreError
 from blockqnn.tabular import TabularEvaluator
 
 from .conftest import shared_file
@@ -159,6 +161,45 @@ def test_readers_work_on_read_only_media_and_writers_are_refused(read_only_media
     assert proc.returncode == 2 and "Read-only file system" in one_line_error(proc)
     new = blockqnn(*NB201, "--run-dir", str(read_only_media / "other"))
     assert new.returncode == 2 and "is not writable" in one_line_error(new)
+
+
+def test_deleting_the_run_directory_stops_the_search(tmp_path):
+    run_dir = tmp_path / "run"
+    command = [*CLI, *NB201, "--evaluations", "5000", "--workers", "1", "--run-dir", str(run_dir)]
+    search = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not complete_candidates(run_dir) >= 4:
+            assert search.poll() is None and time.monotonic() < deadline, search.stderr.read()
+            time.sleep(0.05)
+        shutil.rmtree(run_dir)
+        out, err = search.communicate(timeout=60)
+    finally:
+        search.kill()
+    assert search.returncode == 2 and "next:" not in out
+    assert "was removed or replaced while this process had it open" in one_line_error(err)
+
+
+def complete_candidates(run_dir: Path) -> int:
+    """How many candidates a running search has completed (0 before its run exists)."""
+    try:
+        store, _ = open_run(run_dir)
+    except StoreError:
+        return 0
+    with store:
+        return store.counts()["complete"]
+
+
+def test_a_run_database_whose_creation_was_cut_short_is_replaced(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "run.db").write_bytes(b"")  # killed between creating and filling it
+    resume = ["search", "--resume", "--run-dir", str(run_dir)]
+    assert f"a new search in {run_dir} replaces it" in refused(capsys, resume)
+    assert cli.main([*NB201, "--evaluations", "3", "--run-dir", str(run_dir)]) == 0
+    store, _ = open_run(run_dir)
+    with store:
+        assert store.counts()["complete"] >= 3
 
 
 # --- 3. setup errors before the run exists -------------------------------------------------

@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 DB_NAME = "run.db"
 #: The reward told to the strategy for a candidate over a constraint (percent points).
 PENALTY = 0.0
+#: Seconds between checkpoints of the run database's write-ahead log during a search.
+CHECKPOINT_INTERVAL_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,7 @@ class Search:
         self.ladder = None if rungs is None else Ladder.from_results(rungs, store.rung_results())
         self._inflight: dict[int, Hashable] = {}
         self._exhausted = False
-        self._started = time.monotonic()
+        self._started = self._checkpointed = time.monotonic()
         self._done_at_start = 0
 
     def run(self) -> dict[str, int]:
@@ -162,6 +164,7 @@ class Search:
             while self._fill() or self._inflight:
                 for outcome in self.executor.wait(timeout=1.0):
                     self._collect(outcome)
+                self._tend_store()
                 self._report()
             self._report()
         except BaseException:
@@ -171,6 +174,15 @@ class Search:
             self.executor.close()
         self.store.set_meta("status", "finished")
         return self.store.counts()
+
+    def _tend_store(self) -> None:
+        """Stop (StoreError) if the run database was deleted under the search; checkpoint
+        its write-ahead log every :data:`CHECKPOINT_INTERVAL_S` seconds, so the database
+        file alone holds nearly all of the run."""
+        self.store.check_in_place()
+        if time.monotonic() - self._checkpointed >= CHECKPOINT_INTERVAL_S:
+            self.store.checkpoint()
+            self._checkpointed = time.monotonic()
 
     def _free(self) -> int:
         """Reused candidates that do not count against the budget."""

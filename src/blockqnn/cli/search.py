@@ -48,7 +48,7 @@ from blockqnn.execution.factory import TIMEOUT_LOOKUP_S, TIMEOUT_PER_EPOCH_S
 from blockqnn.preflight import SetupError, check_evaluator
 from blockqnn.runlock import RunLock, RunLocked
 from blockqnn.search import DB_NAME, Progress, Search, create_run, new_strategy, open_run
-from blockqnn.store import CandidateState, RunStore, StoreError
+from blockqnn.store import CandidateState, RunStore, StoreError, uninitialised
 from blockqnn.strategies import STRATEGIES
 
 logger = logging.getLogger(__name__)
@@ -657,7 +657,7 @@ def check_new_run_dir(run_dir: Path) -> None:
     try:
         if run_dir.exists() and not run_dir.is_dir():
             raise UsageError(f"--run-dir {run_dir} is a file, not a directory")
-        if (run_dir / DB_NAME).exists():
+        if (run_dir / DB_NAME).exists() and not uninitialised(run_dir / DB_NAME):
             raise UsageError(
                 f"{run_dir} already holds a run; continue it with --resume or use another --run-dir"
             )
