@@ -19,6 +19,7 @@ from blockqnn.cli._blocks import parse_top, ranked_candidate
 from blockqnn.cli._errors import UsageError
 from blockqnn.cli._types import positive_int
 from blockqnn.cli.show import candidate_dict
+from blockqnn.files import write_text
 from blockqnn.search import open_run
 
 #: Formats: JSON of a run's best blocks, or one of :data:`blockqnn.export.FORMATS`.
@@ -65,7 +66,7 @@ def _export_json(run_dir: str, top: int, output: str) -> int:
     if output == "-":
         sys.stdout.write(text + "\n")
     else:
-        Path(output).write_text(text + "\n")
+        write_text(output, text + "\n")
     return 0
 
 
