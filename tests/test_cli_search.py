@@ -119,6 +119,23 @@ def test_a_second_writer_is_refused_and_readers_still_work(tmp_path):
         assert new.returncode == 2 and "--resume" in one_line_error(new)
 
 
+def test_a_killed_search_shows_as_stopped_not_running(tmp_path, capsys):
+    from blockqnn.report.data import run_data
+
+    run_dir = tmp_path / "run"
+    evaluator = {"kind": "tabular", "table": str(TABLE), "reward_column": "valid-accuracy"}
+    with create_run(run_dir, SearchConfig(space="nb201", evaluator=evaluator)) as store:
+        store.set_meta("status", "running")  # what a search killed by SIGKILL leaves
+
+    def statuses() -> tuple[str, str]:
+        assert cli.main(["show", str(run_dir), "--json"]) == 0
+        return json.loads(capsys.readouterr().out)["status"], run_data(run_dir)["status"]
+
+    assert statuses() == ("stopped (no search holds the lock)",) * 2
+    with RunLock(run_dir):  # as a live search holds it
+        assert statuses() == ("running", "running")
+
+
 def test_a_killed_holders_lock_does_not_block_resume(tmp_path):
     run_dir = tmp_path / "run"
     assert blockqnn(*NB201, "--evaluations", "20", "--run-dir", str(run_dir)).returncode == 0

@@ -10,6 +10,7 @@ from blockqnn.cli._errors import UsageError
 from blockqnn.config import SearchConfig
 from blockqnn.evaluation import format_metric
 from blockqnn.pareto import Objective, front, gains, objectives
+from blockqnn.runlock import shown_status
 from blockqnn.search import open_run
 from blockqnn.store import Candidate, CandidateState, rank
 
@@ -79,7 +80,7 @@ def show(args: argparse.Namespace) -> int:
         if args.curves is not None:
             return show_curve(store.get(args.curves), store.curve(args.curves), args.json)
         candidates = store.candidates()
-        counts, status = store.counts(), store.get_meta("status")
+        counts, status = store.counts(), shown_status(args.run_dir, store.get_meta("status"))
         names = store.metric_names()
         curves = {c.id: store.curve(c.id) for c in candidates} if args.json else {}
     ranking = rank(candidates)
