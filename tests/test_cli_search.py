@@ -190,10 +190,13 @@ def test_deleting_the_run_directory_stops_the_search(tmp_path):
             assert search.poll() is None and time.monotonic() < deadline, search.stderr.read()
             time.sleep(0.05)
         shutil.rmtree(run_dir)
+        run_dir.mkdir()  # someone else's directory now: the stopping search leaves it be
+        (run_dir / "theirs").write_text("kept")
         out, err = search.communicate(timeout=60)
     finally:
         search.kill()
     assert search.returncode == 2 and "next:" not in out
+    assert (run_dir / "theirs").read_text() == "kept"
     assert "was removed or replaced while this process had it open" in one_line_error(err)
 
 

@@ -59,6 +59,17 @@ class RunLock:
         os.write(fd, f"{os.getpid()}@{socket.gethostname()}\n".encode())
         self._fd = fd
 
+    def in_place(self) -> bool:
+        """Whether the lock file this lock holds is still the one at :attr:`path` (False
+        once the run directory was deleted, or the lock released)."""
+        if self._fd is None:
+            return False
+        try:
+            here, held = os.stat(self.path), os.fstat(self._fd)
+        except OSError:
+            return False
+        return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
+
     def release(self) -> None:
         """Drop the lock (the file stays, holding the last holder's name). Idempotent."""
         if self._fd is not None:

@@ -686,19 +686,19 @@ def _make_run_dir(run_dir: Path) -> Path | None:
 def _new_run(run_dir: Path) -> Iterator[None]:
     """Make the run directory and hold its lock; if the body fails before the run's
     database exists, remove the directories made (never when another process holds the
-    lock: the directory is then its run's)."""
+    lock, nor when the directory was deleted meanwhile: it is then another run's)."""
     created = _make_run_dir(run_dir)
-    with _lock(run_dir):
+    with _lock(run_dir) as lock:
         try:
             yield
         except BaseException:
-            if created is not None and not (run_dir / DB_NAME).exists():
+            if created is not None and lock.in_place() and not (run_dir / DB_NAME).exists():
                 shutil.rmtree(created, ignore_errors=True)
             raise
 
 
 @contextlib.contextmanager
-def _lock(run_dir: Path) -> Iterator[None]:
+def _lock(run_dir: Path) -> Iterator[RunLock]:
     """Hold the run's lock (RunLocked when another process has it)."""
     lock = RunLock(run_dir)
     try:
@@ -706,7 +706,7 @@ def _lock(run_dir: Path) -> Iterator[None]:
     except OSError as exc:
         raise UsageError(f"--run-dir {run_dir}: cannot lock it ({exc.strerror or exc})") from None
     try:
-        yield
+        yield lock
     finally:
         lock.release()
 
