@@ -560,10 +560,20 @@ def test_checkpoints_put_the_run_into_the_database_file(tmp_path: Path) -> None:
         assert run.counts()["complete"] == 51
 
 
+SCHEMA_IN_LOG = r"""
+import os, sqlite3, sys
+
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("PRAGMA journal_mode = WAL")
+conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+os._exit(0)  # killed before any checkpoint: the file has no table, its log has one
+"""
+
+
 def test_a_lost_or_damaged_log_is_named(tmp_path: Path) -> None:
     db = tmp_path / DB_FILENAME
     wal = db.with_name(DB_FILENAME + "-wal")
-    unclosed_run(db)
+    subprocess.run([sys.executable, "-c", SCHEMA_IN_LOG, str(db)], check=True)
     data = bytearray(wal.read_bytes())
     data[:32] = bytes(32)  # a damaged header: SQLite ignores the whole log
     wal.write_bytes(bytes(data))

@@ -273,7 +273,7 @@ def _tabular_metrics(options: dict[str, Any]) -> frozenset[str]:
     """The reward column as ``accuracy``, the test column's ``test_accuracy``, and the
     metric columns' names."""
     test = ("test_accuracy",) if options.get("test_column") else ()
-    return frozenset({"accuracy", *test, *options.get("metric_columns", {})})
+    return frozenset({"accuracy", *test, *(options.get("metric_columns") or {})})
 
 
 def _training_metrics(options: dict[str, Any]) -> frozenset[str]:

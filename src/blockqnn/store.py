@@ -277,7 +277,9 @@ class RunStore:
             raise StoreError(f"{db} already exists; refusing to overwrite a run") from None
         conn = _init_database(db, config_text)
         logger.info("created run database %s", db)
-        return cls(db, conn, config_text)
+        store = cls(db, conn, config_text)
+        store.checkpoint()  # the schema and configuration in the file itself from the start
+        return store
 
     @classmethod
     def open(cls, path: str | Path) -> RunStore:

@@ -353,8 +353,8 @@ class ProcessExecutor(ClosingExecutor):
         failures = 0 if worker.ready else worker.start_failures + 1
         if failures >= MAX_START_FAILURES:
             raise ExecutorLost(
-                f"worker {pid} ({worker.name}) died while starting ({how}), the "
-                f"{failures}th start in a row of worker slot {worker.index} to fail"
+                f"worker {pid} ({worker.name}) died while starting ({how}): "
+                f"{failures} starts in a row of worker slot {worker.index} failed"
             )
         task, name = worker.task, worker.name
         worker.conn.close()
