@@ -10,11 +10,14 @@ increment)::
 
     python benchmarks/fast_search.py --table ../shared/data/nb201/cifar10_12ep_200ep.csv \\
         --low-column test-accuracy-12ep --high-column test-accuracy-200ep \\
-        --budget 12000 --seeds 20
+        --judge-column test-accuracy-200ep-reruns --budget 12000 --seeds 20
 
-The standard arm evaluates every candidate at the low column (cost ``--low-cost``) and is
-judged by the high column of its best; the fast arm has rungs ``low-cost, high-cost``
-(promoting by default ``low-cost / high-cost`` of each rung: equal cost per rung).
+The standard arm evaluates every candidate at the low column (cost ``--low-cost``); the
+fast arm has rungs ``low-cost, high-cost`` (promoting by default ``low-cost / high-cost``
+of each rung: equal cost per rung) and so searches on the high column too. Both arms'
+bests are judged by ``--judge-column``, a column neither arm sees (a judge equal to the
+low or the high column is refused): judged by the high column, the fast arm would be
+judged on the very values it selected its best by, the standard arm never.
 
 CIFAR mode (wall-clock budget per arm, real training)::
 
@@ -28,15 +31,18 @@ eta 3, for 9 epochs). Each further ``--fast-rungs LIST`` adds a fast arm with th
 (named ``fast@LIST``). Judged per seed: each arm's best block at the end, and each fast
 arm's best after a third of the budget (``fast_third``): each is trained longer
 (``--final-epochs``, the same protocol for all) and tested on all the archive's held-out
-test images (10,000 for CIFAR-10). Table mode judges the same by the high column.
+test images (10,000 for CIFAR-10). Table mode judges the same by the judge column.
 
-Prints one line per seed and arm, then the means (+- standard error over seeds), the seeds
-in which the fast arm matched the standard arm's final incumbent (by the search's own
-full-budget measure) within a third of the budget, and last one JSON line
+Prints one line per seed and arm, then the means (+- standard error over seeds), the
+**paired** difference of the standard arm (the default: rungs off) against every other
+judged name (mean +- standard error over seeds), the seeds in which the fast arm matched
+the standard arm's final incumbent (by the store's test accuracy: the judge column on a
+table, the reward on CIFAR) within a third of the budget, and last one JSON line
 ``{"standard": {"final": F, "evaluated": E}, "fast": {...}, "fast_third": {"final": F}}``
 (plus ``fast@LIST`` and ``fast@LIST_third`` per further fast arm):
-``final`` is the mean over seeds of the judged block's high-column (table) or test accuracy
-after the longer training (CIFAR).
+``final`` is the mean over seeds of the judged block's judge-column (table) or test accuracy
+after the longer training (CIFAR); each judged name but ``standard`` also has ``paired``:
+``[mean, se]`` of standard minus it over the seeds both judged.
 """
 
 from __future__ import annotations
@@ -61,7 +67,10 @@ from blockqnn.execution import InlineExecutor
 from blockqnn.execution.base import Executor, Outcome
 from blockqnn.fidelity import Rungs, expected_cost, geometric_rungs
 from blockqnn.search import Search, create_run
-from nb201 import mean_se  # this folder's NB201 benchmark (a script's folder is on sys.path)
+from nb201 import (  # this folder's NB201 benchmark (a script's folder is on sys.path)
+    check_judge,
+    mean_se,
+)
 
 STANDARD, FAST, THIRD = "standard", "fast", "_third"
 
@@ -125,7 +134,7 @@ class ArmResult:
     evaluated: int
     best_arch: str | None
     best_value: float | None  #: the best's high-column accuracy (table) / reward (CIFAR)
-    best_test: float | None  #: the best's test accuracy from the store (table: high column)
+    best_test: float | None  #: the best's test accuracy from the store (table: judge column)
     incumbents: list[tuple[float, float, str]]  #: (cost or seconds, test/value, arch)
 
 
@@ -172,8 +181,9 @@ def _incumbents(spent: list[tuple[float, int]], finished: dict) -> list[tuple[fl
 def matching(
     standard: ArmResult, fast: ArmResult, unit: str, name: str = FAST
 ) -> tuple[str, float | None]:
-    """When the fast arm ``name`` matched ``standard``'s final incumbent (by the search's
-    own measure): a line to print and the cost/time it took (None: never)."""
+    """When the fast arm ``name`` matched ``standard``'s final incumbent (by the store's
+    test accuracy, else the reward): a line to print and the cost/time it took (None:
+    never)."""
     if not standard.incumbents:
         return "the standard arm measured no candidate", None
     found_at, target, _ = standard.incumbents[-1]
@@ -210,7 +220,8 @@ def table_configs(args: argparse.Namespace) -> dict[str, SearchConfig]:
         "standard": args.budget / args.low_cost,
         "fast": args.budget / expected_cost(Rungs(tuple(rungs))),
     }
-    common = {"kind": "tabular", "table": table, "test_column": args.high_column}
+    check_judge(args.judge_column, {args.low_column: "both arms", args.high_column: "the fast arm"})
+    common = {"kind": "tabular", "table": table, "test_column": args.judge_column}
     evaluators = {
         "standard": {**common, "reward_column": args.low_column},
         "fast": {
@@ -400,6 +411,11 @@ def parse_args() -> argparse.Namespace:
     t = parser.add_argument_group("table mode")
     t.add_argument("--low-column", default="test-accuracy-12ep")
     t.add_argument("--high-column", default="test-accuracy-200ep")
+    t.add_argument(
+        "--judge-column",
+        default="test-accuracy-200ep-reruns",
+        help="judges both arms' bests; never a column an arm searches on",
+    )
     t.add_argument("--low-cost", type=float, default=12.0)
     t.add_argument("--high-cost", type=float, default=200.0)
     t.add_argument("--budget", type=float, default=12000.0, help="simulated cost per arm")
@@ -435,7 +451,7 @@ def main() -> None:
     unit, budget = ("cost", args.budget) if args.table else ("s", 60 * args.minutes)
     arms = list(configs)
     results: dict[str, list[ArmResult]] = {arm: [] for arm in arms}
-    finals: dict[str, list[float]] = {name: [] for name in judged_names(arms)}
+    finals: dict[str, list[float | None]] = {name: [] for name in judged_names(arms)}
     matched: dict[str, list[float | None]] = {arm: [] for arm in arms[1:]}
     with tempfile.TemporaryDirectory(prefix="fast-search-") as tmp:
         root = Path(tmp)
@@ -464,8 +480,7 @@ def main() -> None:
                     matched[arm].append(when)
                     print(f"seed {seed}: {line}", flush=True)
             for name, value in seed_finals.items():
-                if value is not None:
-                    finals[name].append(value)
+                finals[name].append(value)
     print_summary(results, finals, matched, budget, unit)
 
 
@@ -489,7 +504,14 @@ def match_times(matched: list[float | None], unit: str) -> str:
 
 
 def print_summary(results, finals, matched, budget: float, unit: str) -> None:
-    """The means over seeds, and last one JSON line (see the module's docstring)."""
+    """The means over seeds, the paired differences, and last one JSON line (see the
+    module's docstring). ``finals``: judged name -> per seed value (None: nothing judged)."""
+    paired_diffs = {
+        name: [s - v for s, v in zip(finals[STANDARD], per_seed, strict=True) if None not in (s, v)]
+        for name, per_seed in finals.items()
+        if name != STANDARD
+    }
+    finals = {name: [v for v in per_seed if v is not None] for name, per_seed in finals.items()}
     for name, values in finals.items():
         arm = name.removesuffix(THIRD)
         evaluated = statistics.fmean(r.evaluated for r in results[arm])
@@ -508,6 +530,11 @@ def print_summary(results, finals, matched, budget: float, unit: str) -> None:
         name: {"final": statistics.fmean(values) if values else None}
         for name, values in finals.items()
     }
+    for name, diffs in paired_diffs.items():
+        if diffs:
+            diff, se = mean_se(diffs)
+            summary[name]["paired"] = [diff, se]
+            print(f"paired standard - {name}: {diff:+.3f} +- {se:.3f} ({len(diffs)} seeds)")
     for arm, arm_results in results.items():
         summary[arm]["evaluated"] = statistics.fmean(r.evaluated for r in arm_results)
     print(json.dumps(summary))

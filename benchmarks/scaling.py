@@ -14,7 +14,10 @@ a fixed result; the budget is ``--per-worker`` x W evaluations. Reported per W:
   of it spent in the executor (``slots``, ``submit``: talking to the scheduler).
 
 ``--prefetch 0,1`` repeats the whole series with ``DaskExecutor(prefetch=...)``; the
-default is the executor's own, ``auto``.
+default is the executor's own, ``auto``. ``--rungs 1,3`` runs the search with rungs: each
+rung sleeps its share of ``--seconds``, and a rung below the top returns ``--state-kb``
+of state that travels back through the master with the promotion (busy time counts every
+rung).
 
 Prints a table, then one JSON line. ``--profile`` prints the master thread's cProfile (by
 internal time) of the largest W to stderr.
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import dataclasses
 import itertools
 import json
 import logging
@@ -35,6 +39,7 @@ import pstats
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -52,15 +57,30 @@ from blockqnn.search import Search, create_run
 @dataclass(frozen=True)
 class SleepingEvaluator:
     """Stands in for training: sleeps ``seconds``; the result's ``cost_s`` is the time
-    the evaluation really took."""
+    the evaluation really took. With rungs (``full``: the top rung's budget) a rung
+    sleeps its share of ``seconds``, its accuracy depends on the architecture (so rungs
+    promote some), and below the top it returns ``state_bytes`` of state, which the
+    master keeps and sends with the promotion, as a training state travels."""
 
     seconds: float
+    full: float = 1.0
+    state_bytes: int = 0
 
     def evaluate(self, arch: str) -> Result:
+        return self._sleep(self.seconds, 50.0)
+
+    def evaluate_rung(self, arch: str, step: Step) -> Result:
+        accuracy = zlib.crc32(arch.encode()) % 1000 / 10
+        result = self._sleep(self.seconds * (step.budget - step.start) / self.full, accuracy)
+        state = None if step.last else bytes(self.state_bytes)
+        return dataclasses.replace(result, state=state)
+
+    @staticmethod
+    def _sleep(seconds: float, accuracy: float) -> Result:
         start = time.time()
-        time.sleep(self.seconds)
+        time.sleep(seconds)
         end = time.time()
-        return Result(accuracy=50.0, cost_s=end - start, extra={"start": start, "end": end})
+        return Result(accuracy=accuracy, cost_s=end - start, extra={"start": start, "end": end})
 
 
 @dataclass
@@ -95,11 +115,16 @@ class TimedExecutor:
         self.inner.close()
 
 
-def run_config(evaluations: int) -> SearchConfig:
+def run_config(evaluations: int, rungs: list[float]) -> SearchConfig:
     """The run: the paper's NSC space and agent; the evaluator entry is only recorded
     (the executor runs the stand-in); every candidate is evaluated (no dedupe)."""
     return SearchConfig(
-        space="nsc", evaluations=evaluations, batch=64, dedupe=False, evaluator={"kind": "train"}
+        space="nsc",
+        evaluations=evaluations,
+        batch=64,
+        dedupe=False,
+        evaluator={"kind": "train"},
+        rungs=rungs,
     )
 
 
@@ -137,14 +162,21 @@ def cluster_process(workers: int) -> Iterator[str]:
 
 
 def measure(
-    workers: int, seconds: float, per_worker: int, prefetch: int | str, profile: bool
+    workers: int,
+    seconds: float,
+    per_worker: int,
+    prefetch: int | str,
+    profile: bool,
+    rungs: list[float] = (),
+    state_bytes: int = 0,
 ) -> dict:
     """One search on ``workers`` workers; its utilisation and master cost."""
     evaluations = workers * per_worker
+    evaluator = SleepingEvaluator(seconds, rungs[-1] if rungs else 1.0, state_bytes)
     with cluster_process(workers) as address, tempfile.TemporaryDirectory() as tmp:
-        dask = DaskExecutor(address, SleepingEvaluator(seconds), prefetch=prefetch)
+        dask = DaskExecutor(address, evaluator, prefetch=prefetch)
         executor = TimedExecutor(dask)
-        config = run_config(evaluations)
+        config = run_config(evaluations, list(rungs))
         with create_run(Path(tmp) / "run", config) as store:
             search = Search(store, config, executor, progress=lambda progress: None)
             profiler = cProfile.Profile() if profile else None
@@ -164,6 +196,7 @@ def measure(
         "workers": workers,
         "prefetch": prefetch if dask.auto is None else f"auto:{dask.prefetch}",
         "evaluations": evaluations,
+        "rung_steps": len(executor.outcomes),
         "wall_s": wall,
         "utilisation": busy / (workers * wall),
         **idle_shares(executor.outcomes, start, end, workers),
@@ -216,16 +249,32 @@ def main(argv: list[str] | None = None) -> None:
         "--prefetch", default="auto", help="comma-separated DaskExecutor prefetch (N or auto)"
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the largest run")
+    parser.add_argument(
+        "--rungs", default="", help="rung budgets, e.g. 1,3 (a rung sleeps its share)"
+    )
+    parser.add_argument(
+        "--state-kb", type=int, default=100, help="rungs: state returned per rung below the top"
+    )
     args = parser.parse_args(argv)
+    rungs = [float(b) for b in args.rungs.split(",") if b]
     logging.getLogger("distributed").setLevel(logging.WARNING)
     counts = [int(w) for w in args.workers.split(",")]
     rows = [
-        measure(w, args.seconds, args.per_worker, _depth(p), args.profile and w == max(counts))
+        measure(
+            w,
+            args.seconds,
+            args.per_worker,
+            _depth(p),
+            args.profile and w == max(counts),
+            rungs,
+            1024 * args.state_kb,
+        )
         for p in args.prefetch.split(",")
         for w in counts
     ]
     print_table(rows)
-    print(json.dumps({"seconds": args.seconds, "per_worker": args.per_worker, "runs": rows}))
+    report = {"seconds": args.seconds, "per_worker": args.per_worker, "rungs": rungs}
+    print(json.dumps({**report, "runs": rows}))
 
 
 if __name__ == "__main__":

@@ -167,18 +167,25 @@ def start_scheduler(directory: Path) -> tuple[subprocess.Popen, str]:
     raise AssertionError(f"the scheduler did not start: {proc.stderr.read().decode()}")
 
 
-def start_workers(address: str, n_workers: int) -> subprocess.Popen:
+def start_workers(address: str, n_workers: int, hide: Path | None = None) -> subprocess.Popen:
     """``dask worker`` with ``n_workers`` single-threaded processes, started as from a shell
-    with the recommended environment (:func:`worker_shell_environment`)."""
+    with the recommended environment (:func:`worker_shell_environment`).
+
+    ``hide``: the workers run as on another machine that has no such folder: in a mount
+    namespace of their own (``unshare``, no privileges needed) where an empty read-only
+    file system covers ``hide``, so they can neither read nor write what the master keeps
+    there."""
     env = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
     env.update(
         worker_shell_environment(), PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)])
     )
-    return spawn(
-        ["dask", "worker", address, "--nworkers", str(n_workers), "--nthreads", "1",
-         "--host", "127.0.0.1", "--no-dashboard"],
-        env,
-    )  # fmt: skip
+    command = ["dask", "worker", address, "--nworkers", str(n_workers), "--nthreads", "1",
+               "--host", "127.0.0.1", "--no-dashboard"]  # fmt: skip
+    if hide is not None:
+        cover = 'mount -t tmpfs -o ro none "$0" && exec "$@"'
+        command = ["unshare", "--mount", "--map-root-user", "--propagation", "private",
+                   "sh", "-c", cover, str(hide), *command]  # fmt: skip
+    return spawn(command, env)
 
 
 # --- runs --------------------------------------------------------------------------------

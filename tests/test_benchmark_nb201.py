@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import ROOT, shared_file
 
 STRATEGIES = 'qlearning;qlearning:preset="paper";random;evolution;optuna-tpe'
@@ -37,3 +39,38 @@ def test_every_strategy_reports_judged_accuracy_and_reward_with_errors():
 def test_counting_duplicates_spends_the_budget_on_proposals():
     results = run_benchmark("--count-duplicates")
     assert all(summary["asks_per_eval"] == 1.0 for summary in results.values())
+
+
+def test_paired_differences_are_per_seed_against_the_first_strategy():
+    table = shared_file("nb201", "cifar10_12ep_200ep.csv")
+    command = [
+        sys.executable, str(ROOT / "benchmarks" / "nb201.py"), "--table", str(table),
+        "--reward-column", "test-accuracy-12ep", "--judge-column", "test-accuracy-200ep-reruns",
+        "--evaluations", "30", "--seeds", "4", "--workers", "1",
+        "--strategies", "qlearning;random;evolution", "--seeds-of", "evolution=2",
+    ]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert results["qlearning"]["paired"] is None
+    assert len(results["random"]["judged"]) == 4 and len(results["evolution"]["judged"]) == 2
+    for other, seeds in (("random", 4), ("evolution", 2)):
+        ours = results["qlearning"]["judged"][:seeds]
+        diffs = [q - o for q, o in zip(ours, results[other]["judged"], strict=True)]
+        mean = sum(diffs) / seeds
+        assert results[other]["paired"]["judged"][0] == pytest.approx(mean)
+        assert results[other]["paired"]["judged"][1] >= 0
+        assert f"paired qlearning - {other}: judged {mean:+.3f}" in proc.stdout
+
+
+def test_a_judge_column_the_strategies_search_on_is_refused():
+    table = shared_file("nb201", "cifar10_12ep_200ep.csv")
+    command = [
+        sys.executable, str(ROOT / "benchmarks" / "nb201.py"), "--table", str(table),
+        "--reward-column", "test-accuracy-12ep", "--judge-column", "test-accuracy-12ep",
+    ]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and proc.stdout == ""
+    assert proc.stderr.strip() == (
+        "--judge-column test-accuracy-12ep: every strategy searches on this column; "
+        "judge on a column no arm sees (e.g. a re-measurement)"
+    )

@@ -18,9 +18,9 @@ import pytest
 import torch
 
 from blockqnn import cli, nsc
-from blockqnn.cli import search as search_cli
+from blockqnn.cli._search_args import run_options
 from blockqnn.config import DEFAULT_EVALUATIONS, PAPER_EVALUATIONS, SearchConfig, make_space
-from blockqnn.evaluation import Result
+from blockqnn.evaluation import Result, format_metric
 from blockqnn.execution import InlineExecutor, Outcome, ProcessExecutor
 from blockqnn.runlock import RunLock
 from blockqnn.search import Search, create_run, new_strategy, open_run
@@ -29,6 +29,8 @@ from blockqnn.tabular import TabularEvaluator
 
 from .conftest import shared_file
 from .helpers_exec import ScriptEvaluator
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TABLE = shared_file("nb201", "cifar10_valid.csv")
 CLI = [sys.executable, "-m", "blockqnn"]
@@ -349,9 +351,9 @@ def test_default_budget_suits_a_cpu(tmp_path):
 
 def test_paper_implies_the_papers_budget(tmp_path):
     args = build_search_args([*NB201, "--paper", "--run-dir", str(tmp_path / "r")])
-    assert search_cli.config_from_args(args).evaluations == PAPER_EVALUATIONS
+    assert run_options(args).config().evaluations == PAPER_EVALUATIONS
     args = build_search_args([*NB201, "--paper", "--evaluations", "9", "--run-dir", "r"])
-    assert search_cli.config_from_args(args).evaluations == 9
+    assert run_options(args).config().evaluations == 9
 
 
 # --- 5. retries: restarts are not attempts; a stalled worker times out ---------------------
@@ -488,12 +490,26 @@ def test_the_end_of_a_search_prints_a_summary(tmp_path, capsys):
     with store:
         best = store.top(1)[0]
         reused = sum(c.reused_from is not None for c in store.candidates())
-    assert "40 evaluations of a budget of 40 (40 complete, 0 failed)" in out
+    assert "40 of a budget of 40 evaluations (40 complete, 0 failed)" in out
     assert f"{reused} isomorphic duplicates" in out
-    assert f"best: #{best.id} reward {best.reward:.3f}" in out
-    assert f"test {best.test_accuracy:.2f}%" in out and best.arch in out
+    assert f"best: #{best.id} reward {format_metric(best.reward)}" in out
+    assert f"test {format_metric(best.test_accuracy)}%" in out and best.arch in out
     assert f"blockqnn show {run_dir}" in out and f"blockqnn report {run_dir}" in out
     assert "{" not in out.replace(best.arch, "")  # no Python dict
+    assert cli.main(["show", str(run_dir)]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header == (
+        f"run {run_dir}: finished; 40 of a budget of 40 evaluations (40 complete, 0 failed); "
+        f"free: {reused} isomorphic duplicates answered from stored results"
+    )
+
+
+def test_the_next_commands_are_the_readmes():
+    from blockqnn.summary import next_commands
+
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    for command in next_commands("runs/demo", SearchConfig(evaluator={"kind": "train"}), True):
+        assert f"`{command}`" in readme
 
 
 def test_every_search_option_has_help():
@@ -501,3 +517,15 @@ def test_every_search_option_has_help():
     search = next(a for a in parser._subparsers._group_actions).choices["search"]
     missing = [a.option_strings for a in search._actions if a.option_strings and not a.help]
     assert missing == []
+
+
+def test_dataset_names_compare_in_any_case_on_resume(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    parse = cli.build_parser().parse_args
+    from blockqnn.resume import conflicts
+
+    stored = run_options(parse(["search", "--run-dir", "r", "--dataset", "digits"])).config()
+    upper = parse(["search", "--run-dir", "r", "--resume", "--dataset", " DIGITS"])
+    assert conflicts(run_options(upper), stored) == []
+    folder = run_options(parse(["search", "--run-dir", "r", "--dataset", "ImageFolder:pics"]))
+    assert folder.config().evaluator["dataset"] == f"imagefolder:{tmp_path}/pics"

@@ -56,7 +56,7 @@ def nb201_run(tmp_path: Path) -> Path:
 def test_show_export_and_topk_rank_alike(nsc_run: Path, tmp_path: Path, capsys) -> None:
     assert cli.main(["show", str(nsc_run)]) == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
-    assert [(r[0], r[2]) for r in rows] == [("1", "70.000"), ("2", "60.000")]
+    assert [(r[0], r[2]) for r in rows] == [("1", "70"), ("2", "60")]
     assert cli.main(["show", str(nsc_run), "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)["candidates"]
     assert [(c["rank"], c["arch"]) for c in shown[:3]] == [
@@ -122,6 +122,21 @@ def test_curves_with_one_schedule_shade_it_once() -> None:
     assert span_colours(ax) == [rgb("0.5")] * 2
 
 
+def test_one_partial_iteration_draws_its_point_within_its_strip() -> None:
+    # --paper --evaluations 16: 16 candidates of an iteration of 64
+    partial = RunCurves(
+        Path("p"),
+        SearchConfig(batch=64, evaluator={"kind": "train"}),
+        [IterationStats(0, 16, 70.0, 80.0, 75.0, 1.0)],
+    )
+    ax = curves_figure([partial, curves("b", 8, [1.0, 0.5])]).axes[0]
+    lines = [line for line in ax.lines if line.get_label().startswith("p ")]
+    assert all(line.get_marker() == "o" for line in lines)  # a lone point is drawn
+    assert {tuple(line.get_xdata()) for line in lines} == {(16.0,)}  # its 16 candidates
+    strip = ax.patches[0].get_path().get_extents(ax.patches[0].get_patch_transform())
+    assert (strip.x0, strip.x1) == (0.0, 16.0)  # not past its candidates
+
+
 def test_only_user_errors_become_one_line_errors(monkeypatch, capsys, tmp_path):
     """Every command reports the library's user errors in one line (exit 2); any other
     exception, such as a plain ValueError from a bug, keeps its traceback."""
@@ -141,6 +156,51 @@ def test_only_user_errors_become_one_line_errors(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(show_module, "show", fails_with(ValueError("a bug")))
     with pytest.raises(ValueError, match="a bug"):
         main(["show", str(tmp_path)])
+
+
+#: (codes, accuracy, latency_ms, steered reward): the steered reward (a random weight per
+#: iteration) ranks #2 above #1 and sinks #3 (on the front: the fastest); #4 is dominated.
+STEERED = [
+    ("(1,1,3,0,0) (2,7,0,0,0)", 95.4, 1.44, 94.0),
+    ("(1,1,1,0,0) (2,7,0,0,0)", 92.6, 0.43, 96.0),
+    ("(1,2,3,0,0) (2,7,0,0,0)", 81.0, 0.20, 40.0),
+    ("(1,3,3,0,0) (2,7,0,0,0)", 80.0, 2.00, 85.0),
+]
+
+
+@pytest.fixture
+def steered_run(tmp_path: Path) -> Path:
+    run = tmp_path / "steered"
+    config = SearchConfig(
+        objectives=["accuracy", "latency"], evaluations=4, batch=2, evaluator={"kind": "train"}
+    )
+    with create_run(run, config) as store:
+        for codes, accuracy, latency, reward in STEERED:
+            cid = store.add_candidate(codes, nsc.canonical_key(nsc.parse(codes)), 0, 1.0, None)
+            result = Result(accuracy=accuracy, metrics={"latency_ms": latency})
+            store.complete(cid, result, reward, None)
+    return run
+
+
+def test_a_multi_objective_run_ranks_by_its_front_in_every_view(steered_run, tmp_path, capsys):
+    from blockqnn.report.data import run_data
+
+    front_first = [STEERED[i][0] for i in (0, 1, 2, 3)]  # front by accuracy, then the rest
+    assert cli.main(["show", str(steered_run)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith("reward: steered: accuracy − w·ln(latency_ms)")
+    assert "ranks by the Pareto front of accuracy, latency_ms" in out[1]
+    assert [line.split()[1] for line in out[3:]] == ["1", "2", "3", "4"]
+    assert cli.main(["show", str(steered_run), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)["candidates"]
+    assert [c["arch"] for c in shown] == front_first
+    assert nsc.format_block(resolve_block(f"{steered_run}:top1")) == STEERED[0][0]
+    out_file = tmp_path / "best.json"
+    assert cli.main(["export", str(steered_run), "--top", "4", "-o", str(out_file)]) == 0
+    assert [b["arch"] for b in json.loads(out_file.read_text())["blocks"]] == front_first
+    data = run_data(steered_run)
+    assert data["top"] == [1, 2, 3, 4]
+    assert dict(data["settings"])["reward"].startswith("steered: accuracy − w·ln(latency_ms)")
 
 
 def test_export_refuses_a_negative_top(nsc_run: Path, capsys) -> None:

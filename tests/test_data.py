@@ -184,9 +184,10 @@ def test_imagefolder_shared_cifar10_subset(tmp_path, monkeypatch):
     calls = []
     decode = imagefolder.decode_images
 
-    def spy(blobs, names, image_size, where):
-        calls.append((list(blobs), list(names)))
-        return decode(blobs, names, image_size, where)
+    def spy(blobs, names, headers, image_size, where):
+        found = dict(blobs)
+        calls.append(([found[n] for n in names], list(names)))
+        return decode(found.items(), names, headers, image_size, where)
 
     monkeypatch.setattr(imagefolder, "decode_images", spy)
     data = _load(f"imagefolder:{archive}", tmp_path, subset=200)
@@ -461,3 +462,21 @@ def test_changed_source_invalidates_the_cache(tmp_path):
     after = _load(f"imagefolder:{root}", tmp_path / "cache")
     assert len(after.y_train) + len(after.y_val) + len(after.y_test) == 11
     assert len(before.y_train) + len(before.y_val) + len(before.y_test) == 10
+
+
+def test_an_unreadable_image_is_named_and_decoding_says_what_it_does(tmp_path, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="blockqnn.data.imagefolder")
+    archive = tmp_path / "pets.tar"
+    with tarfile.open(archive, "w") as tar:
+        for i in range(4):
+            _add_bytes(tar, f"{('cat', 'dog')[i % 2]}/{i}.png", _png_bytes(i))
+    good = _load(f"imagefolder:{archive}", tmp_path / "cache", image_size=8)
+    assert good.x_train.shape[1:] == (3, 8, 8)
+    assert f"decoding 4 images of {archive}" in caplog.text
+    with tarfile.open(archive, "a") as tar:
+        _add_bytes(tar, "cat/bad.png", b"not an image")
+    with pytest.raises(DatasetError) as err:
+        _load(f"imagefolder:{archive}", tmp_path / "cache", image_size=8)
+    assert str(err.value) == (
+        f"{archive}:cat/bad.png: not a readable image (an unknown or damaged format)"
+    )

@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
-from blockqnn.data import DatasetError, imagefolder, load_dataset
+from blockqnn.data import DatasetError, archives, cifar, imagefolder, load_dataset
 from blockqnn.data.imagefolder import MAX_IMAGE_BYTES, MAX_PIXELS
 
 MEASURE = r"""
@@ -158,3 +158,29 @@ def test_jpeg_over_the_pixel_limit_decodes_at_a_reduced_scale(tmp_path, monkeypa
     Image.new("RGB", (256, 256)).save(root / "b" / "big.png")  # PNG has no reduced decode
     with pytest.raises(DatasetError, match=r"b/big\.png: 256x256 pixels is over the 4,096"):
         load_dataset(f"imagefolder:{root}", cache_dir=tmp_path / "cache2", image_size=8)
+
+
+def test_cifar_archive_over_the_total_limit_is_refused_from_headers(tmp_path, monkeypatch):
+    monkeypatch.setattr(cifar, "MAX_TOTAL_BYTES", 3 << 20)
+    archive = tmp_path / "c10.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for copy in range(4):  # the same file name in four folders: 4 MiB in all
+            member = tarfile.TarInfo(f"copy{copy}/cifar-10-batches-py/data_batch_1")
+            member.size = 1 << 20
+            tar.addfile(member, Zeros(member.size))
+    with pytest.raises(DatasetError) as caught:
+        load_dataset(f"cifar10:{archive}", cache_dir=tmp_path / "cache")
+    assert str(caught.value) == (
+        f"{archive}: the wanted files take over 3,145,728 bytes together "
+        "(at member 'copy3/cifar-10-batches-py/data_batch_1')"
+    )
+
+
+def test_an_archive_of_too_many_members_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(archives, "MAX_MEMBERS", 5)
+    small_pngs(tmp_path / "src")  # six images and two folders
+    archive = tmp_path / "many.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(tmp_path / "src", arcname="data")
+    with pytest.raises(DatasetError, match=r"many\.tar: over the limit of 5 members"):
+        load_dataset(f"imagefolder:{archive}", cache_dir=tmp_path / "cache")

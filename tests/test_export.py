@@ -105,6 +105,28 @@ def test_standalone_py_matches_the_trained_model(model_dir: Path, tmp_path: Path
     assert np.abs(got - expected(model_dir, x)).max() < TOLERANCE
 
 
+def test_a_digits_export_states_the_digits_scale(model_dir: Path, tmp_path: Path) -> None:
+    from sklearn.datasets import load_digits
+
+    out = tmp_path / "net.py"
+    assert cli.main(["export", str(model_dir), "--format", "py", "-o", str(out)]) == 0
+    assert "PIXEL_MAX = 16.0" in out.read_text()
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import net
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("net", None)
+    raw = torch.tensor(load_digits().images[:200], dtype=torch.float32).unsqueeze(1)  # 0..16
+    mean, std = torch.tensor(net.MEAN).view(1, -1, 1, 1), torch.tensor(net.STD).view(1, -1, 1, 1)
+    as_documented = net.load()((raw / net.PIXEL_MAX - mean) / std).argmax(1)
+    model = load(model_dir / "model.pt")
+    pixels = torch.round(raw * (255 / 16)).to(torch.uint8)  # what training saw
+    with torch.no_grad():
+        trained_on = model((pixels / 255 - mean) / std).argmax(1)
+    assert (as_documented == trained_on).float().mean() > 0.97
+
+
 def test_run_top_k_exports_the_initialised_network(tmp_path: Path, capsys) -> None:
     run = tmp_path / "run"
     shutil.copytree(FIXTURES / "v1_train", run)
@@ -128,6 +150,44 @@ def test_json_export_stays(tmp_path: Path, capsys) -> None:
     blocks = json.loads(capsys.readouterr().out)["blocks"]
     assert [b["rank"] for b in blocks] == [1, 2]
     assert blocks[0]["metrics"]["test_accuracy"] == blocks[0]["test_accuracy"] > 0
+
+
+def test_run_id_exports_that_candidate(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(FIXTURES / "v1_train", run)
+    out = tmp_path / "net.py"
+    assert cli.main(["export", f"{run}:1", "--format", "py", "-o", str(out)]) == 0
+    assert f"CODES = {load_codes(run, 1)!r}" in out.read_text()
+
+
+def load_codes(run: Path, cid: int) -> str:
+    from blockqnn.search import open_run
+
+    store, _ = open_run(run)
+    with store:
+        return store.get(cid).arch
+
+
+def test_a_run_directory_as_a_model_suggests_its_best_block(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "demo"
+    shutil.copytree(FIXTURES / "v1_train", run)
+    assert cli.main(["export", str(run), "--format", "onnx", "-o", "x.onnx"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Errno" not in err
+    assert f"export {run}:top1" in err
+
+
+def test_onnx_export_says_what_it_does_without_warnings(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(FIXTURES / "v1_train", run)
+    command = [sys.executable, "-m", "blockqnn", "export", f"{run}:top1", "--format", "onnx"]
+    proc = subprocess.run(
+        [*command, "-o", str(tmp_path / "net.onnx")], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "with torch's ONNX exporter" in proc.stderr
+    for noise in ("torchvision", "Warning"):
+        assert noise not in proc.stderr
 
 
 def test_export_errors(tmp_path: Path, capsys) -> None:

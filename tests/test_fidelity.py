@@ -12,7 +12,6 @@ from dataclasses import replace
 import pytest
 
 from blockqnn.cli import main
-from blockqnn.cli._errors import UsageError
 from blockqnn.config import ConfigError, SearchConfig, make_evaluator
 from blockqnn.evaluation import Result
 from blockqnn.execution import InlineExecutor, ProcessExecutor
@@ -25,6 +24,7 @@ from blockqnn.fidelity import (
     fit_map,
     geometric_rungs,
 )
+from blockqnn.options import OptionError
 from blockqnn.search import Search, create_run, open_run
 from blockqnn.store import CandidateState, RungResult
 from blockqnn.tabular import TabularEvaluator
@@ -301,18 +301,18 @@ def test_cli_search_with_rungs_then_show_curves_and_estimates(tmp_path, capsys):
 
 def test_cli_rungs_auto_follow_the_recipe_and_prefetch_defaults_to_auto():
     from blockqnn.cli import build_parser
-    from blockqnn.cli.search import config_from_args
+    from blockqnn.cli._search_args import run_options
 
     parse = build_parser().parse_args
     args = parse(["search", "--run-dir", "r", "--epochs", "9", "--rungs", "auto"])
-    config = config_from_args(args)
+    config = run_options(args).config()
     assert config.rungs == [1, 3, 9] and config.eta is None and args.prefetch == "auto"
     assert parse(["search", "--run-dir", "r", "--prefetch", "1"]).prefetch == 1
-    paper = config_from_args(parse(["search", "--run-dir", "r", "--fidelity", "paper"]))
+    paper = run_options(parse(["search", "--run-dir", "r", "--fidelity", "paper"])).config()
     assert paper.rungs == []  # the plain early stop stays the default
     table = ["search", "--run-dir", "r", "--space", "nb201", "--table", str(TABLE)]
-    with pytest.raises(UsageError, match="auto"):
-        config_from_args(parse([*table, "--reward-column", HIGH, "--rungs", "auto"]))
+    with pytest.raises(OptionError, match="auto"):
+        run_options(parse([*table, "--reward-column", HIGH, "--rungs", "auto"])).config()
 
 
 def test_resume_refuses_other_rungs_and_accepts_the_same(tmp_path, capsys):
@@ -333,13 +333,14 @@ def test_resume_refuses_other_rungs_and_accepts_the_same(tmp_path, capsys):
 
 def test_resume_reads_rungs_auto_as_the_runs_own_early_stop():
     from blockqnn.cli import build_parser
-    from blockqnn.cli.search import config_from_args, conflicts
+    from blockqnn.cli._search_args import run_options
+    from blockqnn.resume import conflicts
 
     parse = build_parser().parse_args
-    stored = config_from_args(
+    stored = run_options(
         parse(["search", "--run-dir", "r", "--epochs", "9", "--rungs", "auto"])
-    )
+    ).config()
     again = parse(["search", "--run-dir", "r", "--resume", "--rungs", "auto"])
-    assert conflicts(again, stored) == []
+    assert conflicts(run_options(again), stored) == []
     other = parse(["search", "--run-dir", "r", "--resume", "--rungs", "1,9"])
-    assert conflicts(other, stored) == ["--rungs 1,9 (run: 1,3,9)"]
+    assert conflicts(run_options(other), stored) == ["--rungs 1,9 (run: 1,3,9)"]

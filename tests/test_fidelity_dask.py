@@ -1,16 +1,22 @@
-"""Multi-fidelity on Dask (a real cluster on 127.0.0.1) and the automatic prefetch depth."""
+"""Multi-fidelity on Dask (a real cluster on 127.0.0.1, with workers that cannot see the
+master's files) and the automatic prefetch depth."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from distributed import Client
 
 from blockqnn.config import make_evaluator
 from blockqnn.execution.dask_cluster import AutoPrefetch, DaskExecutor
 from blockqnn.search import Search, create_run
 from blockqnn.store import CandidateState
+from blockqnn.train.evaluator import TrainingEvaluator
 
-from .helpers_dask import local_cluster
+from .helpers_dask import kill_group, local_cluster, start_scheduler, start_workers
 from .test_fidelity import two_fidelity_config
+from .test_fidelity_training import RECIPE, check_finished, rung_config
 
 
 def test_auto_prefetch_queues_one_while_the_round_trip_matters():
@@ -70,3 +76,36 @@ def test_rung_search_on_a_dask_cluster_with_auto_prefetch(tmp_path):
     measured = {c.id for c in candidates if c.reward is not None}
     assert measured and {r.cid for r in rungs if r.rung == 1} == measured
     assert all(c.extra["estimate"]["rung"] == 0 for c in candidates if c.reward is None)
+
+
+def test_rung_state_reaches_workers_that_cannot_read_the_run_directory(tmp_path):
+    # the workers run as on other machines: the folder holding the master's run directory
+    # is an empty read-only file system for them; each promoted candidate must still
+    # continue from its last rung (its curve shows every epoch trained once, in order)
+    evaluator = TrainingEvaluator(
+        dataset="digits",
+        recipe="proxy",
+        recipe_overrides=RECIPE,
+        widths=(8, 16),
+        repeats=1,
+        cache_dir=str(tmp_path / "cache"),
+    )
+    config = rung_config(evaluator, 4)
+    master = tmp_path / "master"
+    master.mkdir()
+    scheduler, address = start_scheduler(tmp_path)
+    workers = start_workers(address, 2, hide=master)
+    try:
+        with Client(address) as client:
+            client.wait_for_workers(2, timeout=60)
+            store = create_run(master / "run", config)
+            assert client.run(os.path.exists, str(store.path)) == dict.fromkeys(
+                client.scheduler_info()["workers"], False
+            )
+            with store:
+                Search(store, config, DaskExecutor(address, make_evaluator(config))).run()
+                check_finished(store, 4)
+                assert any(c.reward is not None for c in store.candidates())  # promoted
+    finally:
+        kill_group(workers)
+        kill_group(scheduler)

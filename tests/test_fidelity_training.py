@@ -38,9 +38,9 @@ def evaluator(tmp_path_factory: pytest.TempPathFactory) -> TrainingEvaluator:
 
 def test_rungs_continue_from_the_weights_to_the_plain_early_stop(evaluator, tmp_path):
     plain = evaluator.evaluate(ARCH)
-    state = str(tmp_path / "weights" / "1.pt")
-    low = evaluator.evaluate_rung(ARCH, Step(0, 1, 0, state))
-    top = evaluator.evaluate_rung(ARCH, Step(1, 3, 1, state, last=True))
+    low = evaluator.evaluate_rung(ARCH, Step(0, 1, 0, None))
+    top = evaluator.evaluate_rung(ARCH, Step(1, 3, 1, low.state, last=True))
+    assert isinstance(low.state, bytes) and top.state is None  # none after the top rung
     assert [p["epoch"] for p in plain.curve] == [1, 2, 3]
     assert [p["epoch"] for p in low.curve] == [1] and [p["epoch"] for p in top.curve] == [2, 3]
     assert top.extra["continued_from"] == 1 and top.extra["epochs"] == 3
@@ -52,11 +52,9 @@ def test_rungs_continue_from_the_weights_to_the_plain_early_stop(evaluator, tmp_
 
 
 def test_a_missing_or_foreign_state_trains_again(evaluator, tmp_path):
-    state = tmp_path / "elsewhere.pt"
-    again = evaluator.evaluate_rung(ARCH, Step(1, 3, 1, str(state), last=True))
+    again = evaluator.evaluate_rung(ARCH, Step(1, 3, 1, None, last=True))
     assert again.extra["continued_from"] == 0 and [p["epoch"] for p in again.curve] == [1, 2, 3]
-    state.write_bytes(b"not a checkpoint")
-    foreign = evaluator.evaluate_rung(ARCH, Step(1, 3, 1, str(state), last=True))
+    foreign = evaluator.evaluate_rung(ARCH, Step(1, 3, 1, b"not a checkpoint", last=True))
     assert foreign.accuracy == again.accuracy and foreign.extra["continued_from"] == 0
 
 
@@ -83,7 +81,8 @@ def check_finished(store, evaluations: int) -> None:
         assert [p["epoch"] for p in curve] == ([1, 2, 3] if measured else [1])
         assert [p["rung"] for p in curve] == ([0, 1, 1] if measured else [0])
         assert all(math.isfinite(p["val_loss"]) for p in curve)
-    assert not list((store.path.parent / "weights").glob("*.pt"))  # kept only in between
+        assert store.rung_state(c.id) is None  # kept only in between
+        assert c.reward is None or c.extra["continued_from"] == 1  # from its last rung
 
 
 def test_search_with_rungs_in_worker_processes(evaluator, tmp_path):
@@ -104,7 +103,7 @@ def test_kill_after_a_promotion_and_resume_continues_from_the_weights(evaluator,
     with store:
         promoted = store.candidates([CandidateState.RUNNING])
         assert [c.id for c in promoted] == [1]  # the first is always promoted
-        assert (store.path.parent / "weights" / "1.pt").exists()
+        assert store.rung_state(1) is not None
         Search(store, config, InlineExecutor(make_evaluator(config))).run()
         check_finished(store, 4)
         first = store.get(1)

@@ -119,7 +119,7 @@ def test_constraints_fail_candidates_and_show_pareto_lists_the_front(tmp_path, c
     assert cli.main(["show", str(run_dir), "--pareto"]) == 0
     text = capsys.readouterr().out
     assert f"Pareto front of accuracy, eval_time_s: {len(expected)} candidate(s)" in text
-    rows = [line.split() for line in text.splitlines()[3:]]
+    rows = [line.split() for line in text.splitlines()[4:]]  # header, reward, title, columns
     assert {int(r[1]) for r in rows} == expected
     accuracies = [float(r[3]) for r in rows]
     assert accuracies == sorted(accuracies, reverse=True)  # by the first objective
@@ -163,7 +163,7 @@ def test_cheap_constraints_fail_before_training(tmp_path) -> None:
 
 
 def test_cli_constraint_options(tmp_path) -> None:
-    from blockqnn.cli.search import config_from_args
+    from blockqnn.cli._search_args import run_options
 
     parser = cli.build_parser()
     args = parser.parse_args([
@@ -171,7 +171,7 @@ def test_cli_constraint_options(tmp_path) -> None:
         "--max-latency-ms", "3", "--objectives", "accuracy,latency",
         "--reward-term", "latency_ms=2", "--reward-term", "params=0.5:1e5",
     ])  # fmt: skip
-    config = config_from_args(args)
+    config = run_options(args).config()
     assert config.constraints == {"flops": 0.5, "latency_ms": 3.0}
     assert config.evaluator["limits"] == config.constraints
     assert config.objectives == ["accuracy", "latency"]
@@ -192,7 +192,8 @@ def test_constraint_failures_from_workers_are_told_to_the_agent(tmp_path) -> Non
     with create_run(tmp_path / "run", config) as store:
         Search(store, config, make_executor(ExecutorSpec(workers=0), config)).run()
         cands, state = store.candidates(), store.agent_state()
-    assert [c.state for c in cands] == [CandidateState.FAILED] * 4
+    # refused before training: the first 4 (the budget) are free, the next 4 count
+    assert [c.state for c in cands] == [CandidateState.FAILED] * 8
     assert all(c.error.startswith("constraint violated: flops ") for c in cands)
     assert all("(checked before training)" in c.error for c in cands)
-    assert [reward for _, reward in state["strategy"]["memory"]] == [0.0] * 4  # the penalty
+    assert [reward for _, reward in state["logs"]["memory"]] == [0.0] * 8  # the penalty

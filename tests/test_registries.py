@@ -28,6 +28,8 @@ CORE = (
     "blockqnn.search", "blockqnn.store", "blockqnn.config", "blockqnn.space", "blockqnn.nsc",
     "blockqnn.nb201", "blockqnn.tabular", "blockqnn.strategies", "blockqnn.evaluation",
     "blockqnn.reward", "blockqnn.execution", "blockqnn.execution.factory", "blockqnn.cli",
+    "blockqnn.options", "blockqnn.resume", "blockqnn.rundir", "blockqnn.runner",
+    "blockqnn.summary",
 )  # fmt: skip
 
 

@@ -4,18 +4,23 @@ page following a run, no console errors, no network requests) and ``blockqnn rep
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import http.client
 import json
+import logging
 import re
 import shlex
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +29,7 @@ from PIL import Image
 from blockqnn import cli, nsc
 from blockqnn.cli._blocks import resolve_block, run_network
 from blockqnn.config import SearchConfig
-from blockqnn.evaluation import Result
+from blockqnn.evaluation import Result, format_metric
 from blockqnn.report import serve, write_report
 from blockqnn.report.data import (
     cost_scatters,
@@ -301,6 +306,53 @@ def test_detail_view_curve_duplicates_and_reuse(hand_run, tmp_path):
         assert not browser.errors, browser.errors
 
 
+def test_a_one_epoch_curve_draws_its_point(tmp_path):
+    config = SearchConfig(space="nsc", evaluations=2, batch=2, evaluator=TABULAR)
+    with create_run(tmp_path / "one", config) as store:
+        cid = store.add_candidate(*single_layer("(1,1,3,0,0)"), 0, 1.0, None)
+        curve = [{"epoch": 1, "val_accuracy": 71.5, "val_loss": 0.9}]
+        store.complete(cid, Result(accuracy=71.5, curve=curve), 71.5, None)
+    page = write_report(tmp_path / "one", tmp_path / "one.html")
+    with opened(tmp_path, page, f"#c{cid}") as browser:
+        browser.wait_for("!detail.hidden && detail.innerText")
+        charts = "[...document.querySelectorAll('#detail svg.chart')]"
+        marks = f"{charts}.map((svg) => svg.querySelectorAll('circle').length)"
+        assert browser.evaluate(marks) == [1, 1]  # val_accuracy and val_loss, one point each
+        assert not browser.errors, browser.errors
+
+
+def test_the_page_formats_and_labels_numbers_as_show_does(tmp_path, capsys):
+    config = SearchConfig(space="nsc", evaluations=4, batch=2, evaluator=TABULAR)
+    values = [(71.25, 0.0123456, 12345.678), (64.5, 1.5, 250.126), (123.456, 0.000987, 3.0)]
+    with create_run(tmp_path / "numbers", config) as store:
+        codes = ("(1,1,3,0,0)", "(1,1,1,0,0)", "(1,2,3,0,0)")
+        for code, (accuracy, flops, latency) in zip(codes, values, strict=True):
+            cid = store.add_candidate(*single_layer(code), 0, 1.0, None)
+            metrics = {"flops": flops, "latency_ms": latency}
+            store.complete(cid, Result(accuracy=accuracy, metrics=metrics), accuracy, None)
+    assert cli.main(["show", str(tmp_path / "numbers")]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert "GFLOPs" in shown[1] and "latency (ms)" in shown[1]
+    shown_cells = [line.split()[2:6] for line in shown[2:]]
+    page = write_report(tmp_path / "numbers", tmp_path / "numbers.html")
+    with opened(tmp_path, page) as browser:
+        headers = browser.evaluate(
+            "[...document.querySelectorAll('#leaderboard th')].map((th) => th.innerText)"
+        )
+        assert headers[5:] == ["accuracy (%)", "GFLOPs", "latency (ms)", "reward"]
+        cells = browser.evaluate(
+            "[...document.querySelectorAll('#leaderboard tbody tr')]"
+            ".map((tr) => [...tr.cells].slice(5).map((td) => td.innerText))"
+        )
+    expected = [
+        [format_metric(a), format_metric(f, "flops"), format_metric(lat), format_metric(a)]
+        for a, f, lat in sorted(values, reverse=True)
+    ]
+    assert cells == expected  # the page's rule is show's (blockqnn.evaluation.format_metric)
+    # show's columns: reward, accuracy, flops, latency
+    assert shown_cells == [[e[3], e[0], e[1], e[2]] for e in expected]
+
+
 def test_query_parameters_set_the_initial_order_and_filter(nsc_run, tmp_path):
     page = write_report(nsc_run, tmp_path / "report.html")
     with opened(tmp_path, page, "?sort=id&order=desc&state=complete") as browser:
@@ -418,6 +470,10 @@ def test_live_page_shows_a_candidate_added_after_it_opened(hand_run, tmp_path):
             assert browser.wait_for(f"document.querySelector('#leaderboard a').hash === '#c{cid}'")
             assert not browser.errors, browser.errors
             assert_no_network(browser, f"http://{host}:{port}/")
+            (hand_run / "run.db").unlink()  # the page says what went wrong, the table stays
+            meta = "document.getElementById('meta').textContent"
+            said = browser.wait_for(f"{meta}.startsWith('live: no update') && {meta}")
+            assert f"{hand_run / 'run.db'}" in said and browser.evaluate(f"{ROWS}.length") == 6
     finally:
         server.shutdown()
         server.server_close()
@@ -430,24 +486,125 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+#: Seconds a step of a served page may take on a loaded machine (each is a few ms idle).
+LOADED_S = 120
+
+
 def test_serve_command_serves_data_and_stops_on_ctrl_c(hand_run):
     port = free_port()
     command = [sys.executable, "-m", "blockqnn", "report", str(hand_run), "--serve",
                "--port", str(port)]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        # the line comes once the port is bound (or the output ends if the command failed)
         assert f"http://127.0.0.1:{port}/" in process.stdout.readline()
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/data.json", timeout=10) as reply:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/data.json", timeout=LOADED_S
+        ) as reply:
             data = json.load(reply)
         assert len(data["runs"][0]["rows"]) == 5
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as reply:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=LOADED_S) as reply:
             assert 'data-live="1"' in reply.read().decode()
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=20) == 0
+        assert process.wait(timeout=LOADED_S) == 0
+        assert process.stderr.read() == ""
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@contextlib.contextmanager
+def served(run_dir: Path) -> Iterator[tuple[str, int]]:
+    """The live report of ``run_dir`` served on a thread: (host, port)."""
+    server = serve.make_server(run_dir, port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[:2]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=LOADED_S)
+
+
+def get(host: str, port: int, path: str, host_header: str | None = None) -> tuple[int, bytes]:
+    """Status and body of ``GET path`` (an error status too), with a chosen Host header."""
+    connection = http.client.HTTPConnection(host, port, timeout=LOADED_S)
+    try:
+        connection.putrequest("GET", path, skip_host=host_header is not None)
+        if host_header is not None:
+            connection.putheader("Host", host_header)
+        connection.endheaders()
+        reply = connection.getresponse()
+        return reply.status, reply.read()
+    finally:
+        connection.close()
+
+
+def test_an_idle_connection_blocks_no_other_request(hand_run, monkeypatch):
+    monkeypatch.setattr(serve, "TIMEOUT_S", 2.0)
+    with served(hand_run) as (host, port), socket.create_connection((host, port)) as idle:
+        idle.sendall(b"GET /data.json HTTP/1.1\r\n")  # and never the rest
+        started = time.monotonic()
+        status, body = get(host, port, "/data.json")
+        assert status == 200 and len(json.loads(body)["runs"][0]["rows"]) == 5
+        assert time.monotonic() - started < LOADED_S
+        idle.settimeout(LOADED_S)
+        assert idle.recv(1) == b""  # the silent connection was dropped after TIMEOUT_S
+
+
+def test_only_loopback_host_names_are_served(hand_run):
+    with served(hand_run) as (host, port):
+        for name in (f"127.0.0.1:{port}", f"localhost:{port}", "LOCALHOST"):
+            assert get(host, port, "/data.json", name)[0] == 200, name
+        for name in ("attacker.example", f"attacker.example:{port}", "localhost:1", ""):
+            status, body = get(host, port, "/data.json", name)
+            assert status == 403 and b"Host not allowed" in body, name
+            assert b"rows" not in body
+
+
+@pytest.mark.parametrize("damage", ["removed", "corrupt"])
+def test_an_unreadable_run_is_answered_with_an_error_and_serving_goes_on(hand_run, damage, caplog):
+    database = hand_run / "run.db"
+    with served(hand_run) as (host, port):
+        assert get(host, port, "/data.json")[0] == 200
+        if damage == "removed":
+            database.unlink()
+        else:
+            database.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4096)
+        for _ in range(2):  # logged once, answered every time
+            status, body = get(host, port, "/data.json")
+            assert status == 503, body
+            assert str(database) in json.loads(body)["error"]
+        assert get(host, port, "/")[0] == 200
+    assert len([r for r in caplog.records if str(database) in r.getMessage()]) == 1
+
+
+@pytest.mark.parametrize("while_server", ["reading", "writing"])
+def test_a_client_that_hangs_up_is_no_error(hand_run, while_server, monkeypatch, capfd, caplog):
+    caplog.set_level(logging.DEBUG, logger=serve.__name__)
+    big = {"runs": [], "filler": "x" * (32 << 20)}  # more than the sockets' buffers hold
+    monkeypatch.setattr(serve, "payload", lambda dirs: big)
+    request = b"GET /data.json HTTP/1.1\r\nHost: localhost\r\n"
+    with served(hand_run) as (host, port):
+        with socket.create_connection((host, port)) as client:
+            client.sendall(request + (b"\r\n" if while_server == "writing" else b""))
+            time.sleep(0.5)  # the server waits for the headers' end, or to write on
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        deadline = time.monotonic() + LOADED_S  # closed with a reset: the server notices
+        while "hung up" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert get(host, port, "/")[0] == 200
+    assert "hung up" in caplog.text
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_serve_refuses_a_port_out_of_range(hand_run, capsys):
+    assert cli.main(["report", str(hand_run), "--serve", "--port", "70000"]) == 2
+    assert capsys.readouterr().err == (
+        "blockqnn report: error: cannot serve on 127.0.0.1:70000 (--port must be in 0-65535)\n"
+    )
 
 
 def test_data_is_read_again_only_when_the_database_changed(hand_run, monkeypatch):

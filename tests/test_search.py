@@ -16,8 +16,8 @@ from dataclasses import replace
 import pytest
 
 from blockqnn import search as search_module
-from blockqnn.config import SearchConfig
-from blockqnn.evaluation import Result
+from blockqnn.config import ConfigError, SearchConfig
+from blockqnn.evaluation import CONSTRAINT_PREFIX, ConstraintViolation, Result
 from blockqnn.execution import InlineExecutor, Outcome
 from blockqnn.search import Search, create_run, open_run
 from blockqnn.store import CandidateState, StoreError
@@ -44,9 +44,12 @@ def nb201_config(**changes) -> SearchConfig:
     return replace(base, **changes)
 
 
+def tabular(config):
+    return TabularEvaluator(**{k: v for k, v in config.evaluator.items() if k != "kind"})
+
+
 def run_search(tmp_path, config, name="run", executor=None):
-    evaluator = TabularEvaluator(**{k: v for k, v in config.evaluator.items() if k != "kind"})
-    return run_search_with(tmp_path, config, executor or InlineExecutor(evaluator), name)
+    return run_search_with(tmp_path, config, executor or InlineExecutor(tabular(config)), name)
 
 
 def run_search_with(tmp_path, config, executor, name="run"):
@@ -116,6 +119,35 @@ def test_an_exhausted_space_ends_the_search_early(tmp_path, strategy):
     trained = [c for c in cands if c.reused_from is None]
     assert len(trained) == 8
     assert len(cands) - len(trained) >= 2 * 50  # 2 x max_repeats duplicates in a row
+
+
+def test_a_budget_over_the_distinct_cells_is_refused_up_front(tmp_path):
+    with pytest.raises(ConfigError, match="15,626 exceed the 15,625 distinct architectures"):
+        create_run(tmp_path / "run", nb201_config(evaluations=15_626))
+    assert not (tmp_path / "run").exists()
+    for allowed in ({"count_duplicates": True}, {"dedupe": False}):
+        create_run(tmp_path / str(allowed), nb201_config(evaluations=15_626, **allowed)).close()
+
+
+def test_the_loop_never_scans_the_table_per_proposal(tmp_path):
+    # counts are kept as the loop changes them and look-ups use indexes: a running search
+    # counts or scans the candidates only for the totals it returns, never per proposal
+    config = nb201_config(evaluations=200)
+    statements = []
+    with create_run(tmp_path / "run", config) as store:
+        search = Search(store, config, InlineExecutor(tabular(config)))
+        store._connection().set_trace_callback(statements.append)
+        search.run()
+        reused = store.count_reused()
+        plans = [
+            row[-1]
+            for text in {s for s in statements if s.startswith("SELECT")}
+            for row in store._connection().execute(f"EXPLAIN QUERY PLAN {text}")
+        ]
+    assert reused > 200  # re-proposals were answered
+    counting = [s for s in statements if "COUNT(" in s]
+    assert len(counting) <= 3, counting  # once, for the counts run() returns
+    assert len([p for p in plans if p.startswith("SCAN candidates")]) <= 2, plans
 
 
 def test_dedupe_off_evaluates_again(tmp_path):
@@ -205,7 +237,7 @@ def completed(run_dir) -> int:
 
 def kill_when(proc, run_dir, threshold) -> bool:
     """SIGKILL ``proc`` once the run has ``threshold`` complete candidates."""
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:
         if completed(run_dir) >= threshold:
             os.kill(proc.pid, signal.SIGKILL)
@@ -215,25 +247,37 @@ def kill_when(proc, run_dir, threshold) -> bool:
     return False
 
 
-def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize(
+    ("options", "thresholds"),
+    [
+        # the plain agent re-proposes often: reused rows are replayed on resume too
+        (["--option", "proposals=1"], (40, 300, 700, 1500)),
+        # the default agent: its model of the reward is rebuilt from the saved memory
+        ([], (40, 300, 600, 780)),
+    ],
+)
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, options, thresholds):
     budget = 800
     reference = tmp_path / "reference"
-    subprocess.run(search_args(reference, budget), check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [*search_args(reference, budget), *options], check=True, capture_output=True, timeout=300
+    )
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(search_args(killed, budget), stderr=subprocess.PIPE)
+    proc = subprocess.Popen([*search_args(killed, budget), *options], stderr=subprocess.PIPE)
     resume = [*CLI, "search", "--run-dir", str(killed), "--resume", "--no-progress"]
     kills = 0
-    for threshold in (40, 300, 700, 1500):  # complete rows, reused ones included
+    for threshold in thresholds:  # complete rows, reused ones included
         kills += kill_when(proc, killed, threshold)
         proc = subprocess.Popen(resume, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert proc.wait(timeout=120) == 0, proc.stderr.read()
-    assert kills == 4
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    assert kills == len(thresholds)
     ref_store, _ = open_run(reference)
     got_store, _ = open_run(killed)
     with ref_store, got_store:
         ref, got = ref_store.candidates(), got_store.candidates()
     assert sum(c.reused_from is None for c in got) == budget
-    assert len(got) > 1500 > budget  # re-proposals answered from stored results, for free
+    if thresholds[-1] > budget:
+        assert len(got) > 1500  # re-proposals answered from stored results, for free
     assert sequence(got) == sequence(ref)
 
 
@@ -318,12 +362,113 @@ def test_paper_switch_and_defaults_are_stored(tmp_path):
 
 def test_paper_switch_without_a_budget_is_the_papers_search():
     from blockqnn.cli import build_parser
-    from blockqnn.cli.search import config_from_args
+    from blockqnn.cli._search_args import run_options
 
     args = build_parser().parse_args(["search", "--run-dir", "r", "--paper"])
-    config = config_from_args(args)
+    config = run_options(args).config()
     assert (config.evaluations, config.batch) == (178 * 64, 64)
     assert config.strategy_options == {"preset": "paper"}
+    assert config.evaluator["recipe"] == "paper"  # the paper's 12-epoch early stop too
+    given = build_parser().parse_args(
+        ["search", "--run-dir", "r", "--paper", "--fidelity", "proxy"]
+    )
+    assert run_options(given).config().evaluator["recipe"] == "proxy"  # given: it overrides
+
+
+def test_a_budget_inside_the_exploration_stage_warns(tmp_path, caplog):
+    from blockqnn.cli import build_parser
+    from blockqnn.cli._search_args import run_options
+
+    args = ["search", "--run-dir", "r", "--paper", "--evaluations", "16"]
+    with create_run(tmp_path / "paper16", run_options(build_parser().parse_args(args)).config()):
+        pass
+    assert "lies wholly in the exploration stage (epsilon 1)" in caplog.text
+    assert "pure random search" in caplog.text
+    caplog.clear()
+    with create_run(tmp_path / "default", nb201_config()):
+        pass
+    assert "exploration stage" not in caplog.text
+
+
+class WideExecutor(InlineExecutor):
+    """Four slots: four candidates in flight at once, evaluated one per wait in submission
+    order; raises KeyboardInterrupt (a master's Ctrl-C) at wait number ``stop_at``."""
+
+    slots = 4
+
+    def __init__(self, evaluator, stop_at=None):
+        super().__init__(evaluator)
+        self.waits, self.stop_at = 0, stop_at
+
+    def wait(self, timeout=None):
+        self.waits += 1
+        if self.waits == self.stop_at:
+            raise KeyboardInterrupt
+        return super().wait(timeout)
+
+
+def small_nsc_config(**changes) -> SearchConfig:
+    """Eight blocks in all (one layer then the terminal): isomorphic proposals are common."""
+    base = SearchConfig(
+        space="nsc", max_index=2, strategy="random", evaluations=6, batch=2, seed=3,
+        evaluator={"kind": "train"},
+    )  # fmt: skip
+    return replace(base, **changes)
+
+
+def test_duplicates_of_a_candidate_in_flight_wait_for_its_result(tmp_path):
+    cands = run_search_with(tmp_path, small_nsc_config(), WideExecutor(LengthEvaluator()))
+    trained = [c for c in cands if c.reused_from is None]
+    assert len(trained) == 6 and len({c.key for c in trained}) == 6  # nothing trained twice
+    by_id = {c.id: c for c in cands}
+    waited = [c for c in cands if c.reused_from and c.created < by_id[c.reused_from].finished]
+    assert waited, "expected a proposal isomorphic to a candidate in flight"
+    for c in waited:
+        source = by_id[c.reused_from]
+        assert (c.state, c.accuracy, c.reward) == (source.state, source.accuracy, source.reward)
+        assert c.cost_s == 0
+
+
+def test_resume_with_waiting_duplicates_matches_an_uninterrupted_run(tmp_path):
+    config = small_nsc_config(evaluations=7)
+    reference = run_search_with(tmp_path, config, WideExecutor(LengthEvaluator()), "ref")
+    with create_run(tmp_path / "cut", config) as store:
+        with pytest.raises(KeyboardInterrupt):
+            Search(store, config, WideExecutor(LengthEvaluator(), stop_at=3)).run()
+        assert store.waiting(), "expected a duplicate waiting when the master stopped"
+    store, config = open_run(tmp_path / "cut")
+    with store:
+        Search(store, config, WideExecutor(LengthEvaluator())).run()
+        assert sequence(store.candidates()) == sequence(reference)
+
+
+class RefusingEvaluator:
+    """Refuses (as the training evaluator does before training) every cell whose first
+    edge is ``refuse`` (every cell when it is empty); evaluates the others on the table."""
+
+    def __init__(self, refuse: str):
+        self.inner = TabularEvaluator(str(TABLE), "valid-accuracy")
+        self.refuse = refuse
+
+    def evaluate(self, arch: str) -> Result:
+        if arch.startswith(f"|{self.refuse}"):
+            raise ConstraintViolation(f"{CONSTRAINT_PREFIX}flops 9 > 1 (checked before training)")
+        return self.inner.evaluate(arch)
+
+
+def test_refusals_before_training_do_not_use_up_the_budget(tmp_path):
+    config = nb201_config(evaluations=60, strategy="random")
+    cands = run_search(tmp_path, config, executor=InlineExecutor(RefusingEvaluator("none~0")))
+    refused = [c for c in cands if c.state == CandidateState.FAILED]
+    assert refused and all(c.error.startswith(CONSTRAINT_PREFIX) for c in refused)
+    assert sum(c.state == CandidateState.COMPLETE and c.reused_from is None for c in cands) == 60
+
+
+def test_a_run_that_refuses_everything_ends(tmp_path, caplog):
+    config = nb201_config(evaluations=10, strategy="random")
+    cands = run_search(tmp_path, config, executor=InlineExecutor(RefusingEvaluator("")))
+    assert len(cands) == 20 and all(c.state == CandidateState.FAILED for c in cands)
+    assert "10 candidates were refused by a constraint before training" in caplog.text
 
 
 def test_the_search_checkpoints_its_log_into_the_database_file(tmp_path, monkeypatch):

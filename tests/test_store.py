@@ -19,6 +19,7 @@ from blockqnn.evaluation import Result
 from blockqnn.store import (
     APPLICATION_ID,
     DB_FILENAME,
+    REUSED_BATCH,
     SCHEMA_VERSION,
     CandidateState,
     RunStore,
@@ -245,6 +246,45 @@ def test_add_reused_copies_the_source(store: RunStore) -> None:
     with pytest.raises(StoreError, match=f"cannot reuse candidate {pending}: it is pending"):
         store.add_reused("arch-z", "p", 2, 0.4, pending, 1.0, {"n": 3})
     assert store.agent_state() == {"n": 2}
+
+
+def test_reused_candidates_are_written_in_batches(store: RunStore) -> None:
+    # re-proposals are buffered: another reader sees them once a batch, a change or a
+    # read of this store writes them; ids stay dense and in proposal order
+    source = completed(store, "k", 40.0)
+    ids = [store.add_reused(f"arch-{i}", "k", 0, 1.0, source, 40.0, None) for i in range(3)]
+    reader = sqlite3.connect(store.path)
+    count = "SELECT COUNT(*) FROM candidates"
+    assert reader.execute(count).fetchone()[0] == 1
+    later = add(store, "p")  # a change writes the buffered rows first, in one transaction
+    assert ids + [later] == [source + 1, source + 2, source + 3, source + 4]
+    assert reader.execute(count).fetchone()[0] == 5
+    for i in range(REUSED_BATCH):
+        store.add_reused(f"arch-b{i}", "k", 0, 1.0, source, 40.0, None)
+    assert reader.execute(count).fetchone()[0] == 5 + REUSED_BATCH  # a full batch
+    store.add_reused("arch-last", "k", 0, 1.0, source, 40.0, None)
+    assert store.counts()["complete"] == 1 + 3 + REUSED_BATCH + 1  # a read writes the rest
+    reader.close()
+
+
+def test_agent_logs_are_saved_item_by_item(store: RunStore) -> None:
+    # an append-only log in the agent state costs its new items per save, not its length
+    reader = sqlite3.connect(store.path)
+    row_size = "SELECT length(state) FROM agent"
+    logs = {"memory": [["a", 1.0]], "aliases": []}
+    add(store, "a", {"n": 1, "logs": logs})
+    size = reader.execute(row_size).fetchone()[0]
+    logs = {"memory": [["a", 1.0], ["b", 2.0], ["c", 3.0]], "aliases": ["x"]}
+    add(store, "b", {"n": 2, "logs": logs})
+    assert reader.execute(row_size).fetchone()[0] == size
+    assert store.agent_state() == {"n": 2, "logs": logs}
+    with pytest.raises(ValueError, match="agent log 'memory' shrank from 3 to 1 items"):
+        add(store, "c", {"n": 3, "logs": {"memory": [["a", 1.0]]}})
+    reader.close()
+    with RunStore.open(store.path) as again:  # a reopened store continues the logs
+        longer = {"memory": [*logs["memory"], ["d", 4.0]], "aliases": ["x"]}
+        add(again, "d", {"n": 4, "logs": longer})
+        assert again.agent_state() == {"n": 4, "logs": longer}
 
 
 def test_top(store: RunStore) -> None:

@@ -153,7 +153,8 @@ def test_replay_applies_the_update_to_remembered_results():
 @pytest.mark.parametrize("replay", [0, 5, 64])
 def test_replay_happens_exactly_at_iteration_boundaries(replay):
     space = BitSpace(2)
-    q = QLearningStrategy(space, seed=1, budget=30, batch=3, replay=replay)
+    # proposals=1: no model of the reward, which would read trajectories too
+    q = QLearningStrategy(space, seed=1, budget=30, batch=3, replay=replay, proposals=1)
     updates = []
     for i in range(7):
         q.tell((i % 2, 1), 50.0 + i)
@@ -190,7 +191,9 @@ def test_greedy_breaks_ties_uniformly_over_legal_actions():
 def test_random_actions_at_rate_epsilon(epsilon):
     space = BitSpace(depth=1, width=2)
     schedule = EpsilonSchedule.constant(epsilon)
-    q = QLearningStrategy(space, seed=0, budget=10, batch=10, replay=0, schedule=schedule)
+    q = QLearningStrategy(
+        space, seed=0, budget=10, batch=10, replay=0, schedule=schedule, proposals=1
+    )  # one walk per proposal: the policy's own rate
     q.tell((1,), 90.0)  # greedy: action 1; a random action is 0 half the time
     zeros = sum(q.ask() == (0,) for _ in range(2000))
     assert abs(zeros - 2000 * epsilon / 2) <= 100
@@ -471,6 +474,10 @@ def test_the_default_preset_is_pinned():
         "replay": 20,  # 1:1 with the batch
         # a quarter of the iterations at epsilon 1, the rest in the paper's proportions
         "schedule": {"counts": [5, 1, 1, 1, 2, 2, 2, 2, 2, 2], "epsilons": list(PAPER_EPSILONS)},
+        # the best of 128 policy walks by the model of the reward (targets floored at the median)
+        "proposals": 128,
+        "ucb": 0.0,
+        "floor": 0.5,
     }
 
 

@@ -18,6 +18,7 @@ from blockqnn import nsc
 from blockqnn.errors import UserError
 from blockqnn.evaluation import LATENCY_METRICS, PROFILE_METRICS, Evaluator
 from blockqnn.fidelity import Rungs
+from blockqnn.importpath import resolve
 from blockqnn.pareto import MAXIMISED, objectives, steering_terms
 from blockqnn.reward import RewardConfig
 from blockqnn.space import NSCSpace, Space
@@ -80,7 +81,7 @@ class SearchConfig:
             "max_attempts": self.max_attempts >= 1,
             "max_index": self.max_index >= 2,
             "components": self.components in COMPONENTS,
-            "evaluator": self.evaluator.get("kind") in EVALUATORS,
+            "evaluator": _known_kind(self.evaluator.get("kind")),
         }
         for name, ok in checks.items():
             if not ok:
@@ -107,16 +108,20 @@ class SearchConfig:
             raise ConfigError(f"{', '.join(fixed)} define(s) the run and cannot change")
         return dataclasses.replace(self, evaluator={**self.evaluator, **options})
 
-    def metrics(self) -> frozenset[str]:
+    def metrics(self) -> frozenset[str] | None:
         """The metric names the run's evaluator gives (``accuracy`` included), read from its
-        options without building it."""
+        options without building it; None when they are not known up front (an evaluator
+        given by import path, or own training)."""
         options = {k: v for k, v in self.evaluator.items() if k != "kind"}
-        return EVALUATOR_METRICS[self.evaluator["kind"]](options)
+        metrics_of = EVALUATOR_METRICS.get(self.evaluator["kind"])
+        return None if metrics_of is None else metrics_of(options)
 
     def _check_metric_names(self) -> None:
         """ConfigError naming the first reward term, objective or constraint whose metric the
         evaluator does not give (it would silently do nothing)."""
         known = self.metrics()
+        if known is None:
+            return
         goals = objectives(self.objectives) if self.objectives else ()
         used = {
             "reward_terms": list(self.reward_terms),
@@ -266,6 +271,9 @@ def _training(options: dict[str, Any]) -> Evaluator:
     return TrainingEvaluator.from_dict(options)
 
 
+#: Evaluator kinds built in. Any other kind is the import path ``module:qualname`` of a
+#: factory called with the options (plain data) that returns an Evaluator, so a run can
+#: store, and workers and ``--resume`` rebuild, an evaluator from outside blockqnn.
 EVALUATORS = {"tabular": _tabular, "train": _training}
 
 
@@ -276,14 +284,21 @@ def _tabular_metrics(options: dict[str, Any]) -> frozenset[str]:
     return frozenset({"accuracy", *test, *(options.get("metric_columns") or {})})
 
 
-def _training_metrics(options: dict[str, Any]) -> frozenset[str]:
-    """Accuracy, the network's profile, and its latency unless ``latency_batch`` is None."""
+def _training_metrics(options: dict[str, Any]) -> frozenset[str] | None:
+    """Accuracy, the network's profile, and its latency unless ``latency_batch`` is None;
+    None with an own training function (``trainer``), whose further metrics are its own."""
+    if options.get("trainer"):
+        return None
     latency = LATENCY_METRICS if options.get("latency_batch", 1) is not None else ()
     return frozenset({"accuracy", *PROFILE_METRICS, *latency})
 
 
-#: Per evaluator kind: the metric names it gives, from its options.
+#: Per built-in evaluator kind: the metric names it gives, from its options.
 EVALUATOR_METRICS = {"tabular": _tabular_metrics, "train": _training_metrics}
+
+
+def _known_kind(kind: Any) -> bool:
+    return kind in EVALUATORS or (isinstance(kind, str) and ":" in kind)
 
 
 def make_space(config: SearchConfig) -> Space:
@@ -294,4 +309,5 @@ def make_space(config: SearchConfig) -> Space:
 def make_evaluator(config: SearchConfig) -> Evaluator:
     """The evaluator a configuration describes."""
     options = {k: v for k, v in config.evaluator.items() if k != "kind"}
-    return EVALUATORS[config.evaluator["kind"]](options)
+    kind = config.evaluator["kind"]
+    return (EVALUATORS[kind] if kind in EVALUATORS else resolve(kind))(options)

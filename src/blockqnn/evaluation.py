@@ -10,6 +10,7 @@ This module is pure Python: it never imports torch.
 
 from __future__ import annotations
 
+import math
 import numbers
 import re
 from dataclasses import asdict, dataclass, field
@@ -42,6 +43,9 @@ class Result:
     extra: dict[str, Any] = field(default_factory=dict)  #: evaluator-specific details
     #: per epoch: ``{"epoch": e, "val_accuracy": percent, "val_loss": loss or None}``
     curve: list[dict[str, Any]] = field(default_factory=list)
+    #: a rung below the top: what the next rung continues from (:attr:`Step.state`), as
+    #: plain bytes (a training evaluator's: a torch file of tensors and plain data)
+    state: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         """Check metric names (identifiers, not ``accuracy``) and values (real numbers)."""
@@ -61,7 +65,7 @@ class Result:
         return {"accuracy": self.accuracy, **self.metrics}
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-compatible dict."""
+        """Plain dict (JSON-compatible but for the ``state`` bytes)."""
         return asdict(self)
 
     @classmethod
@@ -76,28 +80,49 @@ class Step:
     """One rung of a multi-fidelity evaluation (see :mod:`blockqnn.fidelity`).
 
     Evaluate up to ``budget`` (epochs, or a table's rung), continuing from ``start``
-    (the budget already spent, whose state the evaluator saved at ``state``, a file path;
-    with no usable state there, it starts again from nothing). ``last`` marks the top rung,
-    after which no state need be kept.
+    (the budget already spent) with ``state``: the bytes the evaluation of the rung below
+    returned as :attr:`Result.state` (with no usable state it starts again from
+    nothing). The state travels with the step, so any worker on any machine can continue
+    the candidate. ``last`` marks the top rung, after which no state is returned.
     """
 
     rung: int
     budget: float
     start: float = 0.0
-    state: str | None = None
+    state: bytes | None = None
     last: bool = False
 
 
-def format_metric(value: float | None) -> str:
-    """A metric for a table: ``-`` when missing, integers with thousands separators, other
-    numbers with three decimals from 1 up, four significant digits below (0.0123)."""
+#: Column labels of metrics whose name lacks their unit (others: the name, ``_`` as spaces).
+METRIC_LABELS = {
+    "accuracy": "accuracy (%)",
+    "test_accuracy": "test accuracy (%)",
+    "flops": "GFLOPs",
+    "latency_ms": "latency (ms)",
+    "latency_batch_ms": "latency at batch (ms)",
+    "cost_s": "cost (s)",
+}
+
+
+def metric_label(name: str) -> str:
+    """The label of metric ``name`` in a table or chart, with its unit (``flops`` is
+    ``GFLOPs``)."""
+    return METRIC_LABELS.get(name, name.replace("_", " "))
+
+
+def format_metric(value: float | None, name: str = "") -> str:
+    """A metric value as every view shows it (``show``, the search summary, and the
+    report's page, whose script applies the same rule): ``-`` when missing; whole numbers
+    and values from 10,000 up rounded, with thousands separators (JSON, and so the page,
+    cannot tell 3.0 from 3); ``flops`` (GFLOPs, often small) with four significant digits;
+    other values with two decimals from 100 up and three below."""
     if value is None:
         return "-"
-    if isinstance(value, numbers.Integral) or abs(value) >= 10_000:
-        return f"{value:,.0f}"
-    if abs(value) >= 1:
-        return f"{value:.3f}"
-    return f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3e}"
+    if float(value).is_integer() or abs(value) >= 10_000:
+        return f"{round(value):,}"
+    if name == "flops" and value:
+        return f"{value:.{max(0, 3 - math.floor(math.log10(abs(value))))}f}"
+    return f"{value:.2f}" if abs(value) >= 100 else f"{value:.3f}"
 
 
 class EvaluationError(RuntimeError):

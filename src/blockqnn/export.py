@@ -9,12 +9,13 @@ The standalone ``.py`` file is generated from the network's ``torch.fx`` graph: 
 ``torch.nn.Module`` whose leaf layers are plain ``torch.nn`` modules constructed from
 their settings, and whose ``forward`` is the traced graph. Its weights go beside it as a
 plain ``state_dict`` (``net.py`` -> ``net.pt``); ``net.load()`` returns the module with
-them, in eval mode. Inputs are normalised images ``(x / 255 - MEAN) / STD`` in NCHW
+them, in eval mode. Inputs are normalised images ``(x / PIXEL_MAX - MEAN) / STD`` in NCHW
 layout, for every format.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import io
 import json
@@ -23,7 +24,7 @@ import re
 import sys
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,9 @@ class ModelInfo:
     mean: tuple[float, ...]  #: per-channel input normalisation
     std: tuple[float, ...]
     trained: bool  #: False for a freshly (He-) initialised network
+    #: the brightest pixel of the dataset's own scale: inputs are ``(x / pixel_max - mean) /
+    #: std`` (255; 16 for scikit-learn's digits, whose values are 0..16)
+    pixel_max: float = 255.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible dict."""
@@ -68,6 +72,7 @@ class ModelInfo:
             "classes": list(self.classes),
             "mean": list(self.mean),
             "std": list(self.std),
+            "pixel_max": self.pixel_max,
             "trained": self.trained,
         }
 
@@ -114,26 +119,47 @@ def _onnx(network: nn.Module, info: ModelInfo, path: Path, x: torch.Tensor) -> _
         import onnxscript  # noqa: F401 (torch's exporter needs it)
     except ImportError as exc:
         raise ExportError(f"ONNX export needs {exc.name}: pip install 'blockqnn[export]'") from exc
+    logger.info("ONNX: tracing the network with torch.export (the slow step)")
     try:
-        program = torch.onnx.export(
-            network,
-            (x,),
-            input_names=["image"],
-            output_names=["logits"],
-            dynamic_shapes=({0: torch.export.Dim("batch")},),
-            dynamo=True,
-            verbose=False,
-        )
+        with _quiet_onnx_exporter():
+            program = torch.onnx.export(
+                network,
+                (x,),
+                input_names=["image"],
+                output_names=["logits"],
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                dynamo=True,
+                verbose=False,
+            )
         program.model.metadata_props["blockqnn"] = json.dumps(info.to_dict())
+        logger.info("ONNX: writing %s", path)
         program.save(str(path))
     except Exception as exc:
         raise ExportError(f"{path}: ONNX export failed ({exc})") from exc
+    logger.info("ONNX: checking %s in onnxruntime", path)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
     def run(inputs: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(session.run(None, {"image": inputs.numpy()})[0])
 
     return run
+
+
+@contextlib.contextmanager
+def _quiet_onnx_exporter() -> Iterator[None]:
+    """While torch's ONNX exporter runs: no warnings about torchvision operators it skips
+    (blockqnn uses none) nor deprecation warnings from its internals, noise to a user;
+    its errors still show."""
+    exporter = logging.getLogger("torch.onnx")
+    level = exporter.level
+    exporter.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
+    finally:
+        exporter.setLevel(level)
 
 
 def _torchscript(network: nn.Module, info: ModelInfo, path: Path, x: torch.Tensor) -> _Runner:
@@ -188,6 +214,7 @@ def python_source(network: nn.Module, info: ModelInfo) -> tuple[str, dict[str, t
         classes=repr(tuple(info.classes)),
         mean=repr(tuple(info.mean)),
         std=repr(tuple(info.std)),
+        pixel_max=info.pixel_max,
         shape=(1, info.in_channels, info.image_size, info.image_size),
         trained="" if info.trained else _UNTRAINED,
         is_trained=info.trained,
@@ -285,7 +312,8 @@ _TEMPLATE = '''"""A network found by BlockQNN, exported as plain PyTorch (no blo
 
 Block: {codes}
 Input: float32 images of shape (N, C, H, W) = {shape} (any N), normalised per channel
-as (pixels / 255 - MEAN) / STD. Output: logits over CLASSES.
+as (pixels / PIXEL_MAX - MEAN) / STD, pixels on their dataset's own scale (0..PIXEL_MAX).
+Output: logits over CLASSES.
 {trained}
 Usage::
 
@@ -305,6 +333,7 @@ INPUT_SHAPE = {shape}
 CLASSES = {classes}
 MEAN = {mean}
 STD = {std}
+PIXEL_MAX = {pixel_max!r}
 WEIGHTS = Path(__file__).with_suffix(".pt")
 
 

@@ -3,9 +3,10 @@
 A search with rungs evaluates every candidate first on a small budget (rung 0: a few
 training epochs, or a cheap column of a benchmark table); a candidate whose reward at rung
 ``k`` is among the best ``1 / eta_k`` of all rewards measured at rung ``k`` so far is
-*promoted*: it continues (from its weights, where the evaluator keeps them) up to the next
-rung's budget. The last rung is the full early-stop budget. This is asynchronous successive
-halving (ASHA, Li et al. 2018) in its stopping form (as Ray Tune's and Optuna's pruners):
+*promoted*: it continues (from the state its rung's evaluation returned, which the master
+keeps in the run store and sends with the next rung) up to the next rung's budget. The
+last rung is the full early-stop budget. This is asynchronous successive halving (ASHA,
+Li et al. 2018) in its stopping form (as Ray Tune's and Optuna's pruners):
 the decision is taken once, when the rung's result arrives, so each candidate's fate is
 final at once and the agent is told exactly one reward per candidate.
 
@@ -184,9 +185,9 @@ class Ladder:
         """The rung candidate ``cid`` is (to be) evaluated at: one above its last result."""
         return len(self._done.get(cid, {}))
 
-    def step(self, cid: int, state: str | None) -> Step:
-        """What to ask the evaluator for candidate ``cid``'s next rung; ``state`` is where
-        the evaluator keeps the weights it continues from."""
+    def step(self, cid: int, state: bytes | None) -> Step:
+        """What to ask the evaluator for candidate ``cid``'s next rung; ``state`` is what
+        the evaluation of its rung below returned to continue from (None: nothing)."""
         rung = self.next_rung(cid)
         start = self.rungs.budgets[rung - 1] if rung else 0.0
         last = rung == self.rungs.top

@@ -22,6 +22,7 @@ This module is pure Python: it never imports torch.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Sequence
 
@@ -60,8 +61,10 @@ def format_ops(ops: Sequence[str]) -> str:
     return "+".join(nodes)
 
 
+@functools.lru_cache(maxsize=2 * 5**6)
 def parse_ops(text: str) -> tuple[str, ...]:
-    """The 6 edge operations (in :data:`EDGES` order) of an arch string.
+    """The 6 edge operations (in :data:`EDGES` order) of an arch string (cached: a search
+    parses every proposal several times).
 
     Surrounding whitespace is ignored. Raises :class:`NB201Error` naming the problem: wrong
     number of nodes or edges, an unknown operation, or an input index out of canonical order.
@@ -78,6 +81,13 @@ def parse_ops(text: str) -> tuple[str, ...]:
     for node, part in enumerate(parts, start=1):
         ops += _parse_node(node, part)
     return tuple(ops)
+
+
+@functools.lru_cache(maxsize=2 * 5**6)
+def canonical(text: str) -> str:
+    """The canonical arch string of ``text`` (:class:`NB201Error` if it is not one);
+    cached, as a search formats, keys and parses every proposal."""
+    return format_ops(parse_ops(text))
 
 
 def _parse_node(node: int, part: str) -> list[str]:
@@ -120,6 +130,8 @@ class NB201Space:
     """
 
     name = "nb201"
+    #: distinct architectures (canonical keys): every cell is its own key
+    distinct = len(OPS) ** NUM_EDGES
 
     def initial_state(self) -> State:
         return (0, None)
@@ -158,14 +170,14 @@ class NB201Space:
 
     def key(self, arch: str) -> str:
         """The canonical arch string (benchmark tables list each one once)."""
-        return self.format(arch)
+        return canonical(arch)
 
     def format(self, arch: str) -> str:
-        return format_ops(parse_ops(arch))
+        return canonical(arch)
 
     def parse(self, text: str) -> str:
         """The canonical arch string of ``text``; raises :class:`NB201Error` (a ValueError)."""
-        return format_ops(parse_ops(text))
+        return canonical(text)
 
     def mutate(self, arch: str, rng: random.Random) -> str:
         """Change the operation of exactly one edge to a different one (Real et al. 2019)."""

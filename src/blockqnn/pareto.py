@@ -77,6 +77,18 @@ def steering_terms(
     return terms
 
 
+def steered_reward_text(objs: Sequence[Objective], max_weight: float) -> str:
+    """What a reward is in a run steered along the front of ``objs`` (one line, shown by
+    ``show`` and the report): not comparable across iterations, so not the ranking."""
+    costs = [o.metric for o in objs if not o.maximise]
+    penalty = " + ".join(f"w·ln({metric})" for metric in costs) or "nothing"
+    return (
+        f"steered: accuracy − {penalty} with w drawn in [0, {max_weight:g}] afresh each "
+        f"iteration (compares candidates of one iteration only; the run ranks by the "
+        f"Pareto front of {', '.join(o.metric for o in objs)}, then accuracy)"
+    )
+
+
 def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
     """``a`` is at least as good as ``b`` everywhere and better somewhere (maximising)."""
     return all(x >= y for x, y in zip(a, b, strict=True)) and tuple(a) != tuple(b)

@@ -13,7 +13,7 @@ import random
 import sys
 from typing import Any
 
-from blockqnn.config import SearchConfig, make_space
+from blockqnn.config import SearchConfig, make_evaluator, make_space
 from blockqnn.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -30,12 +30,17 @@ def check_evaluator(config: SearchConfig, *, local: bool) -> str:
     Tabular: the table opens and has the columns. Training: the dataset loads (which also
     fills the decoded cache the workers read), the network of a sample block can be built
     and profiled for the data's shape, and a CUDA device exists when one is asked for on
-    this machine. Raises :class:`SetupError`.
+    this machine. Another kind (an import path): its factory builds the evaluator. Raises
+    :class:`SetupError` (or the import path's error).
     """
     options = {k: v for k, v in config.evaluator.items() if k != "kind"}
-    if config.evaluator["kind"] == "tabular":
+    kind = config.evaluator["kind"]
+    if kind == "tabular":
         return _check_table(options)
-    return _check_training(config, options, local)
+    if kind == "train":
+        return _check_training(config, options, local)
+    evaluator = make_evaluator(config)
+    return f"evaluator {kind}: {type(evaluator).__name__}"
 
 
 def _check_table(options: dict[str, Any]) -> str:

@@ -27,6 +27,10 @@ class Space(Protocol):
     Contract: every sequence of actions taken from :meth:`actions` starting at
     :meth:`initial_state` reaches a terminal state in a bounded number of steps, and
     :meth:`architecture` of that sequence is valid (``parse(format(a)) == a``).
+
+    A space that can count its distinct architectures (distinct :meth:`key` values) has
+    an attribute ``distinct`` holding the count (:func:`distinct` reads it; None where a
+    space cannot count them).
     """
 
     name: str
@@ -64,6 +68,11 @@ class Space(Protocol):
 
     def mutate(self, arch: Hashable, rng: random.Random) -> Hashable:
         """A different valid architecture one legal change away from ``arch``."""
+
+
+def distinct(space: Space) -> int | None:
+    """The number of distinct architectures of ``space`` (by key), None when unknown."""
+    return getattr(space, "distinct", None)
 
 
 def random_walk(space: Space, rng: random.Random) -> list[Hashable]:

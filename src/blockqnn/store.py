@@ -11,6 +11,9 @@ Candidate lifecycle (the master, the single writer, drives it)::
     add_candidate -> PENDING -> mark_running -> RUNNING -> complete -> COMPLETE
                                                         \\-> fail     -> FAILED
     add_reused -> COMPLETE (an isomorphic duplicate reusing a stored result)
+    add_waiting -> PENDING, reused_from set (isomorphic to a candidate in flight): settled
+        -> COMPLETE with its source's result when the source completes (or stops), or
+        released (reused_from cleared, to be trained) when the source fails
     requeue_unfinished: RUNNING -> PENDING (on resume; each is evaluated again)
 
 With multi-fidelity evaluation (:mod:`blockqnn.fidelity`) a RUNNING candidate passes rungs:
@@ -37,13 +40,14 @@ import shutil
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from blockqnn import pareto
 from blockqnn.errors import UserError
 from blockqnn.evaluation import METRIC_NAME, Result
 
@@ -59,14 +63,20 @@ APP_NAME = "blockqnn-run"
 SCHEMA_VERSION = 2
 #: Seconds a write waits for another connection's lock before failing.
 BUSY_TIMEOUT_S = 30.0
+#: Reused candidates buffered before they are written (they are written sooner with any
+#: other change, read or close).
+REUSED_BATCH = 256
+#: The agent state's key of its append-only logs (see :meth:`RunStore.add_candidate`).
+LOGS_KEY = "logs"
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _RESERVED_META = frozenset({"app", "schema_version", "config", "created"})
 #: Metrics kept in their own column; every other one is in the ``metrics`` JSON column.
 _COLUMN_METRICS = frozenset({"reward", "accuracy"})
 
-#: Per-epoch curves and per-rung results; created on open too in databases made before
-#: they existed (an additive change: the schema version stays).
+#: Per-epoch curves, per-rung results, the agent state's logs and the index of original
+#: results by key; created on open too in databases made before they existed (an
+#: additive change: the schema version stays).
 _RUNG_TABLES = (
     """CREATE TABLE IF NOT EXISTS curves (
         cid INTEGER NOT NULL REFERENCES candidates (id),
@@ -76,6 +86,20 @@ _RUNG_TABLES = (
         val_loss REAL,
         PRIMARY KEY (cid, epoch)
     ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS rung_states (
+        cid INTEGER PRIMARY KEY REFERENCES candidates (id),
+        state BLOB NOT NULL  -- what the candidate's next rung continues from
+    )""",
+    """CREATE TABLE IF NOT EXISTS agent_log (
+        name TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        value TEXT NOT NULL,  -- JSON: one item of the agent state's log ``name``
+        PRIMARY KEY (name, idx)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS candidates_original_by_key ON candidates (key, id)"
+    " WHERE reused_from IS NULL AND state = 'complete'",
+    "CREATE INDEX IF NOT EXISTS candidates_waiting ON candidates (reused_from)"
+    " WHERE state = 'pending'",
     """CREATE TABLE IF NOT EXISTS rungs (
         cid INTEGER NOT NULL REFERENCES candidates (id),
         rung INTEGER NOT NULL,
@@ -189,7 +213,17 @@ class Candidate:
         return {**{k: v for k, v in columns.items() if v is not None}, **self.metrics}
 
 
-_COLUMNS = ", ".join(f.name for f in fields(Candidate))
+_FIELDS = tuple(f.name for f in fields(Candidate))
+_COLUMNS = ", ".join(_FIELDS)
+
+
+@dataclass(frozen=True)
+class _AgentRows:
+    """An agent state ready to write: its row's text and its logs' new items."""
+
+    text: str  #: the state's JSON, each log replaced by its length
+    items: list[tuple[str, int, str]]  #: (log name, index, item JSON) not yet written
+    counts: dict[str, int]  #: each log's length once written
 
 
 @dataclass(frozen=True)
@@ -203,16 +237,27 @@ class RungResult:
     reward: float  #: the reward measured at this budget
 
 
-def rank(candidates: Iterable[Candidate], by: str = "reward") -> list[Candidate]:
-    """The ranking of a run: best first by ``by``, one row per architecture.
+def rank(
+    candidates: Iterable[Candidate],
+    by: str | None = None,
+    objectives: Sequence[str] = (),
+) -> list[Candidate]:
+    """The ranking of a run: best first, one row per architecture.
 
     The one ranking every view of a run uses (``show``, ``export``, the report,
-    ``DIR:topK``). ``by`` names any metric (higher is better): ``"reward"``,
-    ``"accuracy"``, ``"test_accuracy"`` or another the evaluator measured; ValueError for
-    a malformed name. Only COMPLETE candidates holding the metric count; reused duplicates
-    are left out, and isomorphic blocks (one canonical key) evaluated more than once
-    (without dedupe) appear once, as their best evaluation. Ties go to the earlier id.
+    ``DIR:topK``). Only COMPLETE candidates holding the ranking metric count; reused
+    duplicates are left out, and isomorphic blocks (one canonical key) evaluated more than
+    once (without dedupe) appear once, as their best evaluation. Ties go to the earlier id.
+
+    A single-objective run (no ``objectives``) ranks by ``by``, the reward by default.
+    A multi-objective run passes its ``objectives`` (metric names or aliases, see
+    :mod:`blockqnn.pareto`): its reward is steered by a random weight per iteration, so it
+    compares nothing across iterations; the run ranks by its Pareto front instead: the
+    members of the front first, then the rest, each part best first by ``by`` (accuracy
+    by default). ``by`` names any metric (higher is better); ValueError for a malformed
+    name or bad objectives.
     """
+    by = by or ("accuracy" if objectives else "reward")
     if not METRIC_NAME.match(by):
         raise ValueError(f"cannot rank by {by!r}: not a metric name")
     scored = [
@@ -227,7 +272,11 @@ def rank(candidates: Iterable[Candidate], by: str = "reward") -> list[Candidate]
         if c.key not in seen:
             seen.add(c.key)
             ranking.append(c)
-    return ranking
+    if not objectives:
+        return ranking
+    objs = pareto.objectives(objectives)
+    members = {c.id for c in pareto.front(ranking, lambda c: pareto.gains(c.named(), objs))}
+    return [c for c in ranking if c.id in members] + [c for c in ranking if c.id not in members]
 
 
 class RunStore:
@@ -251,6 +300,10 @@ class RunStore:
         self._config_text = config_text
         self._identity = _identity(path)
         self._wrote = False  #: whether this store committed a write (readers never checkpoint)
+        self._reused: list[tuple[Any, ...]] = []  # reused rows not yet written, id order
+        self._last_id: int | None = None  # the highest candidate id (written or buffered)
+        self._log_counts: dict[str, int] | None = None  # items of each agent log written
+        self._uncommitted_logs: dict[str, int] | None = None
 
     # -- opening and closing -------------------------------------------------------------
 
@@ -321,14 +374,18 @@ class RunStore:
         return cls(db, conn, config_text)
 
     def close(self) -> None:
-        """Checkpoint the write-ahead log into the database and empty it (when this store
-        has written), then close; later calls raise :class:`StoreError`.
-        Idempotent."""
+        """Write the buffered reused candidates, checkpoint the write-ahead log into the
+        database and empty it (when this store has written), and close; later calls raise
+        :class:`StoreError`. Idempotent."""
         if self._conn is not None:
-            if self._wrote:
-                self.checkpoint(truncate=True)
-            self._conn.close()
-            self._conn = None
+            try:
+                if self._reused:
+                    self._flush_reused()
+                if self._wrote:
+                    self.checkpoint(truncate=True)
+            finally:
+                self._conn.close()
+                self._conn = None
 
     def checkpoint(self, truncate: bool = False) -> None:
         """Copy the committed transactions of the write-ahead log into the database file
@@ -385,17 +442,21 @@ class RunStore:
 
         ``agent_state`` (the agent after proposing it) is saved in the same transaction;
         ``None`` leaves the stored agent state unchanged. The same holds for every method
-        below that takes an ``agent_state``.
+        below that takes an ``agent_state``. Its optional key ``"logs"`` maps names to
+        append-only lists: each save writes only the items added since the last one (one
+        row each), so a growing log costs O(new items) per save, not O(length); a log
+        that shrank is a ValueError. :meth:`agent_state` returns the lists whole.
         """
-        state_text = _dumps_optional(agent_state, "agent_state")
+        state = self._agent_rows(agent_state)
         with self._write() as conn:
             cursor = conn.execute(
-                "INSERT INTO candidates (arch, key, state, iteration, epsilon, created)"
-                " VALUES (?, ?, 'pending', ?, ?, ?)",
-                (arch, key, int(iteration), _opt_float(epsilon), time.time()),
+                "INSERT INTO candidates (id, arch, key, state, iteration, epsilon, created)"
+                " VALUES (?, ?, ?, 'pending', ?, ?, ?)",
+                (self._next_id(), arch, key, int(iteration), _opt_float(epsilon), time.time()),
             )
-            _save_agent(conn, state_text)
-        return _rowid(cursor)
+            self._save_agent(conn, state)
+        self._last_id = _rowid(cursor)
+        return self._last_id
 
     def mark_running(self, cid: int, worker: str | None = None) -> None:
         """Mark a PENDING (or already RUNNING) candidate as started: RUNNING, one more attempt.
@@ -409,6 +470,13 @@ class RunStore:
                 (time.time(), worker, cid),
             )
             self._check_changed(conn, cursor, cid, "start")
+
+    def record_worker(self, cid: int, worker: str) -> None:
+        """Name the worker that ran ``cid``'s latest attempt (known once its outcome is
+        back). Raises :class:`StoreError` if the candidate does not exist."""
+        with self._write() as conn:
+            cursor = conn.execute("UPDATE candidates SET worker = ? WHERE id = ?", (worker, cid))
+            self._check_changed(conn, cursor, cid, "name the worker of")
 
     def complete(
         self,
@@ -427,7 +495,7 @@ class RunStore:
         is not PENDING/RUNNING (so a result is never counted twice); then nothing is written.
         """
         extra_text = _dumps(result.extra, "result.extra")
-        state_text = _dumps_optional(agent_state, "agent_state")
+        state = self._agent_rows(agent_state)
         with self._write() as conn:
             if rung is None:
                 _insert_curve(conn, cid, 0, result)
@@ -442,19 +510,34 @@ class RunStore:
                 (*values, float(reward), extra_text, time.time(), cid),
             )
             self._check_changed(conn, cursor, cid, "complete")
-            _save_agent(conn, state_text)
+            conn.execute("DELETE FROM rung_states WHERE cid = ?", (cid,))
+            _settle_waiting(conn, cid)
+            self._save_agent(conn, state)
 
     def record_rung(
         self, cid: int, rung: int, budget: float, result: Result, reward: float
     ) -> None:
-        """Store a promoted candidate's result at ``rung`` (its budget ``budget``) and the
-        reward measured there; the candidate stays RUNNING, to continue at the next rung.
+        """Store a promoted candidate's result at ``rung`` (its budget ``budget``), the
+        reward measured there and the state it continues from (``result.state``: see
+        :meth:`rung_state`); the candidate stays RUNNING, to continue at the next rung.
 
         Raises :class:`StoreError` (writing nothing) unless the candidate is PENDING/RUNNING.
         """
         with self._write() as conn:
             self._check_unfinished(conn, cid, "record a rung of")
             _insert_rung(conn, cid, rung, budget, result, reward)
+            conn.execute("DELETE FROM rung_states WHERE cid = ?", (cid,))
+            if result.state is not None:
+                conn.execute(
+                    "INSERT INTO rung_states (cid, state) VALUES (?, ?)", (cid, result.state)
+                )
+
+    def rung_state(self, cid: int) -> bytes | None:
+        """The state candidate ``cid``'s next rung continues from (what its last promoted
+        rung's evaluation returned), or None. It is kept until the candidate is final."""
+        with self._read(buffered=False) as conn:
+            row = conn.execute("SELECT state FROM rung_states WHERE cid = ?", (cid,)).fetchone()
+        return None if row is None else bytes(row[0])
 
     def stop(
         self,
@@ -475,9 +558,10 @@ class RunStore:
         Raises :class:`StoreError` (writing nothing) unless the candidate is PENDING/RUNNING.
         """
         extra_text = _dumps({**result.extra, "estimate": estimate}, "result.extra")
-        state_text = _dumps_optional(agent_state, "agent_state")
+        state = self._agent_rows(agent_state)
         with self._write() as conn:
             self._check_unfinished(conn, cid, "stop")
+            conn.execute("DELETE FROM rung_states WHERE cid = ?", (cid,))
             _insert_rung(conn, cid, rung, budget, result, reward)
             _, metrics, _ = _result_values(result)
             conn.execute(
@@ -485,22 +569,35 @@ class RunStore:
                 " finished = ? WHERE id = ?",
                 (metrics, _rungs_cost(conn, cid), extra_text, time.time(), cid),
             )
-            _save_agent(conn, state_text)
+            _settle_waiting(conn, cid)
+            self._save_agent(conn, state)
 
-    def fail(self, cid: int, error: str, agent_state: dict[str, Any] | None = None) -> None:
-        """Mark a PENDING/RUNNING candidate FAILED with ``error``.
+    def fail(
+        self,
+        cid: int,
+        error: str,
+        agent_state: dict[str, Any] | None = None,
+        refused: bool = False,
+    ) -> None:
+        """Mark a PENDING/RUNNING candidate FAILED with ``error``; ``refused`` marks one
+        refused by a constraint before any training (``extra["refused"]``, counted by
+        :meth:`count_refused`). Its waiting duplicates are released in the same
+        transaction (:meth:`add_waiting`).
 
         Raises :class:`StoreError` if it does not exist or is already final.
         """
-        state_text = _dumps_optional(agent_state, "agent_state")
+        state = self._agent_rows(agent_state)
         with self._write() as conn:
             cursor = conn.execute(
-                "UPDATE candidates SET state = 'failed', error = ?, finished = ?"
-                " WHERE id = ? AND state IN ('pending', 'running')",
-                (error, time.time(), cid),
+                "UPDATE candidates SET state = 'failed', error = ?, finished = ?,"
+                " extra = CASE WHEN ? THEN json_set(extra, '$.refused', json('true'))"
+                " ELSE extra END WHERE id = ? AND state IN ('pending', 'running')",
+                (error, time.time(), refused, cid),
             )
             self._check_changed(conn, cursor, cid, "fail")
-            _save_agent(conn, state_text)
+            conn.execute("DELETE FROM rung_states WHERE cid = ?", (cid,))
+            _release_waiting(conn, cid)
+            self._save_agent(conn, state)
 
     def add_reused(
         self,
@@ -521,38 +618,82 @@ class RunStore:
         own source, if the source is itself reused). Raises :class:`StoreError` unless
         ``source_id`` is a COMPLETE candidate.
         """
-        state_text = _dumps_optional(agent_state, "agent_state")
+        state = self._agent_rows(agent_state)
+        if self._reused and source_id >= self._reused[0][0]:
+            self._flush_reused()  # the source may be buffered itself
+        conn = self._connection()  # a read that leaves the buffer be
+        row = conn.execute("SELECT state FROM candidates WHERE id = ?", (source_id,)).fetchone()
+        if row is None or row[0] != CandidateState.COMPLETE.value:
+            raise StoreError(
+                f"{self._path}: cannot reuse candidate {source_id}: "
+                f"{self._describe(conn, source_id)}, not complete"
+            )
         now = time.time()
+        cid = self._next_id()
+        self._reused.append(
+            (
+                cid,
+                arch,
+                key,
+                int(iteration),
+                _opt_float(epsilon),
+                _opt_float(reward),
+                now,
+                now,
+                now,
+                source_id,
+            )
+        )
+        self._last_id = cid
+        if state is not None or len(self._reused) >= REUSED_BATCH:
+            with self._write() as conn:
+                self._save_agent(conn, state)
+        return cid
+
+    def add_waiting(
+        self, arch: str, key: str, iteration: int, epsilon: float | None, source_id: int
+    ) -> int:
+        """Record a proposal isomorphic to candidate ``source_id``, which is still being
+        evaluated, as PENDING with ``reused_from = source_id``: it is not trained, but
+        waits for its source's result. When the source completes (or stops at a rung) it
+        becomes a reused candidate with the source's result, in the same transaction; when
+        the source fails, the first one waiting is released (``reused_from`` cleared: it
+        is trained itself) and the others wait for it. Returns its id; StoreError unless
+        ``source_id`` is an unfinished, non-waiting candidate."""
         with self._write() as conn:
             cursor = conn.execute(
-                "INSERT INTO candidates (arch, key, state, iteration, epsilon, accuracy,"
-                " metrics, reward, cost_s, created, started, finished,"
-                " reused_from, extra)"
-                " SELECT ?, ?, 'complete', ?, ?, accuracy, metrics,"
-                " ?, 0.0, ?, ?, ?, COALESCE(reused_from, id), extra"
-                " FROM candidates WHERE id = ? AND state = 'complete'",
+                "INSERT INTO candidates (id, arch, key, state, iteration, epsilon, created,"
+                " reused_from) SELECT ?, ?, ?, 'pending', ?, ?, ?, id FROM candidates"
+                " WHERE id = ? AND state IN ('pending', 'running') AND reused_from IS NULL",
                 (
+                    self._next_id(),
                     arch,
                     key,
                     int(iteration),
                     _opt_float(epsilon),
-                    _opt_float(reward),
-                    now,
-                    now,
-                    now,
+                    time.time(),
                     source_id,
                 ),
             )
             if cursor.rowcount != 1:
                 found = self._describe(conn, source_id)
                 raise StoreError(
-                    f"{self._path}: cannot reuse candidate {source_id}: {found}, not complete"
+                    f"{self._path}: cannot wait for candidate {source_id}: {found}, not in flight"
                 )
-            _save_agent(conn, state_text)
-        return _rowid(cursor)
+        self._last_id = _rowid(cursor)
+        return self._last_id
+
+    def waiting(self) -> list[Candidate]:
+        """The candidates waiting for an isomorphic one in flight (:meth:`add_waiting`),
+        in id order."""
+        with self._read() as conn:
+            return self._select(
+                conn, "WHERE state = 'pending' AND reused_from IS NOT NULL ORDER BY id"
+            )
 
     def requeue_unfinished(self) -> list[Candidate]:
-        """On resume: set RUNNING candidates back to PENDING; return all PENDING in id order.
+        """On resume: set RUNNING candidates back to PENDING; return every PENDING one to
+        evaluate (not those :meth:`waiting`) in id order.
 
         ``attempts`` counts starts that ended in a worker: the start the master's exit
         interrupted is taken back, so restarting the master never uses up a candidate's
@@ -563,7 +704,9 @@ class RunStore:
                 "UPDATE candidates SET state = 'pending', started = NULL, worker = NULL,"
                 " attempts = max(attempts - 1, 0) WHERE state = 'running'"
             )
-            pending = self._select(conn, "WHERE state = 'pending' ORDER BY id")
+            pending = self._select(
+                conn, "WHERE state = 'pending' AND reused_from IS NULL ORDER BY id"
+            )
         if cursor.rowcount:
             logger.info("requeued %d interrupted candidates", cursor.rowcount)
         return pending
@@ -589,7 +732,7 @@ class RunStore:
 
     def find_by_key(self, key: str) -> Candidate | None:
         """The first COMPLETE, non-reused candidate with canonical ``key``, or None."""
-        with self._read() as conn:
+        with self._read(buffered=False) as conn:
             found = self._select(
                 conn,
                 "WHERE key = ? AND state = 'complete' AND reused_from IS NULL ORDER BY id LIMIT 1",
@@ -623,7 +766,21 @@ class RunStore:
         """The agent state saved last, or None if none was ever saved."""
         with self._read() as conn:
             row = conn.execute("SELECT state FROM agent WHERE id = 1").fetchone()
-        return None if row is None else json.loads(row[0])
+            if row is None:
+                return None
+            state = json.loads(row[0])
+            if state.get(LOGS_KEY):
+                state[LOGS_KEY] = {
+                    name: [
+                        json.loads(v)
+                        for (v,) in conn.execute(
+                            "SELECT value FROM agent_log WHERE name = ? AND idx < ? ORDER BY idx",
+                            (name, count),
+                        )
+                    ]
+                    for name, count in state[LOGS_KEY].items()
+                }
+        return state
 
     def counts(self) -> dict[str, int]:
         """Number of candidates per state value (every state present, zeros included)."""
@@ -633,27 +790,70 @@ class RunStore:
         return {state.value: found.get(state.value, 0) for state in CandidateState}
 
     def count_reused(self) -> int:
-        """Number of candidates that reuse another's result (isomorphic duplicates)."""
+        """Number of candidates that reuse another's result (complete isomorphic
+        duplicates; not those still :meth:`waiting`)."""
         with self._read() as conn:
-            row = conn.execute("SELECT COUNT(*) FROM candidates WHERE reused_from IS NOT NULL")
+            row = conn.execute(
+                "SELECT COUNT(*) FROM candidates"
+                " WHERE reused_from IS NOT NULL AND state = 'complete'"
+            )
             return int(row.fetchone()[0])
 
-    def top(self, k: int, by: str = "reward") -> list[Candidate]:
-        """The first ``k`` of the run's ranking by ``by``: see :func:`rank`."""
+    def count_refused(self) -> int:
+        """Number of candidates refused by a constraint before any training (failed with
+        ``refused``, see :meth:`fail`)."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM candidates"
+                " WHERE state = 'failed' AND json_extract(extra, '$.refused')"
+            )
+            return int(row.fetchone()[0])
+
+    def top(self, k: int, by: str | None = None) -> list[Candidate]:
+        """The first ``k`` of the run's ranking (:func:`rank`, by the run's stored
+        ``objectives`` when it has them). A single-objective run's is sorted by SQLite,
+        reading only the rows up to the ``k``-th architecture (a leaderboard of a run of
+        100,000 candidates reads a few rows, not the run)."""
         if k < 0:
             raise ValueError(f"k must be non-negative, got {k}")
-        return rank(self.candidates([CandidateState.COMPLETE]), by)[:k]
+        objectives = self.config.get("objectives") or ()
+        if objectives:
+            return rank(self.candidates([CandidateState.COMPLETE]), by, objectives)[:k]
+        by = by or "reward"
+        if not METRIC_NAME.match(by):
+            raise ValueError(f"cannot rank by {by!r}: not a metric name")
+        value = by if by in _COLUMN_METRICS else "json_extract(metrics, ?)"
+        params = () if by in _COLUMN_METRICS else (f"$.{by}",)
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM (SELECT *, {value} AS value FROM candidates"
+                " WHERE state = 'complete' AND reused_from IS NULL)"
+                " WHERE value IS NOT NULL ORDER BY value DESC, id",
+                params,
+            )
+            seen: set[str] = set()
+            ranking = []
+            for row in rows:
+                if len(ranking) == k:
+                    break
+                candidate = _to_candidate(row)
+                if candidate.key not in seen:
+                    seen.add(candidate.key)
+                    ranking.append(candidate)
+        return ranking
 
     def metric_names(self) -> list[str]:
         """The names of every metric some COMPLETE candidate has, sorted (``reward`` and
         ``accuracy`` first when present)."""
         with self._read() as conn:
+            # reused candidates copy their source's metrics: the originals have every name
+            originals = "FROM candidates WHERE state = 'complete' AND reused_from IS NULL"
             rows = conn.execute(
-                "SELECT DISTINCT j.key FROM candidates, json_each(candidates.metrics) AS j"
-                " WHERE state = 'complete'"
+                "SELECT DISTINCT j.key FROM (SELECT metrics"
+                f" {originals}) AS c, json_each(c.metrics) AS j"
             ).fetchall()
             has_columns = conn.execute(
-                "SELECT COUNT(reward), COUNT(accuracy) FROM candidates WHERE state = 'complete'"
+                f"SELECT COUNT(reward), COUNT(accuracy) {originals}"
             ).fetchone()
         first = [name for name, n in zip(("reward", "accuracy"), has_columns, strict=True) if n]
         return first + sorted(row[0] for row in rows)
@@ -685,10 +885,14 @@ class RunStore:
         return self._conn
 
     @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        """Run reads, turning SQLite errors into :class:`StoreError`."""
+    def _read(self, buffered: bool = True) -> Iterator[sqlite3.Connection]:
+        """Run reads, turning SQLite errors into :class:`StoreError`. ``buffered``: the
+        reads may concern reused candidates, so the buffered ones are written first."""
+        conn = self._connection()
+        if buffered and self._reused:
+            self._flush_reused()
         try:
-            yield self._connection()
+            yield conn
         except sqlite3.Error as exc:
             raise StoreError(f"{self._path}: read failed ({exc})") from exc
 
@@ -699,8 +903,10 @@ class RunStore:
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                self._write_reused(conn)
                 yield conn
             except BaseException:
+                self._uncommitted_logs = None
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
@@ -708,6 +914,79 @@ class RunStore:
             self._wrote = True
         except sqlite3.Error as exc:
             raise StoreError(f"{self._path}: write failed ({exc})") from exc
+        self._reused.clear()
+        if self._uncommitted_logs is not None:
+            self._log_counts, self._uncommitted_logs = self._uncommitted_logs, None
+
+    def _flush_reused(self) -> None:
+        """Write the buffered reused candidates (one transaction)."""
+        with self._write():
+            pass
+
+    def _write_reused(self, conn: sqlite3.Connection) -> None:
+        """Insert the buffered reused candidates (inside the open transaction)."""
+        if not self._reused:
+            return
+        before = conn.total_changes
+        conn.executemany(
+            "INSERT INTO candidates (id, arch, key, state, iteration, epsilon, reward,"
+            " created, started, finished, reused_from, accuracy, metrics, cost_s, extra)"
+            " SELECT ?, ?, ?, 'complete', ?, ?, ?, ?, ?, ?, COALESCE(reused_from, id),"
+            " accuracy, metrics, 0.0, extra FROM candidates WHERE id = ? AND state = 'complete'",
+            self._reused,
+        )
+        if conn.total_changes - before != len(self._reused):
+            raise StoreError(f"{self._path}: a reused candidate's source is not complete")
+
+    def _next_id(self) -> int:
+        """The id the next candidate gets (ids are dense: 1, 2, ... in proposal order)."""
+        if self._last_id is None:
+            conn = self._connection()
+            self._last_id = conn.execute("SELECT MAX(id) FROM candidates").fetchone()[0] or 0
+        return self._last_id + 1
+
+    def _agent_rows(self, agent_state: dict[str, Any] | None) -> _AgentRows | None:
+        """``agent_state`` as the text of its ``agent`` row and the new items of its logs
+        (TypeError if it is not JSON-serialisable, ValueError if a log shrank)."""
+        if agent_state is None:
+            return None
+        logs = agent_state.get(LOGS_KEY) or {}
+        written = self._written_logs()
+        items, counts = [], {}
+        for name, values in logs.items():
+            start = written.get(name, 0)
+            if len(values) < start:
+                raise ValueError(f"agent log {name!r} shrank from {start} to {len(values)} items")
+            items += [
+                (name, i, _dumps(v, f"agent log {name!r}"))
+                for i, v in enumerate(values[start:], start)
+            ]
+            counts[name] = len(values)
+        if LOGS_KEY in agent_state:
+            agent_state = {**agent_state, LOGS_KEY: counts}
+        text = _dumps(agent_state, "agent_state")
+        return _AgentRows(text, items, {**written, **counts})
+
+    def _written_logs(self) -> dict[str, int]:
+        """How many items of each agent log the database holds."""
+        if self._log_counts is None:
+            with self._read() as conn:
+                row = conn.execute("SELECT state FROM agent WHERE id = 1").fetchone()
+            self._log_counts = {} if row is None else dict(json.loads(row[0]).get(LOGS_KEY, {}))
+        return self._log_counts
+
+    def _save_agent(self, conn: sqlite3.Connection, state: _AgentRows | None) -> None:
+        """Write the agent row and the new log items (inside the open transaction)."""
+        if state is None:
+            return
+        conn.executemany(
+            "INSERT OR REPLACE INTO agent_log (name, idx, value) VALUES (?, ?, ?)", state.items
+        )
+        conn.execute(
+            "INSERT OR REPLACE INTO agent (id, state, updated) VALUES (1, ?, ?)",
+            (state.text, time.time()),
+        )
+        self._uncommitted_logs = state.counts
 
     def _read_meta_text(self, key: str) -> str | None:
         with self._read() as conn:
@@ -1056,8 +1335,10 @@ def _check_meta(conn: sqlite3.Connection, db: Path) -> str:
 def _create_rung_tables(conn: sqlite3.Connection, db: Path) -> None:
     """Add the curve and rung tables to a database made before they existed."""
     try:
-        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if not {"curves", "rungs"} <= names:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        tables = {"curves", "rungs", "rung_states", "agent_log", "candidates_original_by_key",
+                  "candidates_waiting"}  # fmt: skip
+        if not tables <= names:
             for statement in _RUNG_TABLES:
                 conn.execute(statement)
     except sqlite3.Error as exc:
@@ -1108,12 +1389,33 @@ def _rungs_cost(conn: sqlite3.Connection, cid: int) -> float | None:
     return conn.execute("SELECT SUM(cost_s) FROM rungs WHERE cid = ?", (cid,)).fetchone()[0]
 
 
-def _save_agent(conn: sqlite3.Connection, state_text: str | None) -> None:
-    if state_text is not None:
-        conn.execute(
-            "INSERT OR REPLACE INTO agent (id, state, updated) VALUES (1, ?, ?)",
-            (state_text, time.time()),
-        )
+def _settle_waiting(conn: sqlite3.Connection, source: int) -> None:
+    """The candidates waiting for ``source`` (just COMPLETE) reuse its result."""
+    copied = ", ".join(
+        f"{column} = (SELECT {column} FROM candidates WHERE id = :source)"
+        for column in ("accuracy", "metrics", "reward", "extra")
+    )
+    conn.execute(
+        f"UPDATE candidates SET state = 'complete', {copied}, cost_s = 0.0,"
+        " started = :now, finished = :now"
+        " WHERE reused_from = :source AND state = 'pending'",
+        {"source": source, "now": time.time()},
+    )
+
+
+def _release_waiting(conn: sqlite3.Connection, source: int) -> None:
+    """The first candidate waiting for ``source`` (just FAILED) is to be trained itself;
+    the others wait for it."""
+    row = conn.execute(
+        "SELECT min(id) FROM candidates WHERE reused_from = ? AND state = 'pending'", (source,)
+    ).fetchone()
+    if row[0] is None:
+        return
+    conn.execute("UPDATE candidates SET reused_from = NULL WHERE id = ?", (row[0],))
+    conn.execute(
+        "UPDATE candidates SET reused_from = ? WHERE reused_from = ? AND state = 'pending'",
+        (row[0], source),
+    )
 
 
 def _dumps(value: Any, what: str) -> str:
@@ -1121,10 +1423,6 @@ def _dumps(value: Any, what: str) -> str:
         return json.dumps(value, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{what} is not JSON-serialisable ({exc})") from exc
-
-
-def _dumps_optional(value: Any, what: str) -> str | None:
-    return None if value is None else _dumps(value, what)
 
 
 def _opt_float(value: float | None) -> float | None:
@@ -1147,7 +1445,7 @@ def _rowid(cursor: sqlite3.Cursor) -> int:
 
 
 def _to_candidate(row: tuple[Any, ...]) -> Candidate:
-    values = dict(zip((f.name for f in fields(Candidate)), row, strict=True))
+    values = dict(zip(_FIELDS, row, strict=True))
     values["state"] = CandidateState(values["state"])
     values["extra"] = json.loads(values["extra"])
     values["metrics"] = json.loads(values["metrics"])

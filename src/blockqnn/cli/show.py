@@ -8,10 +8,10 @@ from pathlib import Path
 
 from blockqnn.cli._errors import UsageError
 from blockqnn.config import SearchConfig
-from blockqnn.evaluation import format_metric
-from blockqnn.pareto import Objective, front, gains, objectives
+from blockqnn.evaluation import format_metric, metric_label
+from blockqnn.pareto import Objective, front, gains, objectives, steered_reward_text
 from blockqnn.runlock import shown_status
-from blockqnn.search import open_run
+from blockqnn.search import Spending, open_run
 from blockqnn.store import Candidate, CandidateState, rank
 
 
@@ -79,11 +79,16 @@ def show(args: argparse.Namespace) -> int:
     with store:
         if args.curves is not None:
             return show_curve(store.get(args.curves), store.curve(args.curves), args.json)
-        candidates = store.candidates()
         counts, status = store.counts(), shown_status(args.run_dir, store.get_meta("status"))
+        spending = Spending.of(store, config)
         names = store.metric_names()
+        if _leaderboard_only(args):  # reads the leaderboard's rows only
+            print(header(args.run_dir, status, spending, config))
+            print(leaderboard(store.top(args.top), names))
+            return 0
+        candidates = store.candidates()
         curves = {c.id: store.curve(c.id) for c in candidates} if args.json else {}
-    ranking = rank(candidates)
+    ranking = rank(candidates, objectives=config.objectives)
     if args.estimated:
         ranking = with_estimates(ranking, candidates)
     objs = _objectives(args, config.objectives)
@@ -96,25 +101,35 @@ def show(args: argparse.Namespace) -> int:
             out["pareto"] = {"objectives": [o.metric for o in objs], "ids": [c.id for c in front]}
         print(json.dumps(out))
         return 0
-    print(f"run {args.run_dir}: {status}, {counts}, budget {config.evaluations}")
+    print(header(args.run_dir, status, spending, config))
     if args.estimated:
         print(estimated_board(ranking[: args.top]))
-        return 0
-    if not args.pareto:
-        print(leaderboard(ranking[: args.top], names))
         return 0
     print(f"Pareto front of {', '.join(o.metric for o in objs)}: {len(front)} candidate(s)")
     print(leaderboard(front, names))
     return 0
 
 
+def header(run_dir: Path, status: object, spending: Spending, config: SearchConfig) -> str:
+    """The lines above a text board: the run's status and spending (and its steered reward)."""
+    lines = [f"run {run_dir}: {status}; {spending.text()}"]
+    if config.objectives:
+        steered = steered_reward_text(objectives(config.objectives), config.steer_weight)
+        lines.append(f"reward: {steered}")
+    return "\n".join(lines)
+
+
+def _leaderboard_only(args: argparse.Namespace) -> bool:
+    """Whether ``show`` prints just the leaderboard of measured rewards."""
+    return not (args.json or args.estimated or args.pareto)
+
+
 def estimated_board(candidates: list[Candidate]) -> str:
     """A text table ranking measured and (``~``) estimated rewards."""
     lines = [f"{'rank':>4} {'id':>6} {'reward':>8} {'acc':>7} {'test':>7}  architecture"]
     for position, c in enumerate(candidates, start=1):
-        test = "-" if c.test_accuracy is None else f"{c.test_accuracy:.2f}"
-        acc = "-" if c.accuracy is None else f"{c.accuracy:.2f}"
-        reward = ("" if c.reward is not None else "~") + f"{c.told:.3f}"
+        test, acc = format_metric(c.test_accuracy), format_metric(c.accuracy)
+        reward = ("" if c.reward is not None else "~") + format_metric(c.told)
         lines.append(f"{position:>4} {c.id:>6} {reward:>8} {acc:>7} {test:>7}  {c.arch}")
     lines.append("~ estimated from a low rung (stopped there)")
     return "\n".join(lines)
@@ -174,11 +189,12 @@ def pareto_front(candidates: list[Candidate], objs: tuple[Objective, ...]) -> li
 
 def leaderboard(candidates: list[Candidate], names: list[str]) -> str:
     """A text table of ``candidates`` (COMPLETE ones) with a column per metric name."""
-    widths = [max(8, len(name)) for name in names]
-    cells = [f"{name:>{w}}" for name, w in zip(names, widths, strict=True)]
+    labels = [metric_label(name) for name in names]
+    widths = [max(8, len(label)) for label in labels]
+    cells = [f"{label:>{w}}" for label, w in zip(labels, widths, strict=True)]
     lines = [f"{'rank':>4} {'id':>6} {' '.join(cells)}  architecture"]
     for position, c in enumerate(candidates, start=1):
-        values = [format_metric(c.metric(n)) for n in names]
+        values = [format_metric(c.metric(n), n) for n in names]
         cells = [f"{v:>{w}}" for v, w in zip(values, widths, strict=True)]
         lines.append(f"{position:>4} {c.id:>6} {' '.join(cells)}  {c.arch}")
     return "\n".join(lines)

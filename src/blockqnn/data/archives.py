@@ -1,6 +1,7 @@
 """Tar archives read without extraction and refused when unsafe; checked downloads.
 
-Nothing here writes an archive member to disk: members are streamed into memory. Every
+Nothing here writes an archive member to disk: members are streamed into memory, one at a
+time, and bounded in size, in number and in total before they are read. Every
 member is still checked as if it were about to be extracted, so an archive holding an
 absolute path, a ``..`` component, a link that points outside, or a device node is refused
 with :class:`DatasetError` naming the archive and the member.
@@ -27,6 +28,8 @@ from blockqnn.data.errors import DatasetError
 logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
+#: Most members an archive may hold (each costs memory while the stream is read).
+MAX_MEMBERS = 1 << 20
 _READ_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError)
 
 
@@ -69,48 +72,41 @@ def _open_stream(archive: Path) -> Iterator[tarfile.TarFile]:
         raise DatasetError(f"{archive}: not a readable tar archive ({exc})") from exc
 
 
-def scan_files(
-    archive: Path, wanted: Callable[[str], bool], budget: int, max_member: int
-) -> tuple[list[str], dict[str, bytes] | None]:
-    """Names of the wanted regular files in archive order, with their bytes if they fit.
+def iter_files(
+    archive: Path, wanted: Callable[[str], bool], max_member: int, max_total: int | None = None
+) -> Iterator[tuple[str, bytes]]:
+    """``(name, bytes)`` of each regular file ``wanted`` accepts, in archive order, read one
+    at a time as the stream reaches it (nothing is kept between items).
 
-    The bytes come back only when all wanted files together take at most ``budget`` bytes
-    (else None, and :func:`read_files` reads the ones needed in a second pass). Every
-    member is checked (see :func:`check_member`); a wanted file over ``max_member`` bytes
-    is refused before anything of it is read.
+    Every member is checked (see :func:`check_member`), wanted or not; an archive of more
+    than ``MAX_MEMBERS`` members is refused; a wanted file over ``max_member`` bytes, or
+    one that takes the wanted files together over ``max_total``, is refused from its
+    header, before anything of it is read.
     """
-    names: list[str] = []
-    contents: dict[str, bytes] | None = {}
-    kept = 0
+    total = 0
     with _open_stream(archive) as tar:
-        for member in tar:
+        for count, member in enumerate(tar, 1):
+            if count > MAX_MEMBERS:
+                raise DatasetError(f"{archive}: over the limit of {MAX_MEMBERS:,} members")
             check_member(archive, member)
             if not (member.isfile() and wanted(member.name)):
                 continue
             _check_size(archive, member, max_member)
-            names.append(member.name)
-            kept += member.size
-            if contents is not None and kept <= budget:
-                contents[member.name] = _read_member(tar, member)
-            else:
-                contents = None
-    return names, contents
+            total += member.size
+            if max_total is not None and total > max_total:
+                raise DatasetError(
+                    f"{archive}: the wanted files take over {max_total:,} bytes together "
+                    f"(at member {member.name!r})"
+                )
+            yield member.name, _read_member(tar, member)
 
 
-def read_files(archive: Path, wanted: Callable[[str], bool], max_member: int) -> dict[str, bytes]:
-    """The bytes of every regular file whose name ``wanted`` accepts, in one streaming pass.
-
-    Every member is checked (see :func:`check_member`), wanted or not; a wanted file over
-    ``max_member`` bytes is refused before anything of it is read.
-    """
-    found: dict[str, bytes] = {}
-    with _open_stream(archive) as tar:
-        for member in tar:
-            check_member(archive, member)
-            if member.isfile() and wanted(member.name):
-                _check_size(archive, member, max_member)
-                found[member.name] = _read_member(tar, member)
-    return found
+def read_files(
+    archive: Path, wanted: Callable[[str], bool], max_member: int, max_total: int
+) -> dict[str, bytes]:
+    """The bytes of every regular file whose name ``wanted`` accepts, in one streaming
+    pass, with the limits of :func:`iter_files`."""
+    return dict(iter_files(archive, wanted, max_member, max_total))
 
 
 def read_file(path: Path, max_bytes: int) -> bytes:
@@ -125,6 +121,16 @@ def read_file(path: Path, max_bytes: int) -> bytes:
     if size > max_bytes or len(data) > max_bytes:
         raise DatasetError(f"{path}: {_too_big(max(size, len(data)), max_bytes)}")
     return data
+
+
+def check_file_size(path: Path, max_bytes: int) -> None:
+    """DatasetError naming ``path`` if it cannot be read or is over ``max_bytes``."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read ({exc})") from exc
+    if size > max_bytes:
+        raise DatasetError(f"{path}: {_too_big(size, max_bytes)}")
 
 
 def _check_size(archive: Path, member: tarfile.TarInfo, max_member: int) -> None:

@@ -37,6 +37,8 @@ REMOTES: dict[str, Remote] = {
 #: Largest file read from a CIFAR source (the biggest official one, CIFAR-100's ``train``,
 #: has 155 MB).
 MAX_FILE_BYTES = 256 << 20
+#: Most bytes read from a CIFAR source in all (the official ones take 178 and 185 MB).
+MAX_TOTAL_BYTES = 320 << 20
 
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer",
@@ -83,12 +85,16 @@ def cifar_catalog(kind: str, path: Path) -> Catalog:
 def _read_source(path: Path, layout: _Layout) -> dict[str, bytes]:
     if path.is_dir():
         folder = path / layout.folder if (path / layout.folder).is_dir() else path
-        files = {
-            n: read_file(folder / n, MAX_FILE_BYTES) for n in layout.files if (folder / n).is_file()
-        }
+        present = [folder / n for n in layout.files if (folder / n).is_file()]
+        if sum(p.stat().st_size for p in present) > MAX_TOTAL_BYTES:
+            raise DatasetError(f"{folder}: the CIFAR files take over {MAX_TOTAL_BYTES:,} bytes")
+        files = {p.name: read_file(p, MAX_FILE_BYTES) for p in present}
     elif path.is_file():
         found = read_files(
-            path, lambda name: posixpath.basename(name) in layout.files, MAX_FILE_BYTES
+            path,
+            lambda name: posixpath.basename(name) in layout.files,
+            MAX_FILE_BYTES,
+            MAX_TOTAL_BYTES,
         )
         files = {posixpath.basename(name): data for name, data in found.items()}
     else:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from blockqnn.data.digits import PIXEL_MAX as DIGITS_PIXEL_MAX
 from blockqnn.data.errors import DatasetError
 
 _SPLITS = ("train", "val", "test")
@@ -41,6 +42,13 @@ class Dataset:
             object.__setattr__(self, "mean", mean)
             object.__setattr__(self, "std", std)
         object.__setattr__(self, "classes", tuple(self.classes))
+
+    @property
+    def pixel_max(self) -> float:
+        """The brightest value of the images in their source's own scale (255, except 16
+        for scikit-learn's digits): a network trained on this dataset expects its source's
+        images as ``(x / pixel_max - mean) / std``."""
+        return DIGITS_PIXEL_MAX if self.name == "digits" else 255.0
 
     @property
     def num_classes(self) -> int:

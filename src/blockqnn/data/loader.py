@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from blockqnn.data.archives import download as fetch_remote
+from blockqnn.data.arrays import npz_catalog
 from blockqnn.data.cache import cache_file, cache_root, load_cached, save_cached, source_fingerprint
 from blockqnn.data.catalog import Catalog
 from blockqnn.data.cifar import REMOTES, cifar_catalog
@@ -36,6 +37,7 @@ SOURCES: dict[str, Callable[[Path | None], Catalog]] = {
     "cifar100": lambda path: cifar_catalog("cifar100", path),
     "mnist": mnist_catalog,
     "imagefolder": imagefolder_catalog,
+    "npz": npz_catalog,
 }
 
 
@@ -55,7 +57,8 @@ def load_dataset(
     ``cifar100:PATH`` (official python archive or its extracted folder; without PATH and
     with ``download=True`` the archive is downloaded into the cache and its md5 checked),
     ``mnist:DIR`` (idx files), ``imagefolder:PATH`` (folder or tar archive of
-    ``<split>/<class>/<image>`` or ``<class>/<image>``).
+    ``<split>/<class>/<image>`` or ``<class>/<image>``), ``npz:PATH`` (arrays ``x`` and
+    ``y``, see :mod:`blockqnn.data.arrays`).
 
     ``val_fraction`` of the training data is held out for validation (seeded, stratified)
     unless the source has a validation split; a source without a test split gets

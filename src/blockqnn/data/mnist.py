@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import math
+import struct
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,29 +22,48 @@ _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0
 MNIST_CLASSES = tuple(str(d) for d in range(10))
 
 #: Largest idx file read, after decompression (MNIST's training images take 47 MB).
-MAX_FILE_BYTES = 1 << 30
+MAX_FILE_BYTES = 256 << 20
+#: Longest idx header: magic and 255 dimensions.
+_MAX_HEADER = 4 + 4 * 255
 
 
-def parse_idx(data: bytes, where: str) -> np.ndarray:
-    """Decode an idx file: magic ``00 00 <type> <ndim>``, ndim big-endian uint32 sizes, data.
+@dataclass(frozen=True)
+class IdxHeader:
+    """An idx file's header: its dimensions, element type and where the data begins."""
 
-    Raises DatasetError naming ``where`` for a bad magic number, an unknown type, or a
-    payload whose length disagrees with the header.
-    """
+    dims: tuple[int, ...]
+    dtype: np.dtype
+    offset: int
+
+    @property
+    def file_bytes(self) -> int:
+        """The size the whole file must have (Python ints: no header wraps around)."""
+        return self.offset + math.prod(self.dims) * self.dtype.itemsize
+
+
+def read_header(data: bytes, where: str) -> IdxHeader:
+    """The header at the start of ``data``: magic ``00 00 <type> <ndim>``, then ndim
+    big-endian uint32 sizes. DatasetError naming ``where`` for a bad magic number, an
+    unknown type or a truncated header."""
     if len(data) < 4 or data[:2] != b"\0\0" or data[2] not in _IDX_TYPES:
         raise DatasetError(f"{where}: bad idx magic number {data[:4].hex() or '(empty)'}")
     ndim = data[3]
-    header = 4 + 4 * ndim
-    if ndim == 0 or len(data) < header:
+    if ndim == 0 or len(data) < 4 + 4 * ndim:
         raise DatasetError(f"{where}: idx header declares {ndim} dimensions but is truncated")
-    dims = tuple(int(d) for d in np.frombuffer(data, ">u4", ndim, offset=4))
-    dtype = np.dtype(_IDX_TYPES[data[2]])
-    expected = header + int(np.prod(dims)) * dtype.itemsize
-    if len(data) != expected:
+    dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    return IdxHeader(dims, np.dtype(_IDX_TYPES[data[2]]), 4 + 4 * ndim)
+
+
+def parse_idx(data: bytes, where: str) -> np.ndarray:
+    """Decode an idx file; DatasetError naming ``where`` for a bad header or a payload
+    whose length disagrees with the header."""
+    header = read_header(data, where)
+    if len(data) != header.file_bytes:
         raise DatasetError(
-            f"{where}: idx header {dims} needs {expected} bytes, file has {len(data)}"
+            f"{where}: idx header {header.dims} needs {header.file_bytes:,} bytes, "
+            f"file has {len(data):,}"
         )
-    return np.frombuffer(data, dtype, offset=header).reshape(dims)
+    return np.frombuffer(data, header.dtype, offset=header.offset).reshape(header.dims)
 
 
 def mnist_catalog(folder: Path) -> Catalog:
@@ -79,11 +102,16 @@ def _read(folder: Path, base: str, ndim: int) -> tuple[Path, np.ndarray]:
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
-            data = f.read(MAX_FILE_BYTES + 1)  # bounded: a small .gz may inflate to anything
-    except (OSError, EOFError) as exc:
+            start = f.read(_MAX_HEADER)
+            size = read_header(start, str(path)).file_bytes  # a small .gz may inflate to
+            if size > MAX_FILE_BYTES:  # anything: read no more than the header declares
+                raise DatasetError(
+                    f"{path}: idx header declares {size:,} bytes, over the "
+                    f"{MAX_FILE_BYTES:,}-byte limit for one idx file"
+                )
+            data = start + f.read(max(size + 1 - len(start), 0))
+    except (OSError, EOFError, zlib.error) as exc:
         raise DatasetError(f"{path}: cannot read ({exc})") from exc
-    if len(data) > MAX_FILE_BYTES:
-        raise DatasetError(f"{path}: over the {MAX_FILE_BYTES:,}-byte limit for one idx file")
     array = parse_idx(data, str(path))
     if array.ndim != ndim:
         raise DatasetError(f"{path}: expected {ndim} dimensions, header has {array.ndim}")

@@ -32,11 +32,28 @@ class ExecutorSpec:
     gpus: Sequence[int] | None = None  #: local: GPU ids shared out among the workers
     prefetch: int | str = "auto"  #: Dask: evaluations queued ahead per worker slot, or "auto"
     timeout_s: float | None = None  #: one evaluation's limit; None: :func:`default_timeout`
+    #: a cluster spec file to start workers from (:mod:`blockqnn.execution.deploy`)
+    cluster: str | None = None
 
     @property
     def kind(self) -> str:
         """The :data:`EXECUTORS` key of this address."""
+        if self.cluster is not None:
+            return "cluster"
         return "local" if self.address == "local" else "dask"
+
+
+def executor_address(text: str) -> str:
+    """``local``, or the normalised address of a Dask scheduler (see
+    :func:`~blockqnn.execution.dask_cluster.scheduler_address`); ValueError otherwise."""
+    if text == "local":
+        return text
+    from blockqnn.execution.dask_cluster import scheduler_address
+
+    try:
+        return scheduler_address(text)
+    except ValueError as exc:
+        raise ValueError(f"'local' or a scheduler address: {exc}") from None
 
 
 def default_timeout(evaluator: Any) -> float:
@@ -61,22 +78,35 @@ def _local(spec: ExecutorSpec, evaluator: Evaluator, config: SearchConfig) -> Ex
     return ProcessExecutor(evaluator, workers, threads=threads, gpus=spec.gpus, timeout_s=timeout)
 
 
-def _dask(spec: ExecutorSpec, evaluator: Evaluator, config: SearchConfig) -> Executor:
-    """A client of the scheduler; a run on CUDA asks each task for one ``GPU`` resource
-    (ExecutorLost when the scheduler cannot be reached)."""
-    from blockqnn.execution.dask_cluster import DaskExecutor
-
+def _dask_options(spec: ExecutorSpec, evaluator: Evaluator, config: SearchConfig) -> dict:
+    """The DaskExecutor's options: a run on CUDA asks each task for one ``GPU`` resource."""
     gpu = {"GPU": 1} if config.evaluator.get("device") == "cuda" else None
     timeout = spec.timeout_s or default_timeout(evaluator)
-    return DaskExecutor(
-        spec.address, evaluator, resources=gpu, prefetch=spec.prefetch, timeout_s=timeout
-    )
+    return {"resources": gpu, "prefetch": spec.prefetch, "timeout_s": timeout}
+
+
+def _dask(spec: ExecutorSpec, evaluator: Evaluator, config: SearchConfig) -> Executor:
+    """A client of the scheduler (ExecutorLost when it cannot be reached)."""
+    from blockqnn.execution.dask_cluster import DaskExecutor
+
+    return DaskExecutor(spec.address, evaluator, **_dask_options(spec, evaluator, config))
+
+
+def _cluster(spec: ExecutorSpec, evaluator: Evaluator, config: SearchConfig) -> Executor:
+    """A cluster started from the spec file, scaling adaptively, stopped on close
+    (ClusterSpecError for a bad file or a missing deployer)."""
+    from blockqnn.execution.deploy import cluster_executor, load_cluster_spec
+
+    cluster = load_cluster_spec(spec.cluster)
+    options = _dask_options(spec, evaluator, config)
+    return cluster_executor(cluster, evaluator, f"--cluster {spec.cluster}", **options)
 
 
 #: Executor builders by kind of address.
 EXECUTORS: dict[str, Callable[[ExecutorSpec, Evaluator, SearchConfig], Executor]] = {
     "local": _local,
     "dask": _dask,
+    "cluster": _cluster,
 }
 
 

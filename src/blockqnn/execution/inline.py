@@ -24,7 +24,8 @@ class InlineExecutor(ClosingExecutor):
         if not self._queue:
             return []
         cid, arch, step = self._queue.popleft()
-        return [evaluate_safely(self.evaluator, cid, arch, "inline", step)]
+        # The master itself evaluates: no worker to name.
+        return [evaluate_safely(self.evaluator, cid, arch, None, step)]
 
     def close(self) -> None:
         self._queue.clear()

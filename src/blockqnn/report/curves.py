@@ -174,11 +174,12 @@ def curves_figure(
     bands = [epsilon_bands(run.stats) for run in runs]
     shared = all(b == bands[0] and s == scales[0] for b, s in zip(bands, scales, strict=True))
     for index, (run, name, scale) in enumerate(zip(runs, names, scales, strict=True)):
+        ends = positions(run.stats, scale, run.config.batch)
         if shared and index == 0:
-            _shade_epsilon(ax, bands[0], scale)
+            _shade_epsilon(ax, bands[0], scale, ends)
         elif not shared:
-            _strip_epsilon(ax, bands[index], scale, index, f"C{index}")
-        _plot_run(ax, run.stats, name, f"C{index}", scale)
+            _strip_epsilon(ax, bands[index], scale, ends, index, f"C{index}")
+        _plot_run(ax, run.stats, name, f"C{index}", list(ends.values()))
     _decorate(ax, runs, metric, xlabel)
     return fig
 
@@ -196,11 +197,26 @@ def _default_label(run: RunCurves) -> str:
     return f"{run.run_dir.name} ({run.config.strategy})"
 
 
-def _plot_run(ax, stats: list[IterationStats], name: str, colour: str, scale: int) -> None:
-    x = [(s.iteration + 1) * scale for s in stats]
-    ax.plot(x, [s.mean for s in stats], color=colour, alpha=0.45, lw=1, label=f"{name} mean")
-    ax.plot(x, [s.top1 for s in stats], color=colour, lw=2, label=f"{name} top-1")
-    ax.plot(x, [s.top5 for s in stats], color=colour, lw=1.5, ls="--", label=f"{name} top-{TOP}")
+def positions(stats: Sequence[IterationStats], scale: int, batch: int) -> dict[int, float]:
+    """Where each iteration's point sits on the x axis (iteration -> x): at the end of
+    the iteration, ``(iteration + 1) * scale``; the last one, when it holds fewer than
+    ``batch`` candidates (a partial iteration), at the share of it they fill."""
+    ends = {s.iteration: float((s.iteration + 1) * scale) for s in stats}
+    if stats and stats[-1].count < batch:
+        last = stats[-1]
+        ends[last.iteration] = (last.iteration + last.count / batch) * scale
+    return ends
+
+
+def _plot_run(ax, stats: list[IterationStats], name: str, colour: str, x: list[float]) -> None:
+    mark = {"marker": "o", "ms": 4} if len(x) == 1 else {}  # one point draws no line
+    ax.plot(
+        x, [s.mean for s in stats], color=colour, alpha=0.45, lw=1, label=f"{name} mean", **mark
+    )
+    ax.plot(x, [s.top1 for s in stats], color=colour, lw=2, label=f"{name} top-1", **mark)
+    ax.plot(
+        x, [s.top5 for s in stats], color=colour, lw=1.5, ls="--", label=f"{name} top-{TOP}", **mark
+    )
 
 
 def epsilon_bands(stats: Sequence[IterationStats]) -> list[tuple[int, int, float]]:
@@ -217,15 +233,18 @@ def epsilon_bands(stats: Sequence[IterationStats]) -> list[tuple[int, int, float
     return bands
 
 
-def _span(first: int, last: int, scale: int) -> tuple[float, float]:
-    """The x extent of iterations ``first..last`` (points sit at ``(iteration + 1) * scale``)."""
-    return (first + 0.5) * scale, (last + 1.5) * scale
+def _span(first: int, last: int, scale: int, ends: dict[int, float]) -> tuple[float, float]:
+    """The x extent of iterations ``first..last``: from the start of ``first`` to the point
+    of ``last`` (``ends``: :func:`positions`), never past its candidates."""
+    return first * scale, ends[last]
 
 
-def _shade_epsilon(ax, bands: list[tuple[int, int, float]], scale: int) -> None:
+def _shade_epsilon(
+    ax, bands: list[tuple[int, int, float]], scale: int, ends: dict[int, float]
+) -> None:
     """Grey bands, darker for more exploration, each labelled with its epsilon."""
     for index, (first, last, epsilon) in enumerate(bands):
-        start, end = _span(first, last, scale)
+        start, end = _span(first, last, scale, ends)
         ax.axvspan(start, end, color="0.5", alpha=0.04 + 0.16 * epsilon, lw=0)
         ax.text(
             (start + end) / 2,
@@ -240,13 +259,14 @@ def _shade_epsilon(ax, bands: list[tuple[int, int, float]], scale: int) -> None:
 
 
 def _strip_epsilon(
-    ax, bands: list[tuple[int, int, float]], scale: int, row: int, colour: str
-) -> None:
+    ax, bands: list[tuple[int, int, float]], scale: int, ends: dict[int, float], row: int,
+    colour: str,
+) -> None:  # fmt: skip
     """One run's epsilon stages as a strip in its colour along the bottom (row ``row``),
     darker for more exploration."""
     height = 0.03
     for first, last, epsilon in bands:
-        start, end = _span(first, last, scale)
+        start, end = _span(first, last, scale, ends)
         ax.axvspan(
             start, end, ymin=row * height, ymax=(row + 1) * height,
             color=colour, alpha=0.1 + 0.6 * epsilon, lw=0,

@@ -23,7 +23,8 @@ from shlex import quote
 from typing import Any
 
 from blockqnn.config import SearchConfig, make_space
-from blockqnn.pareto import front
+from blockqnn.evaluation import metric_label
+from blockqnn.pareto import front, objectives, steered_reward_text
 from blockqnn.report.draw import render
 from blockqnn.report.graph import FILLS, STROKES, Graph, block_graph, cell_graph
 from blockqnn.runlock import shown_status
@@ -31,7 +32,7 @@ from blockqnn.search import open_run
 from blockqnn.space import Space
 from blockqnn.store import Candidate, CandidateState, rank
 
-#: Best candidates (by reward) drawn with the full drawing engine and inlined; the page's
+#: Best candidates (the run's ranking) drawn with the full drawing engine and inlined; the page's
 #: script draws every other candidate itself from its compact graph.
 DRAWN = 10
 #: Stored metrics shown first, in this order; others (any metric an evaluator names, and
@@ -57,7 +58,7 @@ def run_data(run_dir: str | Path) -> dict[str, Any]:
     with store:
         candidates, status = store.candidates(), shown_status(run_dir, store.get_meta("status"))
         curves = {c.id: store.curve(c.reused_from or c.id) for c in candidates}
-    best = rank(candidates)[:DRAWN]
+    best = rank(candidates, objectives=config.objectives)[:DRAWN]
     graph = functools.partial(candidate_graph, space=make_space(config), kind=config.space)
     graphs = {c.id: graph(c.arch) for c in candidates}
     metrics = metric_names(candidates)
@@ -87,7 +88,8 @@ def _table(
     graphs: dict[int, Graph],
     curves: dict[int, list[dict[str, Any]]],
 ) -> dict[str, Any]:
-    """The all-candidates table: ``columns``, ``rows`` and the detail views' ``details``
+    """The all-candidates table: ``columns``, ``rows``, the ``labels`` of metric columns
+    (:func:`blockqnn.evaluation.metric_label`) and the detail views' ``details``
     (``curves``: each candidate's stored per-epoch curve)."""
     by_key: dict[str, list[int]] = defaultdict(list)
     for c in candidates:
@@ -96,6 +98,7 @@ def _table(
     return {
         "metrics": list(metrics),
         "columns": [*_COLUMNS, *metrics, *_TAIL_COLUMNS],
+        "labels": {name: metric_label(name) for name in [*metrics, "cost_s"]},
         "rows": [candidate_row(c, metrics, graphs[c.id], start) for c in candidates],
         "details": {c.id: candidate_details(c, by_key[c.key], curves[c.id]) for c in candidates},
     }
@@ -274,6 +277,9 @@ def _reward(config: SearchConfig, candidates: Sequence[Candidate]) -> str:
         for name, term in weighted.items()
         if name in measured
     ]
+    if config.objectives:
+        steered = steered_reward_text(objectives(config.objectives), config.steer_weight)
+        return steered + ("; fixed terms" + "".join(terms) if terms else "")
     if terms:
         return "accuracy" + "".join(terms)
     if weighted:

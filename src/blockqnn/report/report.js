@@ -20,13 +20,20 @@
   const ESCAPES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
   const esc = (value) => String(value).replace(/[&<>"']/g, (c) => ESCAPES[c]);
 
+  // The rule of blockqnn.evaluation.format_metric (show and the search summary use it).
   function fmt(value, name) {
     if (value === null || value === undefined) return '–';
     if (typeof value !== 'number') return esc(value);
-    if (name === 'flops') return value.toPrecision(4);
-    if (Number.isInteger(value)) return String(value).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+    if (Number.isInteger(value) || Math.abs(value) >= 10000) {
+      const [sign, digits] = [value < 0 ? '-' : '', String(Math.abs(Math.round(value)))];
+      return sign + digits.replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+    }
+    if (name === 'flops' && value) {
+      return value.toFixed(Math.max(0, 3 - Math.floor(Math.log10(Math.abs(value)))));
+    }
     return value.toFixed(Math.abs(value) >= 100 ? 2 : 3);
   }
+  const label = (run, name) => run.labels[name] || name.replace(/_/g, ' ');
 
   const route = (runIndex, id) => (runIndex ? `#r${runIndex}-c${id}` : `#c${id}`);
   const link = (runIndex, id) => `<a href="${route(runIndex, id)}">#${id}</a>`;
@@ -121,7 +128,7 @@
         ...metrics.map((m) => fmt(c[m], m)), fmt(c.reward)];
     });
     const headers = ['rank', 'id', 'drawing', 'architecture', 'iteration',
-      ...metrics.map((m) => m.replace(/_/g, ' ')), 'reward'];
+      ...metrics.map((m) => label(run, m)), 'reward'];
     $('best').innerHTML = table(headers, rows, 'id="leaderboard"');
   }
 
@@ -217,6 +224,10 @@
       return s.points.map((p) => `<circle cx="${sx(p[0])}" cy="${sy(p[1])}" r="${r}" `
         + `fill="${s.colour}" fill-opacity="${s.opacity || 0.5}">${tips ? `<title>#${p[2] ?? ''} `
         + `(${+p[0].toPrecision(4)}, ${+p[1].toPrecision(4)})</title>` : ''}</circle>`).join('');
+    }
+    if (s.points.length === 1) { // a one-epoch curve: a path of one point draws nothing
+      const [p] = s.points;
+      return `<circle cx="${sx(p[0])}" cy="${sy(p[1])}" r="3.6" fill="${s.colour}" ${style}/>`;
     }
     let d = '';
     s.points.forEach((p, i) => {
@@ -398,7 +409,7 @@
     const { columns } = run;
     const arrow = view.desc ? ' ▼' : ' ▲';
     $('candidates').tHead.innerHTML = `<tr>${columns.map((c) => `<th data-column="${c}">`
-      + `${esc(c.replace(/_/g, ' '))}${c === view.sort ? arrow : ''}</th>`).join('')}</tr>`;
+      + `${esc(label(run, c))}${c === view.sort ? arrow : ''}</th>`).join('')}</tr>`;
     const shown = run.candidates.filter(matches).sort(compare);
     const cell = (c, name) => (name === 'arch' ? `<td><code>${esc(c.arch)}</code></td>`
       : `<td class="${typeof c[name] === 'number' ? 'num' : ''}">${fmt(c[name], name)}</td>`);
@@ -459,7 +470,7 @@
       ? `~${fmt(estimate.reward)} (estimated: stopped at rung ${estimate.rung})`
       : fmt(c.reward);
     const metrics = [['state', esc(c.state)], ['reward', reward],
-      ...run.metrics.map((m) => [m.replace(/_/g, ' '), fmt(c[m], m)]),
+      ...run.metrics.map((m) => [esc(label(run, m)), fmt(c[m], m)]),
       ['layers', c.layers], ['iteration', c.iteration], ['epsilon', fmt(c.epsilon)]];
     const timings = [['proposed', fmt(details.created)], ['started', fmt(details.started)],
       ['finished', fmt(details.finished)],
@@ -543,6 +554,7 @@
     try {
       const response = await fetch('data.json', { cache: 'no-store' });
       const payload = await response.json();
+      if (!response.ok) throw new Error(payload.error || response.statusText); // e.g. run.db gone
       const next = JSON.stringify(payload.runs.map((r) => [r.progress, r.rows.length, r.status]));
       if (next !== stamp) {
         stamp = next;
@@ -551,7 +563,7 @@
         pause = Math.max(POLL_MS, 3 * (performance.now() - begun)); // big runs poll less often
       }
     } catch (error) {
-      $('meta').textContent = `live: cannot reach the server (${error.message})`;
+      $('meta').textContent = `live: no update (${error.message})`;
     }
     setTimeout(poll, pause);
   }

@@ -52,6 +52,10 @@ class Strategy(ABC):
 
     #: The name recorded in :meth:`state_dict`.
     kind: ClassVar[str]
+    #: Keys of :meth:`state_dict` whose values are append-only logs: lists whose items,
+    #: once in a state, are never changed or removed in a later one (a run store saves
+    #: only their new items).
+    logs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -90,18 +94,24 @@ class Strategy(ABC):
     def _ask(self) -> Hashable:
         """The strategy's own next proposal."""
 
-    def tell(self, arch: Hashable, reward: float, *, duplicate: bool = False) -> None:
+    def tell(
+        self, arch: Hashable, reward: float, *, duplicate: bool = False, late: bool = False
+    ) -> None:
         """Learn from one finished evaluation of ``arch`` (an architecture of the space,
         as :meth:`ask` or ``space.parse`` return it); ``reward`` in percent.
 
         ``duplicate=True`` answers the last ask with the stored reward of an isomorphic,
-        already evaluated architecture (see the class contract)."""
+        already evaluated architecture (see the class contract). With ``late=True`` too it
+        answers an earlier ask that waited for an isomorphic architecture in flight: the
+        strategy learns as from a duplicate answer, but it is no repeat (that ask was not
+        answered at once)."""
         reward = float(reward)
         if not math.isfinite(reward):
             raise ValueError(f"reward must be finite, got {reward}")
         if duplicate:
-            self._repeats += 1
-            self._answered = True
+            if not late:
+                self._repeats += 1
+                self._answered = True
             self._observe_duplicate(arch, reward)
             return
         self._observe(arch, reward)

@@ -13,7 +13,13 @@ r_t = 0 when ``shaped=False`` (the ablation of Fig. 5). The max runs over the le
 of s_{t+1}, unseen ones counting as ``q_init``. The paper's alpha is a constant; the
 default preset uses ``max(alpha, 1 / n)`` at an entry's n-th update (:func:`preset_options`).
 
-Pure Python: never imports torch.
+With ``proposals`` M > 1 the agent also keeps a learned model of the reward
+(:class:`~blockqnn.strategies.surrogate.RidgeSurrogate`, fitted on every result told) and
+each ask walks the epsilon-greedy policy M times and returns the walk the model scores
+best (mean + ``ucb`` standard deviations), preferring walks not evaluated yet. Q, its
+updates and replay are unchanged: the model only chooses among the policy's proposals.
+
+Pure Python (and numpy for the model): never imports torch.
 """
 
 from __future__ import annotations
@@ -32,6 +38,11 @@ from blockqnn.strategies.base import (
     encode_results,
 )
 from blockqnn.strategies.schedule import EpsilonSchedule, budget_schedule, iterations_for
+from blockqnn.strategies.surrogate import RidgeSurrogate, featurizer
+
+#: Options of the surrogate (recorded in :attr:`QLearningStrategy.config` only when it is
+#: on, so states saved without it still load).
+SURROGATE_OPTIONS = ("proposals", "ucb", "floor")
 
 logger = logging.getLogger(__name__)
 
@@ -49,16 +60,22 @@ class QLearningStrategy(Strategy):
       evaluations, ``replay`` remembered results are drawn uniformly with replacement and
       each is applied again (experience replay).
 
+    - With ``proposals`` M > 1, :meth:`ask` walks the policy M times and returns the walk
+      of best surrogate score ``mean + ucb * sd`` among those not yet evaluated (if any;
+      ties to the first walk). The surrogate is fitted on the replay memory, so
+      :meth:`load_state_dict` rebuilds it exactly.
+
     Settings come from ``preset`` (``"default"`` or ``"paper"``, :func:`preset_options`);
     ``options`` (``alpha``, ``gamma``, ``q_init``, ``per_visit``, ``shaped``, ``replay``,
-    ``schedule``, ``max_repeats``) override them; an unknown option is a TypeError and a
-    bad value a ValueError naming it.
+    ``schedule``, ``max_repeats``, ``proposals``, ``ucb``, ``floor``) override them; an
+    unknown option is a TypeError and a bad value a ValueError naming it.
 
     Q is stored sparsely, ``state -> {action: value}``, holding only updated entries, so a
     greedy choice looks at the stored entries plus ``q_init`` for the rest.
     """
 
     kind = "qlearning"
+    logs = ("memory", "aliases")
 
     def __init__(
         self,
@@ -85,6 +102,15 @@ class QLearningStrategy(Strategy):
         self.per_visit = _flag(settings, "per_visit")
         self.shaped = _flag(settings, "shaped")
         self.replay = _count(settings, "replay")
+        self.proposals = _count(settings, "proposals")
+        if self.proposals < 1:
+            raise ValueError(f"proposals must be an integer >= 1, got {self.proposals}")
+        self.ucb = _number(settings, "ucb", 0.0, math.inf)
+        self.floor = _number(settings, "floor", 0.0, 0.99)
+        self._surrogate = (
+            RidgeSurrogate(featurizer(space), floor=self.floor) if self.proposals > 1 else None
+        )
+        self._evaluated: set[str] = set()  # keys of the architectures in memory
         template = settings["schedule"]
         if not isinstance(template, EpsilonSchedule):
             template = EpsilonSchedule(**template)
@@ -94,6 +120,7 @@ class QLearningStrategy(Strategy):
         self._memory: list[Result] = []
         self._memory_rows: list[list[Any]] = []  # encoded memory[:len], extended lazily
         self._aliases: list[Hashable] = []  # duplicate answers that took a path of their own
+        self._alias_rows: list[str] = []  # encoded aliases[:len], extended lazily
         # (state, action) -> (trajectory, step) of its first occurrence, the trajectory a
         # memory index or -1 - an alias index; names Q entries in state_dict without
         # needing states to be JSON-able.
@@ -112,7 +139,23 @@ class QLearningStrategy(Strategy):
         """Q(state, action), ``q_init`` where never updated."""
         return self._q.get(state, {}).get(action, self.q_init)
 
+    @property
+    def surrogate(self) -> RidgeSurrogate | None:
+        """The learned model of the reward (None when ``proposals`` is 1)."""
+        return self._surrogate
+
     def _ask(self) -> Hashable:
+        if self._surrogate is None:
+            return self._walk()
+        walks = [self._walk() for _ in range(self.proposals)]
+        means, spreads = self._surrogate.predict(walks)
+        scores = [m + self.ucb * s if self.ucb else m for m, s in zip(means, spreads, strict=True)]
+        ranked = sorted(range(len(walks)), key=lambda i: -scores[i])  # stable: ties by order
+        fresh = (i for i in ranked if self.space.key(walks[i]) not in self._evaluated)
+        return walks[next(fresh, ranked[0])]
+
+    def _walk(self) -> Hashable:
+        """One walk of the epsilon-greedy policy."""
         epsilon = self.epsilon
         actions = walk(self.space, lambda state, legal: self._choose(state, legal, epsilon))
         return self.space.architecture(actions)
@@ -184,7 +227,13 @@ class QLearningStrategy(Strategy):
         for step, pair in enumerate(zip(states[:-1], actions, strict=True)):
             self._origin.setdefault(pair, (index, step))
         self._memory.append((arch, reward))
+        self._learn_model(arch, reward)
         return states, actions
+
+    def _learn_model(self, arch: Hashable, reward: float) -> None:
+        if self._surrogate is not None:
+            self._surrogate.add(arch, reward)
+            self._evaluated.add(self.space.key(arch))
 
     def _path(self, arch: Hashable) -> tuple[list, list]:
         """States s_0..s_T and actions a_1..a_T of ``arch``'s trajectory."""
@@ -226,6 +275,7 @@ class QLearningStrategy(Strategy):
             "shaped": self.shaped,
             "replay": self.replay,
             "schedule": self.schedule.as_dict(),
+            **({} if self._surrogate is None else {k: getattr(self, k) for k in SURROGATE_OPTIONS}),
         }
 
     def _state(self) -> dict[str, Any]:
@@ -234,19 +284,24 @@ class QLearningStrategy(Strategy):
         action at that step of that trajectory, a memory index or -1 - an alias index, in
         table order)."""
         self._memory_rows += encode_results(self.space, self._memory[len(self._memory_rows) :])
-        memory = [list(row) for row in self._memory_rows]
+        self._alias_rows += map(self.space.format, self._aliases[len(self._alias_rows) :])
         rows = [
             [*self._origin[s, a], v, self._visits[s][a]]
             for s, row in self._q.items()
             for a, v in row.items()
         ]
-        aliases = [self.space.format(arch) for arch in self._aliases]
-        return {"memory": memory, "aliases": aliases, "q": rows}
+        return {"memory": list(self._memory_rows), "aliases": list(self._alias_rows), "q": rows}
 
     def _restore(self, state: dict[str, Any]) -> None:
         self._memory = decode_results(self.space, state["memory"])
         self._memory_rows = []
+        if self._surrogate is not None:
+            self._surrogate = RidgeSurrogate(featurizer(self.space), floor=self.floor)
+            self._evaluated = set()
+            for arch, reward in self._memory:
+                self._learn_model(arch, reward)
         self._aliases = [self.space.parse(text) for text in state["aliases"]]
+        self._alias_rows = []
         paths: dict[int, list[tuple[Hashable, Hashable]]] = {}
         self._q, self._visits, self._origin = {}, {}, {}
         for index, step, value, visits in state["q"]:
@@ -263,8 +318,10 @@ class QLearningStrategy(Strategy):
 def random_search(
     space: Space, *, seed: int, budget: int, batch: int, **options: Any
 ) -> QLearningStrategy:
-    """The paper's random-search baseline (Appendix A): the same pipeline, epsilon = 1."""
+    """The paper's random-search baseline (Appendix A): the same pipeline, epsilon = 1,
+    each proposal one random walk (``proposals`` 1: no model of the reward chooses)."""
     options["schedule"] = EpsilonSchedule.constant(1.0)
+    options.setdefault("proposals", 1)
     return QLearningStrategy(space, seed=seed, budget=budget, batch=batch, **options)
 
 
@@ -280,7 +337,10 @@ def preset_options(preset: str, batch: int) -> dict[str, Any]:
       a few visits per entry Q otherwise tracks visit counts, not rewards); replay is 1:1
       with the batch, as the paper's 64 of 64; and the epsilon = 1 stage is a quarter of
       the budget instead of the paper's 53%, with the later stages in the paper's
-      proportions (:func:`~blockqnn.strategies.schedule.budget_schedule`).
+      proportions (:func:`~blockqnn.strategies.schedule.budget_schedule`); and each
+      proposal is the best of 128 walks of the policy by the learned model of the reward
+      (targets below their median raised to it, no uncertainty bonus), chosen on the
+      search signal only (``benchmarks/choose_surrogate.py``, docs/benchmarks.md).
     """
     paper = {
         "alpha": 0.01,
@@ -291,11 +351,21 @@ def preset_options(preset: str, batch: int) -> dict[str, Any]:
         "replay": 64,
         "schedule": EpsilonSchedule(),
         "max_repeats": DEFAULT_MAX_REPEATS,
+        "proposals": 1,
+        "ucb": 0.0,
+        "floor": 0.0,
     }
     if preset == "paper":
         return paper
     if preset == "default":
-        return {**paper, "per_visit": True, "replay": batch, "schedule": budget_schedule()}
+        return {
+            **paper,
+            "per_visit": True,
+            "replay": batch,
+            "schedule": budget_schedule(),
+            "proposals": 128,
+            "floor": 0.5,
+        }
     raise ValueError(f"unknown Q-learning preset {preset!r}; presets: default, paper")
 
 

@@ -5,6 +5,7 @@ the model file format. Everything here needs torch.
   and :class:`FinalRecipe` (presets ``cifar``, ``imagenet``), plain frozen data.
 - :mod:`~blockqnn.train.loop`: :class:`Loop`, used by both of the following.
 - :mod:`~blockqnn.train.evaluator`: :class:`TrainingEvaluator`, the search's evaluator.
+- :mod:`~blockqnn.train.custom`: :class:`Budget`, what a user's training function gets.
 - :mod:`~blockqnn.train.final`: :func:`train_final`, checkpointed and resumable.
 - :mod:`~blockqnn.train.checkpoint`: :func:`save_model` / :func:`load` of model files.
 """
@@ -12,6 +13,7 @@ the model file format. Everything here needs torch.
 from __future__ import annotations
 
 from blockqnn.train.checkpoint import ModelFileError, load, save_model
+from blockqnn.train.custom import Budget
 from blockqnn.train.evaluator import TrainingEvaluator
 from blockqnn.train.final import CheckpointError, train_final
 from blockqnn.train.loop import Diverged, EpochStats, Loop
@@ -20,6 +22,7 @@ from blockqnn.train.recipes import EARLY_STOP, FINAL, EarlyStopRecipe, FinalReci
 __all__ = [
     "EARLY_STOP",
     "FINAL",
+    "Budget",
     "CheckpointError",
     "Diverged",
     "EarlyStopRecipe",

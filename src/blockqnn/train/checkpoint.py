@@ -9,6 +9,7 @@ network configuration, the class names, the normalisation mean/std and the
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import re
@@ -42,16 +43,26 @@ def tagged(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
     return {"format": kind, "version": VERSION, **payload}
 
 
-def load_tagged(path: PathLike, kind: str) -> dict[str, Any]:
-    """The dict saved in ``path`` by ``atomic_save(tagged(kind, ...))``.
+def to_bytes(obj: dict[str, Any]) -> bytes:
+    """``torch.save(obj)`` into bytes (:func:`load_tagged` reads them back)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def load_tagged(source: PathLike | bytes, kind: str) -> dict[str, Any]:
+    """The dict saved in ``source`` (a file, or bytes) by ``atomic_save(tagged(kind, ...))``
+    or ``to_bytes(tagged(kind, ...))``.
 
     Raises FileNotFoundError for a missing file and :class:`ModelFileError` naming the file
     and what is wrong for anything else: not a torch file, truncated or corrupt, holding
     Python objects beyond tensors and plain data (refused, never unpickled), another
     format, or another version.
     """
+    path = f"({len(source)} bytes)" if isinstance(source, bytes) else source
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        data = io.BytesIO(source) if isinstance(source, bytes) else source
+        obj = torch.load(data, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
@@ -98,11 +109,13 @@ def save_model(
     classes: Sequence[str],
     mean: Sequence[float],
     std: Sequence[float],
+    pixel_max: float = 255.0,
 ) -> None:
     """Write ``network`` (built by :func:`blockqnn.model.build`) as a model file, atomically.
 
     ``classes`` names the outputs; ``mean``/``std`` are the per-channel statistics its
-    inputs were normalised with (``(x / 255 - mean) / std``).
+    inputs were normalised with (``(x / pixel_max - mean) / std``, ``pixel_max`` the
+    brightest value of its dataset's own scale: 16 for scikit-learn's digits).
     """
     record = {
         "codes": network.codes,
@@ -110,6 +123,7 @@ def save_model(
         "classes": list(classes),
         "mean": [float(m) for m in mean],
         "std": [float(s) for s in std],
+        "pixel_max": float(pixel_max),
         "state_dict": {k: v.detach().cpu() for k, v in network.state_dict().items()},
     }
     atomic_save(tagged(MODEL_FORMAT, record), path)
@@ -119,7 +133,8 @@ def load(path: PathLike) -> Network:
     """The network saved in a model file, on the CPU in eval mode.
 
     The returned module has ``codes`` (the block's text) and ``config`` as built, plus
-    ``classes``, ``mean`` and ``std`` from the file. Raises :class:`ModelFileError` naming
+    ``classes``, ``mean``, ``std`` and ``pixel_max`` (255 in files older than it) from the
+    file. Raises :class:`ModelFileError` naming
     the file when it is not a readable blockqnn model file.
     """
     record = load_tagged(path, MODEL_FORMAT)
@@ -132,4 +147,5 @@ def load(path: PathLike) -> Network:
         ) from exc
     network.classes = tuple(record["classes"])
     network.mean, network.std = tuple(record["mean"]), tuple(record["std"])
+    network.pixel_max = float(record.get("pixel_max", 255.0))
     return network.eval()

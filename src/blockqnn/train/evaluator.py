@@ -19,6 +19,7 @@ import hashlib
 import logging
 import math
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,8 @@ from blockqnn.evaluation import EvaluationError, Result, Step, check_limits
 from blockqnn.latency import Latency, measure_latency
 from blockqnn.model import NetworkConfig, build, cifar, imagenet
 from blockqnn.profile import count_params, profile_network
-from blockqnn.train.checkpoint import ModelFileError, atomic_save, load_tagged, tagged
+from blockqnn.train import custom
+from blockqnn.train.checkpoint import ModelFileError, load_tagged, tagged, to_bytes
 from blockqnn.train.loop import Diverged, Loop, configure_cpu, resolve_device
 from blockqnn.train.recipes import EarlyStopRecipe, early_stop_recipe
 
@@ -76,6 +78,9 @@ class TrainingEvaluator:
     #: metric name -> largest allowed value, checked before training (flops, params,
     #: density, latency_ms, latency_batch_ms); a candidate over one fails at once
     limits: dict[str, float] = field(default_factory=dict)
+    #: import path ``module:qualname`` of a training function that replaces the recipe's
+    #: training (:mod:`blockqnn.train.custom`); None: the built-in early stop
+    trainer: str | None = None
 
     def __post_init__(self) -> None:
         """Normalise ``widths`` to a tuple and fail fast (ValueError) on bad options, before
@@ -90,6 +95,8 @@ class TrainingEvaluator:
             raise ValueError(f"threads={self.threads}: give 1 to {MAX_THREADS} threads per worker")
         if self.latency_batch is not None and self.latency_batch < 1:
             raise ValueError(f"latency_batch must be positive, got {self.latency_batch}")
+        if self.trainer is not None:
+            custom.trainer(self.trainer)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible dict of the options."""
@@ -144,13 +151,18 @@ class TrainingEvaluator:
         """
         start = time.perf_counter()
         block, config, data, metrics, extra = self._prepare(arch)
-        loop, restarts = self._train(block, config, data, self.early_stop_recipe().epochs)
+        epochs = self.early_stop_recipe().epochs
+        if self.trainer is not None:
+            return self._custom(block, config, data, metrics, extra, start, epochs=epochs)
+        loop, restarts = self._train(block, config, data, epochs)
         return _result(loop, restarts, metrics, extra, time.perf_counter() - start, 0)
 
     def evaluate_rung(self, arch: str, step: Step) -> Result:
-        """Train block ``arch`` up to ``step.budget`` epochs, continuing from the state saved
-        at ``step.state`` after ``step.start`` epochs (training from nothing when there is
-        none to use); then save the state there for the next rung unless ``step.last``.
+        """Train block ``arch`` up to ``step.budget`` epochs, continuing from ``step.state``
+        (the bytes a rung of it returned after ``step.start`` epochs; training from nothing
+        when there is none to use); unless ``step.last``, the result's ``state`` holds the
+        whole training state for the next rung (a torch file of tensors and plain data,
+        read back with ``weights_only=True``).
 
         The epochs' learning rates are those of the uninterrupted early stop, so the top
         rung measures what :meth:`evaluate` measures. The result's curve holds the epochs
@@ -159,6 +171,11 @@ class TrainingEvaluator:
         start = time.perf_counter()
         block, config, data, metrics, extra = self._prepare(arch)
         epochs = int(step.budget)
+        if self.trainer is not None:
+            return self._custom(
+                block, config, data, metrics, extra, start, epochs=epochs,
+                start_epoch=int(step.start), state=step.state, last=step.last,
+            )  # fmt: skip
         resumed = self._resume(block, config, data, step)
         if resumed is None:
             (loop, restarts), first = self._train(block, config, data, epochs), 0
@@ -166,9 +183,10 @@ class TrainingEvaluator:
             loop, restarts = resumed
             first, loop.epochs = loop.epoch, epochs
             loop.run()
-        if step.state is not None and not step.last:
-            _save_rung_state(step.state, arch, loop, restarts)
-        return _result(loop, restarts, metrics, extra, time.perf_counter() - start, first)
+        result = _result(loop, restarts, metrics, extra, time.perf_counter() - start, first)
+        if step.last:
+            return result
+        return dataclasses.replace(result, state=_rung_state(arch, loop, restarts))
 
     def _prepare(
         self, arch: str
@@ -191,20 +209,55 @@ class TrainingEvaluator:
         check_limits(metrics, self.limits, "checked before training")
         return block, config, data, metrics, extra
 
+    def _custom(
+        self,
+        block: nsc.Block,
+        config: NetworkConfig,
+        data: Dataset,
+        metrics: dict[str, float],
+        extra: dict[str, Any],
+        start: float,
+        **budget: Any,
+    ) -> Result:
+        """The result of the user's training function on the freshly seeded network. A rung
+        continues from ``budget["state"]`` (bytes): the function sees it as a file of this
+        worker, and what it saves there below the top rung returns as the result's state."""
+        seed = _seed(self.seed, block, 0)
+        torch.manual_seed(seed)
+        network = build(block, config)
+        device = resolve_device(self.device)
+        rung, state = "last" in budget, budget.pop("state", None)
+        with tempfile.TemporaryDirectory(prefix="blockqnn-rung-") as folder:
+            path = Path(folder) / "state.pt"
+            if state is not None:
+                path.write_bytes(state)
+            file = str(path) if rung else None
+            spend = custom.Budget(
+                data=data, device=device, seed=seed, amp=self.amp, state=file, **budget
+            )
+            returned = custom.trainer(self.trainer)(network, spend)
+            saved = path.read_bytes() if not spend.last and path.exists() else None
+        accuracy, more = custom.accuracy_and_metrics(returned, self.trainer)
+        details = {**extra, "trainer": self.trainer, "epochs": spend.epochs}
+        seconds = time.perf_counter() - start
+        return Result(
+            accuracy, metrics={**metrics, **more}, cost_s=seconds, extra=details, state=saved
+        )
+
     def _resume(
         self, block: nsc.Block, config: NetworkConfig, data: Dataset, step: Step
     ) -> tuple[Loop, int] | None:
-        """The loop saved at ``step.state`` after ``step.start`` epochs of this block, and
-        its restarts; None (logged) when there is no such state."""
-        if not step.start or step.state is None or not Path(step.state).exists():
+        """The loop ``step.state`` holds after ``step.start`` epochs of this block, and its
+        restarts; None (logged) when there is no such state."""
+        if not step.start or step.state is None:
             return None
         try:
             saved = load_tagged(step.state, RUNG_STATE_FORMAT)
         except ModelFileError as exc:
-            logger.warning("cannot continue from %s (%s); training again", step.state, exc)
+            logger.warning("cannot continue from the rung state (%s); training again", exc)
             return None
         if saved["codes"] != nsc.format_block(block) or saved["loop"]["epoch"] != step.start:
-            logger.warning("%s holds another block or epoch; training again", step.state)
+            logger.warning("the rung state holds another block or epoch; training again")
             return None
         recipe = self.early_stop_recipe()
         loop = Loop(
@@ -293,16 +346,11 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _save_rung_state(path: str, arch: str, loop: Loop, restarts: int) -> None:
-    """The loop's whole state, for the next rung (logged, not raised, if it cannot be
-    written: the next rung then trains again from nothing)."""
+def _rung_state(arch: str, loop: Loop, restarts: int) -> bytes:
+    """The loop's whole state, for the next rung, as a tagged torch file's bytes."""
     block = nsc.format_block(nsc.as_block(arch, sys.maxsize))
-    try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        record = {"codes": block, "loop": loop.state_dict(), "restarts": restarts}
-        atomic_save(tagged(RUNG_STATE_FORMAT, record), path)
-    except OSError as exc:
-        logger.warning("cannot save the rung state to %s (%s)", path, exc)
+    record = {"codes": block, "loop": loop.state_dict(), "restarts": restarts}
+    return to_bytes(tagged(RUNG_STATE_FORMAT, record))
 
 
 def _first_epoch_ok(loop: Loop, chance: float, last: bool) -> bool:
@@ -321,6 +369,22 @@ def _seed(seed: int, block: nsc.Block, restart: int) -> int:
     """A 63-bit seed from the evaluator's seed, the codes and the restart number."""
     text = f"{seed}|{nsc.format_block(block)}|{restart}".encode()
     return int.from_bytes(hashlib.sha256(text).digest()[:8], "big") >> 1
+
+
+def searched_network(config: Any, candidate: Any) -> tuple[torch.nn.Module, Dataset]:
+    """The He-initialised network of a search run's candidate (a ``SearchConfig`` of a
+    training run and a stored ``Candidate``), with the number of blocks per stage it was
+    evaluated with, seeded by the run's seed; and the run's dataset, which gives the
+    shapes. A training function of the run is not needed (nor imported) here."""
+    evaluator = TrainingEvaluator.from_dict(
+        {k: v for k, v in config.evaluator.items() if k not in ("kind", "trainer")}
+    )
+    data = evaluator.load_data()
+    network_config = evaluator.network_config(**data_shape(data))
+    repeats = candidate.extra.get("repeats", network_config.repeats)
+    torch.manual_seed(config.seed)
+    network = build(candidate.arch, dataclasses.replace(network_config, repeats=repeats))
+    return network, data
 
 
 def data_shape(data: Dataset) -> dict[str, int]:

@@ -158,7 +158,14 @@ def _check_identity(path: Path, saved: dict[str, Any], meta: dict[str, Any]) -> 
 
 def _finish(loop: Loop, data: Dataset, meta: dict[str, Any], out: Path) -> dict[str, Any]:
     """Test accuracy, then the model file and ``metrics.json``; returns the metrics."""
-    save_model(out / MODEL, loop.model, classes=data.classes, mean=data.mean, std=data.std)
+    save_model(
+        out / MODEL,
+        loop.model,
+        classes=data.classes,
+        mean=data.mean,
+        std=data.std,
+        pixel_max=data.pixel_max,
+    )
     vals = [s.val_accuracy for s in loop.history if not math.isnan(s.val_accuracy)]
     last = loop.history[-1].val_accuracy if loop.history else math.nan
     metrics = {
