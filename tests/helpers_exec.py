@@ -82,3 +82,15 @@ class DyingTabular:
         with os.fdopen(fd, "w") as file:
             file.write(arch)
         os._exit(3)
+
+
+class SlowStart(ScriptEvaluator):
+    """A :class:`ScriptEvaluator` whose unpickling, a worker's start-up, takes ``delay``
+    seconds (as importing torch does on a loaded machine)."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+    def __setstate__(self, state: dict[str, float]) -> None:
+        self.__dict__.update(state)
+        time.sleep(self.delay)

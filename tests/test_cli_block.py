@@ -75,3 +75,11 @@ def test_too_many_stages_for_the_image_is_a_clear_error():
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "no pixel left for stage 7: give at most 6 widths" in proc.stderr
+
+
+def test_a_width_too_large_to_allocate_is_refused_in_one_line():
+    proc = blockqnn("block", "shortcut", "--widths", "1000000000")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (
+        "blockqnn block: error: width 1000000000 is over the largest, 4096 channels"
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +24,7 @@ from blockqnn.evaluation import Result, format_metric
 from blockqnn.execution import InlineExecutor, Outcome, ProcessExecutor
 from blockqnn.runlock import RunLock
 from blockqnn.search import Search, create_run, new_strategy, open_run
+from blockqnn.store import StoreError
 from blockqnn.tabular import TabularEvaluator
 
 from .conftest import shared_file
@@ -119,6 +121,23 @@ def test_a_second_writer_is_refused_and_readers_still_work(tmp_path):
         assert new.returncode == 2 and "--resume" in one_line_error(new)
 
 
+def test_a_killed_search_shows_as_stopped_not_running(tmp_path, capsys):
+    from blockqnn.report.data import run_data
+
+    run_dir = tmp_path / "run"
+    evaluator = {"kind": "tabular", "table": str(TABLE), "reward_column": "valid-accuracy"}
+    with create_run(run_dir, SearchConfig(space="nb201", evaluator=evaluator)) as store:
+        store.set_meta("status", "running")  # what a search killed by SIGKILL leaves
+
+    def statuses() -> tuple[str, str]:
+        assert cli.main(["show", str(run_dir), "--json"]) == 0
+        return json.loads(capsys.readouterr().out)["status"], run_data(run_dir)["status"]
+
+    assert statuses() == ("stopped (no search holds the lock)",) * 2
+    with RunLock(run_dir):  # as a live search holds it
+        assert statuses() == ("running", "running")
+
+
 def test_a_killed_holders_lock_does_not_block_resume(tmp_path):
     run_dir = tmp_path / "run"
     assert blockqnn(*NB201, "--evaluations", "20", "--run-dir", str(run_dir)).returncode == 0
@@ -163,6 +182,48 @@ def test_readers_work_on_read_only_media_and_writers_are_refused(read_only_media
     assert new.returncode == 2 and "is not writable" in one_line_error(new)
 
 
+def test_deleting_the_run_directory_stops_the_search(tmp_path):
+    run_dir = tmp_path / "run"
+    command = [*CLI, *NB201, "--evaluations", "5000", "--workers", "1", "--run-dir", str(run_dir)]
+    search = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not complete_candidates(run_dir) >= 4:
+            assert search.poll() is None and time.monotonic() < deadline, search.stderr.read()
+            time.sleep(0.05)
+        shutil.rmtree(run_dir)
+        run_dir.mkdir()  # someone else's directory now: the stopping search leaves it be
+        (run_dir / "theirs").write_text("kept")
+        out, err = search.communicate(timeout=60)
+    finally:
+        search.kill()
+    assert search.returncode == 2 and "next:" not in out
+    assert (run_dir / "theirs").read_text() == "kept"
+    assert "was removed or replaced while this process had it open" in one_line_error(err)
+
+
+def complete_candidates(run_dir: Path) -> int:
+    """How many candidates a running search has completed (0 before its run exists)."""
+    try:
+        store, _ = open_run(run_dir)
+    except StoreError:
+        return 0
+    with store:
+        return store.counts()["complete"]
+
+
+def test_a_run_database_whose_creation_was_cut_short_is_replaced(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "run.db").write_bytes(b"")  # killed between creating and filling it
+    resume = ["search", "--resume", "--run-dir", str(run_dir)]
+    assert f"a new search in {run_dir} replaces it" in refused(capsys, resume)
+    assert cli.main([*NB201, "--evaluations", "3", "--run-dir", str(run_dir)]) == 0
+    store, _ = open_run(run_dir)
+    with store:
+        assert store.counts()["complete"] >= 3
+
+
 # --- 3. setup errors before the run exists -------------------------------------------------
 
 
@@ -182,6 +243,50 @@ def test_training_setup_errors_leave_no_run(tmp_path, capsys, options, expected)
     run_dir = tmp_path / "sub" / "run"
     assert expected in refused(capsys, [*DIGITS, *options, "--run-dir", str(run_dir)])
     assert not (tmp_path / "sub").exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (["--rungs", "nan,2"], "invalid rungs[0]: nan is not a finite number"),
+        (["--reward-term", "latency_ms=nan"], "reward_terms.latency_ms.weight: nan is not"),
+        (["--reward-term", "latency_ms=inf"], "reward_terms.latency_ms.weight: inf is not"),
+        (["--option", "q_init=Infinity"], "strategy_options.q_init: inf is not a finite"),
+        (["--objectives", "accuracy,bogus"], "invalid objectives: unknown metric 'bogus'"),
+        (["--objectives", "Accuracy,FLOPS"], "unknown metric 'Accuracy'; the train evaluator"),
+        (["--reward-term", "bogus=1"], "invalid reward_terms: unknown metric 'bogus'"),
+        (["--image-size", "100000"], "image_size=100000 must be a number of pixels from 1"),
+        (["--widths", "1000000000"], "width 1000000000 is over the largest, 4096 channels"),
+        (["--rungs", "auto"], "--rungs auto with 1 epochs: rungs need at least two budgets"),
+        (["--threads", "100000"], "threads=100000: give 1 to 256 threads per worker"),
+    ],
+)
+def test_non_finite_numbers_and_unknown_metrics_are_refused_before_the_run(
+    tmp_path, capsys, options, expected
+):
+    run_dir = tmp_path / "run"
+    assert expected in refused(capsys, [*DIGITS, *options, "--run-dir", str(run_dir)])
+    assert not run_dir.exists()
+
+
+def test_a_resume_may_change_the_threads(tmp_path, capsys):
+    """A run stored with more threads than torch can start (made before they were bounded)
+    continues with --resume --threads 1; without it the resume says what to do."""
+    options = {"dataset": "digits", "repeats": 1, "widths": [8, 8, 8], "threads": 100000}
+    evaluator = {"kind": "train", "recipe": "proxy", "recipe_overrides": {"epochs": 1}, **options}
+    run_dir = tmp_path / "run"
+    create_run(run_dir, SearchConfig(evaluations=1, batch=1, evaluator=evaluator)).close()
+    resume = ["search", "--resume", "--run-dir", str(run_dir), "--no-progress"]
+    assert "threads=100000: give 1 to 256 threads per worker" in refused(capsys, resume)
+    assert cli.main([*resume, "--threads", "1"]) == 0
+    store, _ = open_run(run_dir)
+    with store:
+        assert [c.state.value for c in store.candidates()] == ["complete"]
+
+
+def test_a_tables_metrics_are_its_columns(tmp_path, capsys):
+    flops = [*NB201, "--objectives", "accuracy,flops", "--run-dir", str(tmp_path / "r")]
+    assert "the tabular evaluator gives accuracy, test_accuracy" in refused(capsys, flops)
 
 
 def test_an_unusable_dataset_cache_is_a_setup_error(tmp_path):

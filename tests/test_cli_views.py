@@ -201,3 +201,10 @@ def test_a_multi_objective_run_ranks_by_its_front_in_every_view(steered_run, tmp
     data = run_data(steered_run)
     assert data["top"] == [1, 2, 3, 4]
     assert dict(data["settings"])["reward"].startswith("steered: accuracy − w·ln(latency_ms)")
+
+
+def test_export_refuses_a_negative_top(nsc_run: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["export", str(nsc_run), "--top", "-1"])
+    assert exited.value.code == 2
+    assert "--top: must be a positive integer" in capsys.readouterr().err

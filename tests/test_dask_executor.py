@@ -47,6 +47,7 @@ from .helpers_dask import (
     start_scheduler,
     start_workers,
 )
+from .helpers_exec import SlowStart
 
 TABLE = shared_file("nb201", "cifar10_valid.csv")
 SLEEP = 0.4  #: seconds per evaluation where a test must catch evaluations running
@@ -332,3 +333,15 @@ def test_cli_reports_a_missing_scheduler(tmp_path):
     assert proc.returncode == 2  # a setup error: refused before the run exists
     assert "cannot connect to the Dask scheduler at tcp://127.0.0.1:9" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "r").exists()
+
+
+def test_the_timeout_counts_the_evaluation_not_the_workers_start_up(cluster):
+    """A worker loads the evaluator (3 s here, as importing torch can take on a loaded
+    machine) before it reports the start: a 2 s timeout does not count that."""
+    with DaskExecutor(cluster.scheduler_address, SlowStart(3.0), timeout_s=2.0) as executor:
+        executor.submit(1, "sleep 0.5")
+        outcomes = []
+        deadline = time.monotonic() + 60
+        while not outcomes and time.monotonic() < deadline:
+            outcomes = executor.wait(timeout=1.0)
+    assert outcomes and outcomes[0].result is not None, outcomes

@@ -22,7 +22,7 @@ from blockqnn.store import CandidateState
 from blockqnn.tabular import TabularEvaluator, load_table
 
 from .conftest import ROOT, shared_file
-from .helpers_exec import DyingTabular, ScriptEvaluator, Unloadable
+from .helpers_exec import DyingTabular, ScriptEvaluator, SlowStart, Unloadable
 
 TABLE = shared_file("nb201", "cifar10_valid.csv")
 
@@ -46,10 +46,8 @@ def collect(executor: ProcessExecutor, count: int, timeout: float = 30.0) -> dic
 
 
 def warm_up(executor: ProcessExecutor) -> None:
-    """One trivial task per worker, so every worker has started."""
-    for cid in range(-executor.slots, 0):
-        executor.submit(cid, "sleep 0")
-    collect(executor, executor.slots)
+    """Wait until every worker has started."""
+    executor.wait_ready()
 
 
 def pid_in(path: Path, timeout: float = 30.0) -> int:
@@ -156,6 +154,7 @@ def test_workers_ignore_sigint(pool):
 
 def test_worker_environment_threads_and_gpus():
     with ProcessExecutor(ScriptEvaluator(), workers=2, threads=2, gpus=[5, 7]) as executor:
+        warm_up(executor)
         executor.submit(1, "env")
         executor.submit(2, "env")
         outcomes = collect(executor, 2)
@@ -210,6 +209,7 @@ def test_search_survives_dying_workers(tmp_path, always):
 
 def test_close_leaves_no_child_processes(tmp_path):
     executor = ProcessExecutor(ScriptEvaluator(), workers=2)
+    warm_up(executor)
     pidfile = tmp_path / "pid"
     executor.submit(1, f"hang {pidfile}")
     executor.submit(2, "sleep 30")
@@ -259,3 +259,38 @@ def test_workers_exit_when_the_master_is_killed(tmp_path):
     while any(alive(pid) for pid in pids):
         assert time.monotonic() < deadline, "orphaned workers outlived their master"
         time.sleep(0.05)
+
+
+def test_a_replacement_dying_while_starting_costs_nothing(tmp_path):
+    """Kill a busy worker, then its replacement 0.3 s later (while it starts): the candidate
+    loses one attempt, the retry runs on the next replacement and the pool goes on."""
+    with ProcessExecutor(SlowStart(1.5), workers=1) as executor:
+        pidfile = tmp_path / "pid"
+        executor.submit(1, f"hang {pidfile}")
+        while not (pidfile.exists() and pidfile.read_text()):  # the master hands it over
+            assert executor.wait(timeout=0.1) == []
+        os.kill(pid_in(pidfile), signal.SIGKILL)
+        assert collect(executor, 1)[1].lost
+        executor.submit(1, "sleep 0")  # the search retries at once
+        replacement = executor.pids()[0]
+        time.sleep(0.3)
+        os.kill(replacement, signal.SIGKILL)
+        retried = collect(executor, 1)[1]
+        assert retried.result is not None and replacement not in executor.pids()
+
+
+def test_workers_that_never_start_end_the_pool():
+    with ProcessExecutor(SlowStart(30.0), workers=1) as executor:
+        executor.submit(1, "sleep 0")
+        with pytest.raises(ExecutorLost, match="3 starts in a row of worker slot 0 failed"):
+            for _ in range(3):
+                time.sleep(0.2)
+                os.kill(executor.pids()[0], signal.SIGKILL)
+                executor.wait(timeout=5.0)
+
+
+def test_the_timeout_does_not_count_the_workers_start_up():
+    with ProcessExecutor(SlowStart(2.0), workers=1, timeout_s=1.0) as executor:
+        executor.submit(1, "sleep 0.2")
+        outcome = collect(executor, 1)[1]
+    assert outcome.result is not None, outcome.error

@@ -166,7 +166,10 @@ def test_settings_are_readable_rows_for_the_runs_space(tabular_runs, hand_run):
     rows = dict(settings_rows(unweighted, cells))
     assert rows["reward"] == "accuracy (no penalty terms: μ = ρ = 0)" and "objectives" not in rows
     steered = dataclasses.replace(
-        unweighted, objectives=["accuracy", "latency"], constraints={"latency_ms": 5}
+        unweighted,
+        objectives=["accuracy", "latency"],
+        constraints={"latency_ms": 5},
+        evaluator={**TABULAR, "metric_columns": {"latency_ms": "eval-time"}},
     )
     rows = dict(settings_rows(steered, cells))
     assert rows["objectives"].startswith("accuracy, latency (reward steered")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -14,6 +15,7 @@ from dataclasses import replace
 
 import pytest
 
+from blockqnn import search as search_module
 from blockqnn.config import ConfigError, SearchConfig
 from blockqnn.evaluation import CONSTRAINT_PREFIX, ConstraintViolation, Result
 from blockqnn.execution import InlineExecutor, Outcome
@@ -474,3 +476,19 @@ def test_a_run_that_refuses_everything_ends(tmp_path, caplog):
     cands = run_search(tmp_path, config, executor=InlineExecutor(RefusingEvaluator("")))
     assert len(cands) == 20 and all(c.state == CandidateState.FAILED for c in cands)
     assert "10 candidates were refused by a constraint before training" in caplog.text
+
+
+def test_the_search_checkpoints_its_log_into_the_database_file(tmp_path, monkeypatch):
+    """Every CHECKPOINT_INTERVAL_S (here: after every result) the database file alone holds
+    the run, so losing the write-ahead log of a killed master loses next to nothing."""
+    monkeypatch.setattr(search_module, "CHECKPOINT_INTERVAL_S", 0.0)
+    config = nb201_config(evaluations=20)
+    evaluator = TabularEvaluator(**{k: v for k, v in config.evaluator.items() if k != "kind"})
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    with create_run(tmp_path / "run", config) as store:
+        Search(store, config, InlineExecutor(evaluator)).run()
+        shutil.copy(store.path, alone / "run.db")  # the file without its log, before close
+    copy, _ = open_run(alone)
+    with copy:
+        assert sum(c.reused_from is None for c in copy.candidates()) == 20

@@ -25,6 +25,7 @@ from blockqnn.store import (
     RunStore,
     StoreError,
     rank,
+    uninitialised,
 )
 
 CONFIG = {"space": "nsc", "batch": 64, "epsilon": [[1.0, 95], [0.1, 12]], "mu": 1.0}
@@ -484,7 +485,7 @@ def foreign_sqlite(path: Path) -> None:
     ("kind", "message"),
     [
         ("missing", "does not exist"),
-        ("empty", r"is not a blockqnn run database \(empty file\)"),
+        ("empty", r"is an empty file: the run.s creation was cut short"),
         ("random", r"is not a blockqnn run database \(not an SQLite file\)"),
         ("text", r"is not a blockqnn run database \(not an SQLite file\)"),
         ("foreign", r"is not a blockqnn run database \(application_id 0x0"),
@@ -559,3 +560,103 @@ def test_version_1_run_on_read_only_media_is_migrated_in_memory(tmp_path: Path) 
         assert v1_rows(mount / DB_FILENAME) == before  # the file itself is untouched
     finally:
         subprocess.run(["umount", str(mount)], check=True)
+
+
+# -- the write-ahead log -----------------------------------------------------------------
+
+UNCLOSED = r"""
+import os, sys
+from blockqnn.evaluation import Result
+from blockqnn.store import RunStore
+
+store = RunStore.create(sys.argv[1], {"space": "nsc"})
+for i in range(10):
+    cid = store.add_candidate(f"arch{i}", f"key{i}", 0, 1.0, None)
+    store.complete(cid, Result(accuracy=50.0), 50.0, None)
+os._exit(0)  # as a killed master: no close, no checkpoint
+"""
+
+
+def unclosed_run(db: Path) -> None:
+    """A run whose writer died holding 10 results, all in the write-ahead log."""
+    subprocess.run([sys.executable, "-c", UNCLOSED, str(db)], check=True)
+    assert db.with_name(DB_FILENAME + "-wal").stat().st_size > 0
+
+
+def test_checkpoints_put_the_run_into_the_database_file(tmp_path: Path) -> None:
+    db, alone = tmp_path / DB_FILENAME, tmp_path / "alone" / DB_FILENAME
+    wal = db.with_name(DB_FILENAME + "-wal")
+    with RunStore.create(db, CONFIG) as run:
+        for i in range(50):
+            completed(run, f"k{i}", float(i))
+        run.checkpoint()  # what the search does every CHECKPOINT_INTERVAL_S
+        alone.parent.mkdir()
+        shutil.copy(db, alone)  # the file without its log
+        completed(run, "last", 99.0)
+    assert not wal.exists() or wal.stat().st_size == 0  # emptied at close
+    with RunStore.open(alone) as copy:
+        assert copy.counts()["complete"] == 50
+    with RunStore.open(db) as run:
+        assert run.counts()["complete"] == 51
+
+
+SCHEMA_IN_LOG = r"""
+import os, sqlite3, sys
+
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("PRAGMA journal_mode = WAL")
+conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+os._exit(0)  # killed before any checkpoint: the file has no table, its log has one
+"""
+
+
+def test_a_lost_or_damaged_log_is_named(tmp_path: Path) -> None:
+    db = tmp_path / DB_FILENAME
+    wal = db.with_name(DB_FILENAME + "-wal")
+    subprocess.run([sys.executable, "-c", SCHEMA_IN_LOG, str(db)], check=True)
+    data = bytearray(wal.read_bytes())
+    data[:32] = bytes(32)  # a damaged header: SQLite ignores the whole log
+    wal.write_bytes(bytes(data))
+    with pytest.raises(StoreError, match=r"run.db-wal holds nothing committed: the log is damaged"):
+        RunStore.open(db)
+    assert wal.read_bytes() == bytes(data)  # left for the user to restore or inspect
+    wal.unlink()
+    with pytest.raises(StoreError, match=r"write-ahead log run.db-wal, which held the data"):
+        RunStore.open(db)
+
+
+def test_a_log_without_its_shm_on_read_only_media_is_not_ignored(tmp_path: Path) -> None:
+    mount = tmp_path / "media"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "none", str(mount)], capture_output=True).returncode:
+        pytest.skip("needs permission to mount a tmpfs (root with CAP_SYS_ADMIN)")
+    try:
+        unclosed_run(mount / DB_FILENAME)
+        (mount / (DB_FILENAME + "-shm")).unlink()
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        with RunStore.open(mount) as run:  # read from a copy with the log applied
+            assert run.counts()["complete"] == 10
+        assert (mount / (DB_FILENAME + "-wal")).stat().st_size > 0  # left as it was
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_an_uninitialised_database_is_replaced_by_a_new_run(tmp_path: Path) -> None:
+    db = tmp_path / DB_FILENAME
+    db.write_bytes(b"")  # a crash between creating the file and filling it
+    assert uninitialised(db) and uninitialised(tmp_path)
+    with pytest.raises(StoreError, match=r"a new search in .* replaces it"):
+        RunStore.open(db)
+    RunStore.create(db, CONFIG).close()
+    assert not uninitialised(db)
+    with RunStore.open(db) as run:
+        assert run.config == CONFIG
+
+
+def test_a_removed_database_stops_its_writer(store: RunStore) -> None:
+    completed(store, "a", 1.0)
+    store.check_in_place()
+    for path in store.path.parent.iterdir():
+        path.unlink()  # rm -rf of the run directory's files
+    with pytest.raises(StoreError, match="was removed or replaced while this process had it"):
+        store.check_in_place()

@@ -131,6 +131,9 @@ def test_evaluator_learns_digits_and_profiles(cache: str) -> None:
     assert result.extra["lr"] == 0.01 and result.extra["repeats"] == 1
     assert result.extra["images_per_s"] > 0 and 0 <= result.extra["train_accuracy"] <= 100
     assert evaluator.evaluate(SHORTCUT).accuracy == result.accuracy  # seeded by the codes
+    # the metrics a run's configuration says this evaluator gives (checked up front)
+    config = SearchConfig(evaluator={"kind": "train", **evaluator.to_dict()})
+    assert config.metrics() == {"accuracy", *metrics}
 
 
 def write_blank_folder(root: Path) -> str:

@@ -8,6 +8,7 @@ that need torch are imported only when built.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import asdict, dataclass, field
@@ -15,10 +16,10 @@ from typing import Any
 
 from blockqnn import nsc
 from blockqnn.errors import UserError
-from blockqnn.evaluation import Evaluator
+from blockqnn.evaluation import LATENCY_METRICS, PROFILE_METRICS, Evaluator
 from blockqnn.fidelity import Rungs
 from blockqnn.importpath import resolve
-from blockqnn.pareto import objectives, steering_terms
+from blockqnn.pareto import MAXIMISED, objectives, steering_terms
 from blockqnn.reward import RewardConfig
 from blockqnn.space import NSCSpace, Space
 
@@ -27,6 +28,11 @@ PAPER_EVALUATIONS = 178 * 64
 #: ``blockqnn search``'s budget when none is given: 4 iterations of 64 candidates, minutes
 #: on digits and hours for a small CIFAR proxy on a few CPU cores.
 DEFAULT_EVALUATIONS = 4 * 64
+
+
+#: Evaluator options that say how evaluations run, not what they measure (see
+#: :meth:`SearchConfig.with_execution`).
+EXECUTION_OPTIONS = frozenset({"threads"})
 
 
 class ConfigError(ValueError, UserError):
@@ -67,6 +73,7 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         _check_types(self)
+        _check_finite(self)
         checks = {
             "space": self.space in SPACES,
             "evaluations": self.evaluations >= 1,
@@ -90,6 +97,44 @@ class SearchConfig:
                 raise ConfigError(f"invalid objectives: {exc}") from None
         if self.rungs:
             self.fidelity()
+        self._check_metric_names()
+
+    def with_execution(self, **options: Any) -> SearchConfig:
+        """This configuration with evaluator options of :data:`EXECUTION_OPTIONS` replaced:
+        how evaluations run, which a resumed run may change (ConfigError for any other
+        option, which defines the run)."""
+        fixed = sorted(set(options) - EXECUTION_OPTIONS)
+        if fixed:
+            raise ConfigError(f"{', '.join(fixed)} define(s) the run and cannot change")
+        return dataclasses.replace(self, evaluator={**self.evaluator, **options})
+
+    def metrics(self) -> frozenset[str] | None:
+        """The metric names the run's evaluator gives (``accuracy`` included), read from its
+        options without building it; None when they are not known up front (an evaluator
+        given by import path, or own training)."""
+        options = {k: v for k, v in self.evaluator.items() if k != "kind"}
+        metrics_of = EVALUATOR_METRICS.get(self.evaluator["kind"])
+        return None if metrics_of is None else metrics_of(options)
+
+    def _check_metric_names(self) -> None:
+        """ConfigError naming the first reward term, objective or constraint whose metric the
+        evaluator does not give (it would silently do nothing)."""
+        known = self.metrics()
+        if known is None:
+            return
+        goals = objectives(self.objectives) if self.objectives else ()
+        used = {
+            "reward_terms": list(self.reward_terms),
+            "objectives": [o.metric for o in goals],
+            "constraints": list(self.constraints),
+        }
+        for name, metrics in used.items():
+            for metric in metrics:
+                if metric not in known and not (name == "objectives" and metric in MAXIMISED):
+                    raise ConfigError(
+                        f"invalid {name}: unknown metric {metric!r}; the "
+                        f"{self.evaluator['kind']} evaluator gives {', '.join(sorted(known))}"
+                    )
 
     def fidelity(self) -> Rungs | None:
         """The rungs, or None for the plain early stop (ConfigError for bad ones)."""
@@ -151,6 +196,28 @@ def _check_types(config: SearchConfig) -> None:
             )
 
 
+def _check_finite(config: SearchConfig) -> None:
+    """ConfigError naming the first field holding a NaN or infinite number, at any depth
+    (e.g. a strategy option ``q_init=Infinity``): such a value would fail every candidate
+    or every resume, so it is refused before a run exists."""
+    for f in dataclasses.fields(config):
+        for path, value in _numbers(getattr(config, f.name), f.name):
+            if not math.isfinite(value):
+                raise ConfigError(f"invalid {path}: {value} is not a finite number")
+
+
+def _numbers(value: Any, path: str) -> typing.Iterator[tuple[str, float]]:
+    """Every float inside ``value`` (nested dicts and lists) with its path."""
+    if isinstance(value, float):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _numbers(item, f"{path}.{key}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _numbers(item, f"{path}[{index}]")
+
+
 def _matches(value: Any, hint: Any) -> bool:
     if hint is Any:
         return True
@@ -208,6 +275,26 @@ def _training(options: dict[str, Any]) -> Evaluator:
 #: factory called with the options (plain data) that returns an Evaluator, so a run can
 #: store, and workers and ``--resume`` rebuild, an evaluator from outside blockqnn.
 EVALUATORS = {"tabular": _tabular, "train": _training}
+
+
+def _tabular_metrics(options: dict[str, Any]) -> frozenset[str]:
+    """The reward column as ``accuracy``, the test column's ``test_accuracy``, and the
+    metric columns' names."""
+    test = ("test_accuracy",) if options.get("test_column") else ()
+    return frozenset({"accuracy", *test, *(options.get("metric_columns") or {})})
+
+
+def _training_metrics(options: dict[str, Any]) -> frozenset[str] | None:
+    """Accuracy, the network's profile, and its latency unless ``latency_batch`` is None;
+    None with an own training function (``trainer``), whose further metrics are its own."""
+    if options.get("trainer"):
+        return None
+    latency = LATENCY_METRICS if options.get("latency_batch", 1) is not None else ()
+    return frozenset({"accuracy", *PROFILE_METRICS, *latency})
+
+
+#: Per built-in evaluator kind: the metric names it gives, from its options.
+EVALUATOR_METRICS = {"tabular": _tabular_metrics, "train": _training_metrics}
 
 
 def _known_kind(kind: Any) -> bool:

@@ -18,6 +18,10 @@ from typing import Any, Protocol
 
 #: Metric names are identifiers such as ``flops`` or ``latency_ms`` (they key JSON and SQL).
 METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+#: Metrics the training evaluator measures before training (its profile of the network).
+PROFILE_METRICS = ("flops", "params", "density")
+#: Metrics of the training evaluator's latency measurement (unless it is switched off).
+LATENCY_METRICS = ("latency_ms", "latency_batch_ms")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import io
 import json
 import logging
 import re
@@ -33,6 +34,7 @@ import torch.fx
 from torch import nn
 
 from blockqnn.errors import UserError
+from blockqnn.files import replacing
 
 logger = logging.getLogger(__name__)
 
@@ -78,9 +80,13 @@ class ModelInfo:
 def export(network: nn.Module, info: ModelInfo, fmt: str, path: str | Path) -> float:
     """Write ``network`` in format ``fmt`` (a key of :data:`FORMATS`) to ``path``.
 
-    Returns the checked maximum absolute output difference. Raises ValueError for an
-    unknown format and :class:`ExportError` when the export fails or disagrees, or (naming
-    the ``[export]`` extra) when ONNX support is not installed.
+    The model is written to a temporary file beside ``path`` and checked there; only a
+    model that passed the check replaces ``path`` (a ``.py`` file's ``.pt`` weights
+    first), so a failure, a kill or a full disk never leaves an unchecked or truncated file
+    under the final name. Returns the checked maximum absolute output difference. Raises
+    :class:`ExportError` for an unknown format and when the export fails or disagrees, or
+    (naming the ``[export]`` extra) when ONNX support is not installed, and
+    :class:`~blockqnn.files.WriteError` when the file cannot be written.
     """
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -91,11 +97,14 @@ def export(network: nn.Module, info: ModelInfo, fmt: str, path: str | Path) -> f
     x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         expected = network(x)
-    run_exported = FORMATS[fmt](network, info, path, x)
-    with torch.inference_mode():
-        difference = float((run_exported(x) - expected).abs().max())
-    if not difference <= TOLERANCE:
-        raise ExportError(f"{path}: exported {fmt} model differs by {difference:.3g} > {TOLERANCE}")
+    with replacing(path, companions=(".pt",) if fmt == "py" else ()) as tmp:
+        run_exported = FORMATS[fmt](network, info, tmp, x)
+        with torch.inference_mode():
+            difference = float((run_exported(x) - expected).abs().max())
+        if not difference <= TOLERANCE:
+            raise ExportError(
+                f"{path}: exported {fmt} model differs by {difference:.3g} > {TOLERANCE}"
+            )
     logger.info("exported %s to %s (max abs difference %.2e)", fmt, path, difference)
     return difference
 
@@ -161,8 +170,12 @@ def _torchscript(network: nn.Module, info: ModelInfo, path: Path, x: torch.Tenso
             warnings.simplefilter("ignore", DeprecationWarning)
             traced = torch.jit.trace(network, x)
             extra = {"blockqnn.json": json.dumps(info.to_dict())}
-            torch.jit.save(traced, str(path), _extra_files=extra)
+            buffer = io.BytesIO()  # torch.jit.save to a file aborts the process on ENOSPC
+            torch.jit.save(traced, buffer, _extra_files=extra)
+            path.write_bytes(buffer.getvalue())
             return torch.jit.load(str(path)).eval()
+    except OSError:
+        raise  # the file cannot be written: a WriteError naming it
     except Exception as exc:
         raise ExportError(f"{path}: TorchScript export failed ({exc})") from exc
 
@@ -173,7 +186,9 @@ def _python(network: nn.Module, info: ModelInfo, path: Path, x: torch.Tensor) ->
         raise ExportError(f"{path}: a Python export must be a .py file")
     source, state = python_source(network, info)
     path.write_text(source)
-    torch.save(state, path.with_suffix(".pt"))
+    buffer = io.BytesIO()  # written by Python, so a full disk is an OSError
+    torch.save(state, buffer)
+    path.with_suffix(".pt").write_bytes(buffer.getvalue())
     return _import_file(path).load()
 
 

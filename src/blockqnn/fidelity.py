@@ -63,9 +63,12 @@ class Rungs:
         object.__setattr__(self, "budgets", budgets)
         if len(budgets) < 2:
             raise ValueError(f"rungs need at least two budgets, got {list(budgets)}")
-        if budgets[0] <= 0 or any(b <= a for a, b in itertools.pairwise(budgets)):
-            raise ValueError(f"rung budgets must be positive and increasing, got {list(budgets)}")
-        if self.eta is not None and not self.eta > 1:
+        increasing = all(a < b for a, b in itertools.pairwise(budgets))
+        if not (budgets[0] > 0 and increasing and math.isfinite(budgets[-1])):
+            raise ValueError(
+                f"rung budgets must be finite, positive and increasing, got {list(budgets)}"
+            )
+        if self.eta is not None and not 1 < self.eta < math.inf:
             raise ValueError(f"eta must be > 1, got {self.eta}")
 
     @property

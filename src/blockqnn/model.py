@@ -122,6 +122,10 @@ class NetworkError(ValueError, UserError):
     """A network configuration that cannot be built (the message says which setting)."""
 
 
+#: Widest stage accepted: a 3x3 convolution of 4096 channels already holds 151M parameters.
+MAX_WIDTH = 4096
+
+
 @dataclass(frozen=True)
 class NetworkConfig:
     """How a block is stacked into a whole network (:class:`NetworkError` otherwise)."""
@@ -141,6 +145,9 @@ class NetworkConfig:
             raise NetworkError(f"unknown conv {self.conv!r}; choices: {', '.join(CONVS)}")
         if self.repeats < 1 or not self.widths or min(self.widths) < 1 or self.image_size < 1:
             raise NetworkError(f"need repeats >= 1, positive widths and image size, got {self}")
+        if max(self.widths) > MAX_WIDTH:
+            largest = max(self.widths)
+            raise NetworkError(f"width {largest} is over the largest, {MAX_WIDTH} channels")
         self._check_stages()
 
     def _check_stages(self) -> None:

@@ -203,7 +203,10 @@ class RunOptions:
 
         options = {k: v for k, v in evaluator.items() if k != "kind"}
         epochs = TrainingEvaluator.from_dict(options).early_stop_recipe().epochs
-        return list(geometric_rungs(epochs).budgets)
+        try:
+            return list(geometric_rungs(epochs).budgets)
+        except ValueError as exc:
+            raise OptionError(f"--rungs auto with {epochs} epochs: {exc}") from None
 
     def constraints(self) -> dict[str, float]:
         """Metric name -> limit for every constraint option given."""

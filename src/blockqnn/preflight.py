@@ -66,7 +66,10 @@ def _check_training(config: SearchConfig, options: dict[str, Any], local: bool) 
     from blockqnn.strategies import random_architecture
     from blockqnn.train.evaluator import TrainingEvaluator
 
-    evaluator = TrainingEvaluator.from_dict(options)
+    try:
+        evaluator = TrainingEvaluator.from_dict(options)
+    except ValueError as exc:
+        raise SetupError(f"the run's training options: {exc}") from None
     if local and evaluator.device == "cuda" and not torch.cuda.is_available():
         raise SetupError("--device cuda: no CUDA device is available on this machine")
     try:

@@ -57,7 +57,6 @@ STORED: dict[str, Callable[[SearchConfig], Any]] = {
     "adapt_repeats": _evaluator_field("adapt_repeats"),
     "device": _evaluator_field("device"),
     "amp": _evaluator_field("amp"),
-    "threads": _evaluator_field("threads"),
     "trainer": _evaluator_field("trainer"),
     "table": _evaluator_field("table"),
     "reward_column": _evaluator_field("reward_column"),

@@ -26,10 +26,10 @@ class Term:
     reference: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.weight < 0:
-            raise ValueError(f"a penalty weight must be non-negative, got {self.weight}")
-        if not self.reference > 0:
-            raise ValueError(f"a reference value must be positive, got {self.reference}")
+        if not 0 <= self.weight < math.inf:
+            raise ValueError(f"a penalty weight must be finite and non-negative, got {self.weight}")
+        if not 0 < self.reference < math.inf:
+            raise ValueError(f"a reference value must be finite and positive, got {self.reference}")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 from blockqnn.errors import UserError
 from blockqnn.runlock import RunLock
 from blockqnn.search import DB_NAME
+from blockqnn.store import uninitialised
 
 
 class RunDirError(UserError):
@@ -25,7 +26,7 @@ def check_new_run_dir(run_dir: Path) -> None:
     try:
         if run_dir.exists() and not run_dir.is_dir():
             raise RunDirError(f"--run-dir {run_dir} is a file, not a directory")
-        if (run_dir / DB_NAME).exists():
+        if (run_dir / DB_NAME).exists() and not uninitialised(run_dir / DB_NAME):
             raise RunDirError(
                 f"{run_dir} already holds a run; continue it with --resume or use another --run-dir"
             )
@@ -73,13 +74,13 @@ def new_run_dir(run_dir: Path, leftovers: tuple[str, ...] = ()) -> Iterator[None
     """Make the run directory and hold its lock; if the body fails before the run's
     database exists, remove the directories made, or in a directory that existed the files
     named in ``leftovers`` (never when another process holds the lock: the directory is
-    then its run's)."""
+    then its run's; nor when the directory was deleted meanwhile: it may be another's)."""
     created = _make(run_dir)
-    with locked(run_dir):
+    with locked(run_dir) as lock:
         try:
             yield
         except BaseException:
-            if not (run_dir / DB_NAME).exists():
+            if lock.in_place() and not (run_dir / DB_NAME).exists():
                 if created is not None:
                     shutil.rmtree(created, ignore_errors=True)
                 for name in leftovers:
@@ -88,7 +89,7 @@ def new_run_dir(run_dir: Path, leftovers: tuple[str, ...] = ()) -> Iterator[None
 
 
 @contextlib.contextmanager
-def locked(run_dir: Path) -> Iterator[None]:
+def locked(run_dir: Path) -> Iterator[RunLock]:
     """Hold the run's lock (RunLocked when another process has it)."""
     lock = RunLock(run_dir)
     try:
@@ -96,6 +97,6 @@ def locked(run_dir: Path) -> Iterator[None]:
     except OSError as exc:
         raise RunDirError(f"--run-dir {run_dir}: cannot lock it ({exc.strerror or exc})") from None
     try:
-        yield
+        yield lock
     finally:
         lock.release()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+import time
 from pathlib import Path
 
 from blockqnn.errors import UserError
@@ -43,7 +44,7 @@ class RunLock:
         """Take the lock and write ``pid@host`` into the lock file."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _flock(fd, fcntl.LOCK_EX)
         except BlockingIOError:
             holder = os.read(fd, 256).decode(errors="replace").strip() or "another process"
             os.close(fd)
@@ -58,6 +59,17 @@ class RunLock:
         os.write(fd, f"{os.getpid()}@{socket.gethostname()}\n".encode())
         self._fd = fd
 
+    def in_place(self) -> bool:
+        """Whether the lock file this lock holds is still the one at :attr:`path` (False
+        once the run directory was deleted, or the lock released)."""
+        if self._fd is None:
+            return False
+        try:
+            here, held = os.stat(self.path), os.fstat(self._fd)
+        except OSError:
+            return False
+        return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
+
     def release(self) -> None:
         """Drop the lock (the file stays, holding the last holder's name). Idempotent."""
         if self._fd is not None:
@@ -70,6 +82,57 @@ class RunLock:
 
     def __exit__(self, *exc_info: object) -> None:
         self.release()
+
+
+def live_holder(run_dir: str | os.PathLike[str]) -> str | None:
+    """``pid@host`` of the live process that holds the lock of ``run_dir``, or None when
+    none does (no lock file, or its last holder ended, even by SIGKILL). Tests the lock
+    with a shared ``flock`` held for an instant (a writer's :meth:`RunLock.acquire`
+    retries over such an instant)."""
+    try:
+        fd = os.open(Path(run_dir) / LOCK_FILENAME, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.read(fd, 256).decode(errors="replace").strip() or "another process"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+#: The status a reader shows for a run stored as running that no live search holds.
+STOPPED = "stopped (no search holds the lock)"
+
+
+def shown_status(run_dir: str | os.PathLike[str], stored: str | None) -> str | None:
+    """A run's status as readers (``show``, the report) show it: the stored status, but
+    :data:`STOPPED` for one stored as ``running`` whose search died (killed, the machine
+    lost) without saying so."""
+    if stored == "running" and live_holder(run_dir) is None:
+        return STOPPED
+    return stored
+
+
+def _flock(fd: int, operation: int) -> None:
+    """``flock`` without waiting, retried for :data:`_RETRY_S` (BlockingIOError after it),
+    so a reader's instant test of the lock (:func:`live_holder`) never refuses a writer."""
+    deadline = time.monotonic() + _RETRY_S
+    while True:
+        try:
+            fcntl.flock(fd, operation | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
+#: Seconds :meth:`RunLock.acquire` retries a lock held by another process.
+_RETRY_S = 0.2
 
 
 def _describe(holder: str) -> str:

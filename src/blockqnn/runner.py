@@ -80,6 +80,8 @@ def resume(
         store, config = open_run(run_dir)
         with store:
             check_resume(run_dir, options, config)
+            if options.threads is not None:  # how evaluations run: may change
+                config = config.with_execution(threads=options.threads)
             _check(config, local=execution.kind == "local")
             with _executor(config, execution) as executor:
                 return _search(store, config, executor, hooks)

@@ -52,6 +52,8 @@ logger = logging.getLogger(__name__)
 DB_NAME = "run.db"
 #: The reward told to the strategy for a candidate over a constraint (percent points).
 PENALTY = 0.0
+#: Seconds between checkpoints of the run database's write-ahead log during a search.
+CHECKPOINT_INTERVAL_S = 10.0
 #: The states of a candidate whose evaluation has ended.
 _FINAL = (CandidateState.COMPLETE, CandidateState.FAILED)
 
@@ -309,7 +311,7 @@ class Search:
         self._training: dict[Hashable, int] = {}  # canonical key -> the candidate in flight
         self._waiting: dict[int, list[tuple[int, Hashable]]] = {}  # source -> (id, arch)
         self._exhausted = False
-        self._started = time.monotonic()
+        self._started = self._checkpointed = time.monotonic()
         self._tally = Tally.of(store)
         self._done_at_start = 0
 
@@ -338,6 +340,7 @@ class Search:
                 for outcome in self.executor.wait(timeout=1.0):
                     self._collect(outcome)
                     self._finished(outcome.cid)
+                self._tend_store()
                 self._report()
             self._report()
         except BaseException:
@@ -347,6 +350,15 @@ class Search:
             self.executor.close()
         self.store.set_meta("status", "stopped" if self.stopped else "finished")
         return self.store.counts()
+
+    def _tend_store(self) -> None:
+        """Stop (StoreError) if the run database was deleted under the search; checkpoint
+        its write-ahead log every :data:`CHECKPOINT_INTERVAL_S` seconds, so the database
+        file alone holds nearly all of the run."""
+        self.store.check_in_place()
+        if time.monotonic() - self._checkpointed >= CHECKPOINT_INTERVAL_S:
+            self.store.checkpoint()
+            self._checkpointed = time.monotonic()
 
     def _finished(self, cid: int) -> None:
         """Call ``on_result`` if candidate ``cid`` has finished."""

@@ -36,7 +36,9 @@ import json
 import logging
 import numbers
 import os
+import shutil
 import sqlite3
+import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -296,6 +298,8 @@ class RunStore:
         self._path = path
         self._conn: sqlite3.Connection | None = conn
         self._config_text = config_text
+        self._identity = _identity(path)
+        self._wrote = False  #: whether this store committed a write (readers never checkpoint)
         self._reused: list[tuple[Any, ...]] = []  # reused rows not yet written, id order
         self._last_id: int | None = None  # the highest candidate id (written or buffered)
         self._log_counts: dict[str, int] | None = None  # items of each agent log written
@@ -309,10 +313,15 @@ class RunStore:
 
         Parent directories are created. Raises :class:`StoreError` if the file (or a
         leftover ``-wal``/``-shm``/``-journal`` file beside it) exists: a run is never
-        overwritten. A crash during creation leaves no file that :meth:`open` accepts.
+        overwritten. A crash during creation leaves no file that :meth:`open` accepts,
+        only an :func:`uninitialised` one, which this replaces (the caller holds the run
+        lock, so no other process is creating it).
         """
         db = _resolve(path)
         config_text = _dumps(config, "config")
+        if uninitialised(db):
+            logger.warning("replacing %s, which holds no run (its creation was cut short)", db)
+            _remove_database(db)
         _refuse_existing(db)
         db.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -321,7 +330,9 @@ class RunStore:
             raise StoreError(f"{db} already exists; refusing to overwrite a run") from None
         conn = _init_database(db, config_text)
         logger.info("created run database %s", db)
-        return cls(db, conn, config_text)
+        store = cls(db, conn, config_text)
+        store.checkpoint()  # the schema and configuration in the file itself from the start
+        return store
 
     @classmethod
     def open(cls, path: str | Path) -> RunStore:
@@ -339,6 +350,7 @@ class RunStore:
         """
         db = _resolve(path)
         _check_header(db)
+        _check_tables(db)
         read_only = not _writable(db)
         try:
             conn = _connect(db, read_only=read_only)
@@ -362,15 +374,43 @@ class RunStore:
         return cls(db, conn, config_text)
 
     def close(self) -> None:
-        """Write the buffered reused candidates and close the database; later calls raise
+        """Write the buffered reused candidates, checkpoint the write-ahead log into the
+        database and empty it (when this store has written), and close; later calls raise
         :class:`StoreError`. Idempotent."""
         if self._conn is not None:
             try:
                 if self._reused:
                     self._flush_reused()
+                if self._wrote:
+                    self.checkpoint(truncate=True)
             finally:
                 self._conn.close()
                 self._conn = None
+
+    def checkpoint(self, truncate: bool = False) -> None:
+        """Copy the committed transactions of the write-ahead log into the database file
+        (``PASSIVE``: never waits for readers), so the file alone holds the run; with
+        ``truncate`` also empty the log (``TRUNCATE``, waiting up to the busy timeout for
+        readers). Does nothing on a read-only connection; a failure is logged, not raised
+        (the log still holds the data)."""
+        conn = self._connection()
+        if conn.execute("PRAGMA query_only").fetchone()[0] or not _writable(self._path):
+            return
+        mode = "TRUNCATE" if truncate else "PASSIVE"
+        try:
+            conn.execute(f"PRAGMA wal_checkpoint({mode})")
+        except sqlite3.Error as exc:
+            logger.warning("%s: checkpoint of the write-ahead log failed (%s)", self._path, exc)
+
+    def check_in_place(self) -> None:
+        """Raise :class:`StoreError` when the database file was removed or replaced since
+        it was opened (``rm -rf`` of the run directory): writes would go to a deleted file
+        and be lost."""
+        if _identity(self._path) != self._identity:
+            raise StoreError(
+                f"{self._path} was removed or replaced while this process had it open "
+                "(the run directory deleted?); stopping, as nothing written now could be kept"
+            )
 
     def __enter__(self) -> RunStore:
         return self
@@ -871,6 +911,7 @@ class RunStore:
                     conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            self._wrote = True
         except sqlite3.Error as exc:
             raise StoreError(f"{self._path}: write failed ({exc})") from exc
         self._reused.clear()
@@ -991,6 +1032,84 @@ def _resolve(path: str | Path) -> Path:
     return path / DB_FILENAME if path.is_dir() else path
 
 
+def _identity(db: Path) -> tuple[int, int] | None:
+    """The file's (device, inode), None when it is gone (an in-memory copy has its
+    file's)."""
+    try:
+        st = os.stat(db)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def uninitialised(path: str | Path) -> bool:
+    """Whether ``path`` (a database file or run directory) is a run database whose creation
+    was cut short: an empty file, or an SQLite file without a table, and no write-ahead
+    log that could hold data. Such a file holds no run; :meth:`RunStore.create` replaces it."""
+    db = _resolve(path)
+    try:
+        if not db.is_file() or _log(db) is not None:
+            return False
+        if db.stat().st_size == 0:
+            return True
+        with db.open("rb") as handle:
+            return handle.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC and _tables(db) == 0
+    except (OSError, sqlite3.Error):
+        return False
+
+
+def _log(db: Path) -> Path | None:
+    """The database's write-ahead log, if it exists and holds something."""
+    wal = db.with_name(db.name + "-wal")
+    try:
+        return wal if wal.stat().st_size > 0 else None
+    except FileNotFoundError:
+        return None
+
+
+def _tables(db: Path) -> int:
+    """How many tables the database file itself holds (its log not read; sqlite3.Error
+    for a file SQLite cannot read)."""
+    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+    try:
+        return conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def _copied(db: Path) -> sqlite3.Connection:
+    """An in-memory copy of the database with its write-ahead log applied, read through
+    copies of both in a temporary directory: the originals stay as they are (opening them
+    in place would delete a log SQLite cannot use, and read-only media without ``-shm``
+    cannot be opened with their log at all)."""
+    with tempfile.TemporaryDirectory(prefix="blockqnn-") as tmp:
+        copy = Path(tmp) / db.name
+        try:
+            shutil.copyfile(db, copy)
+            shutil.copyfile(db.with_name(db.name + "-wal"), copy.with_name(copy.name + "-wal"))
+        except OSError as exc:
+            raise StoreError(f"{db} cannot be read ({exc})") from exc
+        return _in_memory(sqlite3.connect(copy, isolation_level=None), db)
+
+
+def _check_tables(db: Path) -> None:
+    """StoreError, saying why, when neither the database file nor its log holds a table:
+    the log was lost or damaged, or the run's creation was cut short."""
+    try:
+        if _tables(db) or (_log(db) is not None and _has_tables(_copied(db))):
+            return
+    except sqlite3.Error:
+        return  # not readable as SQLite: the checks that follow say how
+    raise StoreError(_no_tables(db))
+
+
+def _has_tables(conn: sqlite3.Connection) -> bool:
+    try:
+        return conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
+    finally:
+        conn.close()
+
+
 def _writable(db: Path) -> bool:
     return os.access(db, os.W_OK) and os.access(db.parent, os.W_OK)
 
@@ -1000,12 +1119,18 @@ def _connect(db: Path, read_only: bool = False) -> sqlite3.Connection:
 
     ``read_only``: for a file that cannot be written. Without its ``-wal``/``-shm`` files
     (a run closed cleanly) SQLite cannot open it in WAL mode except as ``immutable``,
-    which is exact then: nothing can change it.
+    which is exact then: nothing can change it. With a log but no ``-shm`` (a writer
+    killed, the directory then made read-only) the connection is to an in-memory copy with
+    the log applied (:func:`_copied`), so the log's data is not ignored.
     """
     mode = "rw"
     if read_only:
-        wal = all(db.with_name(db.name + s).exists() for s in ("-wal", "-shm"))
-        mode = "ro" if wal else "ro&immutable=1"
+        wal, shm = (db.with_name(db.name + s) for s in ("-wal", "-shm"))
+        if _log(db) is not None and not shm.exists():
+            conn = _copied(db)  # SQLite cannot read the log there: read it from a copy
+            conn.execute("PRAGMA query_only = ON")
+            return conn
+        mode = "ro" if wal.exists() and shm.exists() else "ro&immutable=1"
     uri = f"{db.resolve().as_uri()}?mode={mode}"
     conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     try:
@@ -1073,7 +1198,10 @@ def _check_header(db: Path) -> None:
     except OSError as exc:
         raise StoreError(f"{db} cannot be read ({exc})") from exc
     if not header:
-        raise StoreError(f"{db} is not a blockqnn run database (empty file)")
+        raise StoreError(
+            f"{db} is an empty file: the run's creation was cut short and it holds no run;"
+            f" a new search in {db.parent} replaces it"
+        )
     if header != _SQLITE_MAGIC:
         raise StoreError(f"{db} is not a blockqnn run database (not an SQLite file)")
 
@@ -1105,6 +1233,23 @@ def _validate(conn: sqlite3.Connection, db: Path) -> tuple[str, int]:
     return config_text, version
 
 
+def _no_tables(db: Path) -> str:
+    """What an SQLite file without a single table means for a run database."""
+    wal = db.with_name(db.name + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        return (
+            f"{db} holds no run data and its write-ahead log {wal.name} holds nothing"
+            " committed: the log is damaged (or the run's creation was cut short); restore"
+            f" {wal.name} from a copy, or remove {db.name}* to start a new search there"
+        )
+    return (
+        f"{db} holds no run data: its write-ahead log {wal.name}, which held the data not"
+        " yet checkpointed into the database, is missing (or the run's creation was cut"
+        f" short); restore {wal.name} from a copy, or start a new search in {db.parent},"
+        " which replaces it"
+    )
+
+
 def _in_memory(conn: sqlite3.Connection, db: Path) -> sqlite3.Connection:
     """A copy of the database of ``conn`` in memory (``conn`` is closed)."""
     memory = sqlite3.connect(":memory:", isolation_level=None)
@@ -1115,7 +1260,7 @@ def _in_memory(conn: sqlite3.Connection, db: Path) -> sqlite3.Connection:
         raise StoreError(f"{db} cannot be read ({exc})") from exc
     finally:
         conn.close()
-    logger.info("%s is read-only: its schema is migrated in a copy in memory", db)
+    logger.info("%s: read into a copy in memory", db)
     return memory
 
 

@@ -206,7 +206,7 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--threads",
         type=positive_int,
-        help=f"torch threads per worker, stored with the run {_default('threads')}",
+        help=f"torch threads per worker; may change on --resume {_default('threads')}",
     )
     g.add_argument(
         "--trainer",

@@ -16,7 +16,9 @@ from pathlib import Path
 
 from blockqnn.cli._blocks import run_candidate
 from blockqnn.cli._errors import UsageError
+from blockqnn.cli._types import positive_int
 from blockqnn.cli.show import candidate_dict
+from blockqnn.files import write_text
 from blockqnn.search import open_run
 
 #: Formats: JSON of a run's best blocks, or one of :data:`blockqnn.export.FORMATS`.
@@ -31,7 +33,7 @@ def register(subparsers) -> None:
         "source", help="RUN_DIR (json); RUN_DIR:topK, RUN_DIR:ID or MODEL_DIR (model formats)"
     )
     e.add_argument("--format", choices=FORMATS, default="json", help="what to write")
-    e.add_argument("--top", type=int, default=1, help="json: how many of the best blocks")
+    e.add_argument("--top", type=positive_int, default=1, help="json: how many of the best blocks")
     e.add_argument("-o", "--output", default="-", help="file to write (json default: stdout)")
     e.set_defaults(func=export)
 
@@ -67,7 +69,7 @@ def _export_json(run_dir: str, top: int, output: str) -> int:
     if output == "-":
         sys.stdout.write(text + "\n")
     else:
-        Path(output).write_text(text + "\n")
+        write_text(output, text + "\n")
     return 0
 
 

@@ -10,6 +10,7 @@ from blockqnn.cli._errors import UsageError
 from blockqnn.config import SearchConfig
 from blockqnn.evaluation import format_metric, metric_label
 from blockqnn.pareto import Objective, front, gains, objectives, steered_reward_text
+from blockqnn.runlock import shown_status
 from blockqnn.search import Spending, open_run
 from blockqnn.store import Candidate, CandidateState, rank
 
@@ -78,7 +79,7 @@ def show(args: argparse.Namespace) -> int:
     with store:
         if args.curves is not None:
             return show_curve(store.get(args.curves), store.curve(args.curves), args.json)
-        counts, status = store.counts(), store.get_meta("status")
+        counts, status = store.counts(), shown_status(args.run_dir, store.get_meta("status"))
         spending = Spending.of(store, config)
         names = store.metric_names()
         if _leaderboard_only(args):  # reads the leaderboard's rows only

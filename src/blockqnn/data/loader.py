@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable
 from importlib.metadata import version
@@ -19,11 +20,14 @@ from blockqnn.data.cifar import REMOTES, cifar_catalog
 from blockqnn.data.dataset import Dataset
 from blockqnn.data.digits import digits_catalog
 from blockqnn.data.errors import DatasetError
-from blockqnn.data.imagefolder import imagefolder_catalog
+from blockqnn.data.imagefolder import MAX_PIXELS, imagefolder_catalog
 from blockqnn.data.mnist import mnist_catalog
 from blockqnn.data.splits import plan_splits
 
 logger = logging.getLogger(__name__)
+
+#: Largest ``image_size``: an image of MAX_PIXELS pixels (4096 x 4096).
+MAX_IMAGE_SIZE = math.isqrt(MAX_PIXELS)
 
 #: Spec kind -> catalogue builder. ``digits`` takes no path; the others need one (CIFAR can
 #: download it instead).
@@ -93,8 +97,10 @@ def _check_options(val_fraction: float, subset: int | None, image_size: int | No
         raise DatasetError(f"val_fraction={val_fraction} must be in [0, 1)")
     if subset is not None and subset < 1:
         raise DatasetError(f"subset={subset} must be a positive number of images")
-    if image_size is not None and image_size < 1:
-        raise DatasetError(f"image_size={image_size} must be a positive number of pixels")
+    if image_size is not None and not 1 <= image_size <= MAX_IMAGE_SIZE:
+        raise DatasetError(
+            f"image_size={image_size} must be a number of pixels from 1 to {MAX_IMAGE_SIZE}"
+        )
 
 
 def _resolve(kind: str, path: Path | None, root: Path, download: bool) -> Path | None:

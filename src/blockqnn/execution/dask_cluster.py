@@ -62,6 +62,8 @@ logger = logging.getLogger(__name__)
 CLOSE_TIMEOUT_S = 5.0
 #: Seconds between the warnings that the cluster has no worker to run evaluations.
 NO_WORKERS_WARNING_S = 30.0
+#: Dask event topic on which a task reports its key when its evaluation begins.
+STARTED_TOPIC = "blockqnn-evaluation-started"
 #: A pickled evaluator larger than this is logged: every task carries it.
 LARGE_EVALUATOR_BYTES = 1 << 20
 
@@ -238,6 +240,8 @@ def run_evaluation(
         return {"broken": f"worker {worker} cannot load the evaluator: {exc!r}"}
     if torch_threads is not None:
         _limit_torch_threads(torch_threads)
+    this = distributed.get_worker()
+    this.log_event(STARTED_TOPIC, this.get_current_task())  # the master's timeout starts
     start = time.perf_counter()
     outcome = evaluate_safely(evaluator, cid, arch, worker, step)
     return {**outcome.to_plain(), "seconds": time.perf_counter() - start}
@@ -292,8 +296,9 @@ class DaskExecutor(ClosingExecutor):
       ``[]``. A task whose workers kept dying is a lost outcome (``KilledWorker``).
       While the cluster has no worker for the evaluations, a warning is logged every
       :data:`NO_WORKERS_WARNING_S` seconds.
-    - With ``timeout_s``, an evaluation not ended that long after its submission (a stalled
-      worker) is a lost outcome naming the timeout; its task is cancelled and the worker
+    - With ``timeout_s``, an evaluation not ended that long after its worker began it (the
+      task reports its start, after loading the evaluator; time queued does not count: a
+      stalled worker) is a lost outcome naming the timeout; its task is cancelled and the worker
       running it restarted (by its nanny).
     - :class:`ExecutorLost` when the scheduler cannot be reached (at construction too, after
       ``connect_timeout`` seconds), when the connection to it drops, or when a worker
@@ -341,6 +346,9 @@ class DaskExecutor(ClosingExecutor):
         self._closed = False
         self._warned_at: float | None = None  # last "no workers" warning (monotonic)
         self._client = self._connect(security)
+        self._started: queue.SimpleQueue[str] = queue.SimpleQueue()  # keys of begun tasks
+        if timeout_s is not None:
+            self._client.subscribe_topic(STARTED_TOPIC, lambda e: self._started.put(e[1]))
 
     # -- public API ---------------------------------------------------------------------
 
@@ -376,8 +384,6 @@ class DaskExecutor(ClosingExecutor):
             resources=self.resources or None,
         )
         self._inflight[future.key] = (cid, future)
-        if self.timeout_s is not None:
-            self._deadlines[future.key] = time.monotonic() + self.timeout_s
         future.add_done_callback(self._ended)  # runs in Dask's callback thread
         if self.auto is not None:
             self.auto.submitted(time.monotonic())
@@ -487,14 +493,25 @@ class DaskExecutor(ClosingExecutor):
 
     def _until_deadline(self, wait_s: float | None) -> float | None:
         """``wait_s`` shortened to end when the first evaluation in flight times out."""
+        self._note_starts()
         if not self._deadlines:
             return wait_s
         first = max(0.0, min(self._deadlines.values()) - time.monotonic())
         return first if wait_s is None else min(wait_s, first)
 
+    def _note_starts(self) -> None:
+        """Start the timeout of every evaluation a worker reported begun (queued tasks and
+        a worker's loading of the evaluator do not count)."""
+        with contextlib.suppress(queue.Empty):
+            while True:
+                key = self._started.get_nowait()
+                if key in self._inflight and self.timeout_s is not None:
+                    self._deadlines.setdefault(key, time.monotonic() + self.timeout_s)
+
     def _expire(self) -> list[Outcome]:
         """Lost outcomes of the evaluations past their deadline: each task is cancelled and
         the worker running it restarted."""
+        self._note_starts()
         now = time.monotonic()
         expired = [key for key, deadline in self._deadlines.items() if deadline <= now]
         if not expired:

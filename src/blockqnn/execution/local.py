@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 #: Seconds :meth:`ProcessExecutor.close` waits for terminated workers before killing them.
 CLOSE_GRACE_S = 2.0
+#: A slot whose process dies this many times in a row before it is ready ends the pool.
+MAX_START_FAILURES = 3
 
 
 # --- worker side -------------------------------------------------------------------------
@@ -113,6 +115,7 @@ class _Worker:
     ready: bool = False
     task: tuple[int, str, Step | None] | None = None
     deadline: float | None = None  #: monotonic time its task must end by (timeout)
+    start_failures: int = 0  #: deaths before ready in a row of this slot's processes
 
     @property
     def name(self) -> str:
@@ -138,14 +141,18 @@ class ProcessExecutor(ClosingExecutor):
     ``torch.set_num_threads(threads)``: use one thread per worker and one worker per core.
     With ``gpus``, worker ``i`` sees only GPU ``gpus[i % len(gpus)]``
     (``CUDA_VISIBLE_DEVICES``). Workers ignore SIGINT; they are daemonic, so an evaluator
-    cannot start processes of its own (e.g. DataLoader workers). With ``timeout_s``, a
-    worker whose evaluation runs longer (stalled, stopped) is killed and replaced, and its
-    candidate's outcome is *lost* with an error naming the timeout.
+    cannot start processes of its own (e.g. DataLoader workers). A task goes only to a
+    worker that is ready (set up: torch imported, evaluator unpickled), so ``timeout_s``
+    counts the evaluation, not the start-up: a worker whose evaluation runs longer
+    (stalled, stopped) is killed and replaced, and its candidate's outcome is *lost* with an
+    error naming the timeout.
 
     Contract (see :class:`~blockqnn.execution.base.Executor`): every submitted cid appears
     in exactly one outcome; a worker's death yields a lost outcome for its candidate only
-    and a replacement worker; :meth:`wait` raises ``ExecutorLost`` when a worker cannot
-    start at all (its evaluator cannot be unpickled, or it dies before it is ready).
+    and a replacement worker; a worker that dies while starting holds no task and is
+    replaced at no cost. :meth:`wait` raises ``ExecutorLost`` when workers cannot start at
+    all (the evaluator cannot be unpickled, or one slot's processes die before they are
+    ready :data:`MAX_START_FAILURES` times in a row).
     Used from one thread. A context manager; :meth:`close` is idempotent.
     """
 
@@ -171,6 +178,7 @@ class ProcessExecutor(ClosingExecutor):
         self._context = multiprocessing.get_context("spawn")
         self._queue: deque[tuple[int, str, Step | None]] = deque()
         self._closed = False
+        self._early: list[Outcome] = []  #: outcomes read by :meth:`wait_ready`
         self._workers: list[_Worker] = []
         try:
             self._workers.extend(self._start(i) for i in range(workers))
@@ -194,7 +202,7 @@ class ProcessExecutor(ClosingExecutor):
         Returns ``[]`` at once when nothing is queued or running (or after :meth:`close`).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        outcomes: list[Outcome] = []
+        outcomes, self._early = self._early, []
         while not outcomes and not self._closed and self._pending():
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             outcomes.extend(self._poll(self._until_timeout(remaining)))
@@ -203,6 +211,17 @@ class ProcessExecutor(ClosingExecutor):
             if remaining == 0.0:
                 break
         return outcomes
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Block until every worker is set up and can take a task at once (outcomes that
+        arrive meanwhile are kept for :meth:`wait`); TimeoutError after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while not all(w.ready for w in self._workers):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"workers not ready after {timeout:g} s")
+            self._early.extend(self._poll(min(remaining, 0.1)))
+            self._dispatch()
 
     def close(self) -> None:
         """Terminate every worker (kill those still alive after a grace period).
@@ -251,7 +270,7 @@ class ProcessExecutor(ClosingExecutor):
         for worker in self._workers:
             if not self._queue:
                 return
-            if worker.task is None:
+            if worker.ready and worker.task is None:
                 worker.task = self._queue.popleft()
                 if self.timeout_s is not None:
                     worker.deadline = time.monotonic() + self.timeout_s
@@ -315,7 +334,7 @@ class ProcessExecutor(ClosingExecutor):
     def _handle(self, worker: _Worker, message: tuple[Any, ...]) -> Outcome | None:
         kind = message[0]
         if kind == "ready":
-            worker.ready = True
+            worker.ready, worker.start_failures = True, 0
             return None
         if kind == "broken":
             raise ExecutorLost(message[1])
@@ -331,12 +350,21 @@ class ProcessExecutor(ClosingExecutor):
             worker.process.join()
         how = reason or _exit_description(worker.process.exitcode)
         pid = worker.process.pid
-        if not worker.ready:
-            raise ExecutorLost(f"worker {pid} ({worker.name}) died while starting ({how})")
+        failures = 0 if worker.ready else worker.start_failures + 1
+        if failures >= MAX_START_FAILURES:
+            raise ExecutorLost(
+                f"worker {pid} ({worker.name}) died while starting ({how}): "
+                f"{failures} starts in a row of worker slot {worker.index} failed"
+            )
         task, name = worker.task, worker.name
         worker.conn.close()
         worker.process.close()
-        self._workers[self._workers.index(worker)] = self._start(worker.index)
+        fresh = self._start(worker.index)
+        fresh.start_failures = failures
+        self._workers[self._workers.index(worker)] = fresh
+        if not worker.ready:
+            logger.warning("worker %d died while starting (%s); replaced", pid, how)
+            return None
         if task is None:
             logger.warning("worker %d died while idle (%s); replaced", pid, how)
             return None

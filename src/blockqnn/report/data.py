@@ -27,6 +27,7 @@ from blockqnn.evaluation import metric_label
 from blockqnn.pareto import front, objectives, steered_reward_text
 from blockqnn.report.draw import render
 from blockqnn.report.graph import FILLS, STROKES, Graph, block_graph, cell_graph
+from blockqnn.runlock import shown_status
 from blockqnn.search import open_run
 from blockqnn.space import Space
 from blockqnn.store import Candidate, CandidateState, rank
@@ -55,7 +56,7 @@ def run_data(run_dir: str | Path) -> dict[str, Any]:
     """Everything the report page shows of the run in ``run_dir`` (StoreError if none)."""
     store, config = open_run(run_dir)
     with store:
-        candidates, status = store.candidates(), store.get_meta("status")
+        candidates, status = store.candidates(), shown_status(run_dir, store.get_meta("status"))
         curves = {c.id: store.curve(c.reused_from or c.id) for c in candidates}
     best = rank(candidates, objectives=config.objectives)[:DRAWN]
     graph = functools.partial(candidate_graph, space=make_space(config), kind=config.space)

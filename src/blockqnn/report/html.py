@@ -26,6 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from blockqnn.files import write_text
 from blockqnn.report.data import run_data
 
 logger = logging.getLogger(__name__)
@@ -58,9 +59,10 @@ _BODY = """<h1>{title}</h1>
 def write_report(run_dirs: RunDirs, path: str | Path) -> Path:
     """Write the HTML report of one run directory (or a comparison of several) to ``path``;
     return ``path``. Works for NSC-block and NAS-Bench-201 runs, finished or not. Raises
-    StoreError if a directory holds no readable run."""
+    StoreError if a directory holds no readable run, and WriteError (``path`` left as it
+    was) if the file cannot be written."""
     path = Path(path)
-    path.write_text(report_html(run_dirs), encoding="utf-8")
+    write_text(path, report_html(run_dirs))
     logger.info("wrote report of %s to %s", run_dirs, path)
     return path
 

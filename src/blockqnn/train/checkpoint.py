@@ -9,19 +9,17 @@ network configuration, the class names, the normalisation mean/std and the
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import pickle
 import re
-import tempfile
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any, BinaryIO
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
 from blockqnn.errors import UserError
+from blockqnn.files import atomic_write
 from blockqnn.model import Network, NetworkConfig, build
 
 MODEL_FORMAT = "blockqnn-model"
@@ -35,25 +33,8 @@ class ModelFileError(ValueError, UserError):
     """A file that is not a usable blockqnn model or checkpoint; the message names it."""
 
 
-def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> None:
-    """Call ``write`` on a temporary file beside ``path``, then ``os.replace`` it, so
-    ``path`` is always either the old file or the complete new one."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def atomic_save(obj: dict[str, Any], path: PathLike) -> None:
-    """``torch.save(obj)`` to ``path`` atomically (see :func:`atomic_write`)."""
+    """``torch.save(obj)`` to ``path`` atomically (see :func:`blockqnn.files.atomic_write`)."""
     atomic_write(path, lambda f: torch.save(obj, f))
 
 

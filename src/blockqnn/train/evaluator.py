@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 _PRESETS = {"cifar": cifar, "imagenet": imagenet}
 _DATASETS: dict[tuple, Dataset] = {}
+#: Most torch threads per worker (far more than any CPU has: thousands crash torch).
+MAX_THREADS = 256
 #: Format tag of the files that carry a candidate's training from one rung to the next.
 RUNG_STATE_FORMAT = "blockqnn-rung-state"
 
@@ -89,6 +91,8 @@ class TrainingEvaluator:
         self.network_config(num_classes=10, in_channels=3, image_size=32)  # any data shape
         if self.max_params is not None and self.max_params < 1:
             raise ValueError(f"max_params must be positive, got {self.max_params}")
+        if not 1 <= self.threads <= MAX_THREADS:
+            raise ValueError(f"threads={self.threads}: give 1 to {MAX_THREADS} threads per worker")
         if self.latency_batch is not None and self.latency_batch < 1:
             raise ValueError(f"latency_batch must be positive, got {self.latency_batch}")
         if self.trainer is not None:

@@ -23,13 +23,13 @@ import torch
 from blockqnn import nsc
 from blockqnn.data import Dataset, load_dataset
 from blockqnn.errors import UserError
+from blockqnn.files import atomic_write
 from blockqnn.model import NetworkConfig, build
 from blockqnn.nsc import Layer
 from blockqnn.profile import count_params
 from blockqnn.train.checkpoint import (
     CHECKPOINT_FORMAT,
     atomic_save,
-    atomic_write,
     load_tagged,
     mismatch,
     save_model,
