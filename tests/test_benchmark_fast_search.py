@@ -54,7 +54,7 @@ def test_cifar_arms_add_one_fast_arm_per_rung_list():
     ]  # fmt: skip
     with pytest.raises(SystemExit, match="last rung must be --epochs 9"):
         bench.fast_arms(argparse.Namespace(epochs=9, fast_rungs=["1,3"]))
-    with pytest.raises(SystemExit, match="--fast-rungs 9,3: rung budgets must be positive and"):
+    with pytest.raises(SystemExit, match="--fast-rungs 9,3: rung budgets must be finite, positive"):
         bench.fast_arms(argparse.Namespace(epochs=9, fast_rungs=["9,3"]))
 
 
